@@ -1,0 +1,402 @@
+"""Common machinery of cryodaq drivers: declared settings, channels, error-queue checks.
+
+A driver is a plain pyvisa client. Each parameter is one `Setting` declaration with its SCPI
+command, type, unit and allowed values (as in QCoDeS); channels are objects. Every setting is
+validated before it is sent and the instrument's error queue is read after it, so a refused
+value surfaces as an `InstrumentError` naming the instrument, the command and the reason.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar
+
+import numpy as np
+import pyvisa
+from pyvisa import constants
+from pyvisa.errors import VisaIOError
+from pyvisa.resources import MessageBasedResource
+
+from drivers.errors import InstrumentError, InstrumentTimeout, SettingRangeError
+
+T = TypeVar("T")
+
+#: Largest read request handed to the VISA layer; bulk blocks are read in few calls.
+BULK_CHUNK_BYTES = 1 << 24
+#: How many entries of the error queue are drained after a command at most.
+MAX_ERROR_READS = 16
+#: Preamble of streamed data blocks: first-sample counter, channel mask (bit i = channel i+1),
+#: channels, samples (little-endian u64, u64, u32, u32).
+STREAM_PREAMBLE = struct.Struct("<QQII")
+
+
+@dataclass(frozen=True)
+class StreamBlock:
+    """A `channels x samples` block as an instrument streamed it."""
+
+    first_sample: int
+    channels: tuple[int, ...]
+    data: np.ndarray
+
+
+def parse_stream_block(raw: np.ndarray, dtype: str, instrument: str, command: str) -> StreamBlock:
+    """Split the bytes of a streamed block into its preamble and its `channels x samples` data."""
+    size = STREAM_PREAMBLE.size
+    if raw.size < size:
+        raise InstrumentError(instrument, command, f"block of {raw.size} bytes has no preamble")
+    first, mask, n_ch, n_s = STREAM_PREAMBLE.unpack(raw[:size].tobytes())
+    channels = tuple(i + 1 for i in range(64) if mask >> i & 1)
+    data = raw[size:].view(np.dtype(dtype).newbyteorder("<"))
+    if len(channels) != n_ch or data.size != n_ch * n_s:
+        raise InstrumentError(
+            instrument, command,
+            f"block preamble says {n_ch} x {n_s} values in channels {channels}, "
+            f"got {data.size} values",
+        )
+    return StreamBlock(first, channels, data.reshape(n_ch, n_s))
+
+
+def format_value(value: Any, kind: type) -> str:
+    """Render a value the way cryodaq instruments parse it (floats as `%.9e`)."""
+    if kind is bool:
+        return "1" if value else "0"
+    if kind is int:
+        return f"{int(value):d}"
+    if kind is float:
+        return f"{float(value):.9e}"
+    return str(value)
+
+
+def parse_value(text: str, kind: type) -> Any:
+    """Parse an instrument reply into the setting's Python type."""
+    text = text.strip()
+    if kind is bool:
+        return text not in ("0", "OFF", "off", "")
+    if kind is int:
+        return int(float(text))
+    if kind is float:
+        return float(text)
+    return text
+
+
+def _with_unit(value: float, unit: str) -> str:
+    return f"{value:g} {unit}".rstrip()
+
+
+@dataclass(frozen=True)
+class Range:
+    """Closed interval of allowed numeric values."""
+
+    low: float
+    high: float
+
+    def check(self, value: Any, unit: str) -> Any:
+        v = float(value)
+        if not np.isfinite(v) or not self.low <= v <= self.high:
+            raise ValueError(
+                f"{_with_unit(v, unit)} is outside the allowed range "
+                f"{_with_unit(self.low, unit)} .. {_with_unit(self.high, unit)}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Discrete set of allowed values."""
+
+    values: tuple[Any, ...]
+
+    def check(self, value: Any, unit: str) -> Any:
+        for allowed in self.values:
+            if isinstance(allowed, str):
+                if str(value).upper() == allowed.upper():
+                    return allowed
+            elif isinstance(value, int | float) and np.isclose(float(value), float(allowed)):
+                return allowed
+        shown = ", ".join(str(v) for v in self.values)
+        raise ValueError(f"{value!r} is not one of the allowed values: {shown} {unit}".rstrip())
+
+
+class Setting(Generic[T]):
+    """One instrument parameter: `COMMAND value` sets it, `COMMAND?` reads it back.
+
+    `{ch}` in the command is replaced by the channel id when the setting lives on a channel.
+    """
+
+    def __init__(
+        self,
+        command: str,
+        kind: type = float,
+        *,
+        unit: str = "",
+        allowed: Range | OneOf | None = None,
+        readonly: bool = False,
+        doc: str = "",
+    ) -> None:
+        self.command = command
+        self.kind = kind
+        self.unit = unit
+        self.allowed = allowed
+        self.readonly = readonly
+        self.name = command
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: SCPINode | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        return obj.get(self)
+
+    def __set__(self, obj: SCPINode, value: Any) -> None:
+        obj.set(self, value)
+
+    def describe(self) -> str:
+        """Human-readable allowed values, for tables and error messages."""
+        if isinstance(self.allowed, Range):
+            lo, hi = self.allowed.low, self.allowed.high
+            return f"{_with_unit(lo, self.unit)} .. {_with_unit(hi, self.unit)}"
+        if isinstance(self.allowed, OneOf):
+            return ", ".join(str(v) for v in self.allowed.values) + (
+                f" {self.unit}" if self.unit else ""
+            )
+        return self.unit
+
+
+class SCPINode:
+    """Something that owns settings: an instrument or one of its channels."""
+
+    def _root(self) -> Instrument:
+        raise NotImplementedError
+
+    def _command(self, setting: Setting[Any]) -> str:
+        return setting.command
+
+    def _label(self, setting: Setting[Any]) -> str:
+        return setting.name
+
+    def get(self, setting: Setting[Any]) -> Any:
+        """Query a setting's current value from the instrument."""
+        command = self._command(setting) + "?"
+        reply = self._root().query(command)
+        try:
+            return parse_value(reply, setting.kind)
+        except ValueError as exc:
+            raise InstrumentError(
+                self._root().name, command, f"unparsable reply {reply!r}"
+            ) from exc
+
+    def set(self, setting: Setting[Any], value: Any) -> None:
+        """Validate a value client-side, send it, then check the instrument's error queue."""
+        root = self._root()
+        command = self._command(setting)
+        if setting.readonly:
+            raise InstrumentError(root.name, command, f"{self._label(setting)} is read-only")
+        if setting.allowed is not None:
+            try:
+                value = setting.allowed.check(value, setting.unit)
+            except (TypeError, ValueError) as exc:
+                raise SettingRangeError(
+                    root.name, command, f"{self._label(setting)}: {exc}"
+                ) from None
+        root.write(f"{command} {format_value(value, setting.kind)}")
+
+    def settings(self) -> dict[str, Any]:
+        """Read every setting this node declares, by name."""
+        out: dict[str, Any] = {}
+        for klass in reversed(type(self).__mro__):
+            for name, attr in vars(klass).items():
+                if isinstance(attr, Setting):
+                    out[name] = self.get(attr)
+        return out
+
+
+class Channel(SCPINode):
+    """A channel of an instrument; its settings' commands carry `{ch}`."""
+
+    def __init__(self, parent: Instrument, ch: int | str) -> None:
+        self.parent = parent
+        self.ch = ch
+
+    def _root(self) -> Instrument:
+        return self.parent
+
+    def _command(self, setting: Setting[Any]) -> str:
+        return setting.command.format(ch=self.ch)
+
+    def _label(self, setting: Setting[Any]) -> str:
+        return f"channel {self.ch} {setting.name}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.parent.name} ch{self.ch}>"
+
+
+class Instrument(SCPINode):
+    """A SCPI instrument reached through pyvisa.
+
+    Subclasses declare `Setting`s and may set `channel_ids` and `channel_class`.
+    """
+
+    #: Default reply timeout of control commands.
+    default_timeout_s: float = 0.5
+    channel_ids: Sequence[int | str] = ()
+    channel_class: type[Channel] = Channel
+
+    def __init__(self, resource: MessageBasedResource, name: str | None = None) -> None:
+        self.resource = resource
+        self.name = name or resource.resource_name
+        self._channels = {ch: self.channel_class(self, ch) for ch in self.channel_ids}
+
+    # -- opening and closing -------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        resource_manager: pyvisa.ResourceManager,
+        address: str,
+        *,
+        name: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Self:
+        """Open `address` through `resource_manager` with cryodaq's line terminations."""
+        label = name or address
+        timeout_ms = 1000.0 * (cls.default_timeout_s if timeout_s is None else timeout_s)
+        try:
+            resource = resource_manager.open_resource(
+                address,
+                read_termination="\n",
+                write_termination="\n",
+                timeout=timeout_ms,
+                open_timeout=int(max(timeout_ms, 1000)),
+            )
+        except VisaIOError as exc:
+            raise InstrumentError(label, f"open {address}", exc.description) from None
+        except (ValueError, OSError) as exc:
+            raise InstrumentError(label, f"open {address}", str(exc)) from None
+        if not isinstance(resource, MessageBasedResource):
+            resource.close()
+            raise InstrumentError(label, f"open {address}", "not a message-based resource")
+        resource.chunk_size = BULK_CHUNK_BYTES
+        return cls(resource, name=label)
+
+    def close(self) -> None:
+        """Release the VISA session."""
+        self.resource.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _root(self) -> Instrument:
+        return self
+
+    def channel(self, ch: int | str) -> Channel:
+        """The channel object `ch`; refuses ids the instrument does not have."""
+        try:
+            return self._channels[ch]
+        except KeyError:
+            ids = ", ".join(str(c) for c in self.channel_ids) or "none"
+            raise InstrumentError(self.name, f"channel {ch}", f"no such channel (has {ids})")
+
+    @property
+    def channels(self) -> list[Channel]:
+        return list(self._channels.values())
+
+    # -- message exchange ----------------------------------------------------------------
+
+    @property
+    def timeout_s(self) -> float:
+        return float(self.resource.timeout) / 1000.0
+
+    def _io_error(self, command: str, exc: VisaIOError) -> InstrumentError:
+        if exc.error_code == constants.StatusCode.error_timeout:
+            reported = self._drain_errors_quietly()
+            if reported:
+                return InstrumentError(self.name, command, "; ".join(reported))
+            return InstrumentTimeout(
+                self.name, command, f"no reply within {self.timeout_s:g} s (timeout)"
+            )
+        return InstrumentError(self.name, command, exc.description)
+
+    def _drain_errors_quietly(self) -> list[str]:
+        """Error-queue entries after a timeout; empty if the instrument is silent."""
+        try:
+            return self._read_error_queue()
+        except (VisaIOError, InstrumentError):
+            return []
+
+    def _read_error_queue(self) -> list[str]:
+        errors: list[str] = []
+        for _ in range(MAX_ERROR_READS):
+            reply = self.resource.query("SYST:ERR?").strip()
+            code = reply.split(",", 1)[0].strip()
+            try:
+                if int(code) == 0:
+                    break
+            except ValueError:
+                raise InstrumentError(self.name, "SYST:ERR?", f"unparsable reply {reply!r}")
+            errors.append(reply)
+        return errors
+
+    def check_errors(self, command: str) -> None:
+        """Read the error queue; raise if the instrument reported anything for `command`."""
+        try:
+            errors = self._read_error_queue()
+        except VisaIOError as exc:
+            raise self._io_error("SYST:ERR?", exc) from None
+        if errors:
+            raise InstrumentError(self.name, command, "; ".join(errors))
+
+    def write(self, command: str) -> None:
+        """Send a command, then check the error queue."""
+        try:
+            self.resource.write(command)
+        except VisaIOError as exc:
+            raise self._io_error(command, exc) from None
+        self.check_errors(command)
+
+    def query(self, command: str) -> str:
+        """Send a query and return its reply (stripped)."""
+        try:
+            return self.resource.query(command).strip()
+        except VisaIOError as exc:
+            raise self._io_error(command, exc) from None
+
+    def query_block(self, command: str, datatype: str = "B") -> np.ndarray:
+        """Send a query answered by one IEEE 488.2 definite-length block; return its values."""
+        try:
+            self.resource.write(command)
+            return self.resource.read_binary_values(
+                datatype=datatype,  # type: ignore[arg-type]
+                is_big_endian=False,
+                container=np.ndarray,
+                header_fmt="ieee",
+                expect_termination=True,
+            )
+        except VisaIOError as exc:
+            raise self._io_error(command, exc) from None
+        except (ValueError, struct.error) as exc:
+            raise InstrumentError(self.name, command, f"malformed binary block: {exc}") from None
+
+    # -- common SCPI -------------------------------------------------------------------------
+
+    @property
+    def idn(self) -> str:
+        """The `*IDN?` identification string."""
+        return self.query("*IDN?")
+
+    def reset(self) -> None:
+        """`*RST`: back to power-on settings."""
+        self.write("*RST")
+
+    def summary(self) -> dict[str, Any]:
+        """Key settings for an overview table."""
+        return self.settings()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

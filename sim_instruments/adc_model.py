@@ -1,0 +1,102 @@
+"""Physics behind the simulated 16-channel ADC: it digitises signals of the World."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from sim_instruments.blocks import stream_block
+from sim_instruments.device import Handler, SCPIError
+from sim_instruments.model import SimModel
+from sim_instruments.world import Signal, World
+
+#: Largest block one FETC? may ask for, per channel.
+MAX_FETCH_SAMPLES = 1 << 22
+FULL_SCALE = 32767
+
+
+class AdcModel(SimModel):
+    """Digitises, per channel, a World signal named in `inputs` (channel -> signal name).
+
+    Samples accumulate in an on-board buffer of `buffer_samples` per channel from `ACQ:RUN 1`
+    on; a reader slower than the clock loses the oldest ones, and the next block's first-sample
+    counter jumps by the number lost. Unwired channels carry the ADC's own noise.
+    """
+
+    device_name = "adc16"
+
+    def __init__(self, world: World, name: str, params: dict[str, Any] | None = None) -> None:
+        super().__init__(world, name, params)
+        inputs = self.params.get("inputs") or {}
+        if isinstance(inputs, list):
+            inputs = {i + 1: s for i, s in enumerate(inputs)}
+        self.inputs = {int(ch): str(sig) for ch, sig in inputs.items() if sig}
+        self.buffer_samples = int(self.params.get("buffer_samples", 1 << 24))
+        self.noise_lsb = float(self.params.get("noise_lsb", 0.7))
+        self._rng = world.rng(f"{name}.adc_noise")
+        self._start_s = 0.0
+        self._next = 0
+
+    def commands(self) -> dict[str, Handler]:
+        return {
+            r"FETC\?\s+(\S+)": self._fetch,
+            r"ACQ:COUN\?": lambda m: str(self._next),
+            r"ACQ:AVA\?": lambda m: str(self._available()),
+        }
+
+    def check_setting(self, name: str, ch: str | None, value: Any) -> None:
+        if name == "sample_rate" and self.setting("running"):
+            raise SCPIError(-221, "Settings conflict; stop acquisition (ACQ:RUN 0) first")
+
+    def on_setting(self, name: str, ch: str | None, value: Any) -> None:
+        if name == "running" and value:
+            self._start_s = self.world.now()
+            self._next = 0
+
+    def _digitised(self) -> int:
+        """Samples per channel digitised since the start, at the World's current time."""
+        rate = self.setting("sample_rate")
+        return int(math.floor((self.world.now() - self._start_s) * rate + 1e-9))
+
+    def _available(self) -> int:
+        if not self.setting("running"):
+            return 0
+        return max(0, min(self._digitised() - self._next, self.buffer_samples))
+
+    def _signal(self, ch: int) -> Signal | None:
+        name = self.inputs.get(ch)
+        return None if name is None else self.world.signal(name)
+
+    def _fetch(self, match: re.Match[str]) -> bytearray:
+        if not self.setting("running"):
+            raise SCPIError(-221, "Settings conflict; acquisition not running (ACQ:RUN 1)")
+        try:
+            n = int(match.group(1))
+        except ValueError:
+            raise SCPIError(-104, f"Data type error; sample count {match.group(1)!r}") from None
+        if not 1 <= n <= MAX_FETCH_SAMPLES:
+            raise SCPIError(-222, f"Data out of range; 1 <= samples <= {MAX_FETCH_SAMPLES}")
+        rate = self.setting("sample_rate")
+        overflow = self._digitised() - self.buffer_samples - self._next
+        if overflow > 0:
+            self._next += overflow  # the buffer wrapped: those samples are gone
+        first = self._next
+        self.world.reach(self._start_s + (first + n) / rate)
+        channels = [int(c) for c in self.device.channel_ids("channel") if self.setting("enabled", c)]
+        scale = FULL_SCALE / self.setting("input_range")
+        codes = np.empty((len(channels), n), dtype=np.int16)
+        for row, ch in enumerate(channels):
+            signal = self._signal(ch)
+            volts = (
+                signal.block(self._start_s + first / rate, n, rate)
+                if signal is not None
+                else np.zeros(n)
+            )
+            x = volts * scale + self._rng.standard_normal(n) * self.noise_lsb
+            np.clip(np.rint(x, out=x), -FULL_SCALE - 1, FULL_SCALE, out=x)
+            codes[row] = x
+        self._next = first + n
+        return stream_block(first, channels, codes)

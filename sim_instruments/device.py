@@ -1,0 +1,229 @@
+"""A pyvisa-sim device whose data commands are answered by a physics model.
+
+The control plane stays pyvisa-sim's: dialogues, properties with specs and channels, all
+declared in the instrument's YAML. On top of it this device
+- answers data commands (regular expressions) with handlers of a `SimModel`,
+- keeps a SCPI error queue (`SYST:ERR?`) fed with the real reason of every refusal,
+- tells the model when a setting changed, and restores YAML defaults on `*RST`,
+- hands out replies in large chunks instead of pyvisa-sim's one byte per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pyvisa_sim.channels import Channels
+from pyvisa_sim.component import Component, NoResponse
+from pyvisa_sim.devices import Device
+
+from sim_instruments.world import NotYet
+
+if TYPE_CHECKING:
+    from sim_instruments.model import SimModel
+
+logger = logging.getLogger(__name__)
+
+NO_ERROR = '0,"No error"'
+
+#: A handler answers a data command: text, bytes, or None for no reply.
+Handler = Callable[[re.Match[str]], "str | bytes | bytearray | None"]
+
+
+class SCPIError(Exception):
+    """Raised by a handler to put `code,"message"` into the error queue."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def entry(self) -> str:
+        return f'{self.code},"{self.message}"'
+
+
+class PhysicsDevice(Device):
+    """pyvisa-sim `Device` bound to a physics model."""
+
+    def __init__(self, name: str, delimiter: bytes, defaults: dict[str, Any]) -> None:
+        super().__init__(name, delimiter)
+        self.model: SimModel | None = None
+        self.silent = False
+        self._defaults = defaults
+        self._errors: deque[str] = deque(maxlen=64)
+        self._handlers: list[tuple[re.Pattern[str], Handler]] = []
+        self._out: deque[memoryview] = deque()
+
+    # -- binding --------------------------------------------------------------------------
+
+    def bind(self, model: SimModel) -> None:
+        """Attach the physics model and its data commands."""
+        self.model = model
+        self._handlers = [(re.compile(p, re.IGNORECASE), h) for p, h in model.commands().items()]
+        model.attach(self)
+
+    # -- settings as the model sees them ------------------------------------------------------
+
+    def value(self, name: str, ch: str | int | None = None) -> Any:
+        """Current value of a property, per channel for channel properties."""
+        if ch is None:
+            return self._properties[name].get_value()
+        for channels in self._channels.values():
+            if name in channels._properties:
+                return channels._properties[name]._value[str(ch)]
+        raise KeyError(f"{self.name} has no channel property {name!r}")
+
+    def channel_ids(self, group: str) -> list[str]:
+        return list(self._channels[group]._ids)
+
+    def push_error(self, code: int, message: str) -> None:
+        self._errors.append(f'{code},"{message}"')
+
+    # -- message processing ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Collect input; on end-of-message, process each command of it."""
+        self._input_buffer.extend(data)
+        if not self._input_buffer.endswith(self._query_eom):
+            return
+        message = bytes(self._input_buffer[: -len(self._query_eom)])
+        self._input_buffer = bytearray()
+        commands = message.split(self.delimiter) if self.delimiter else [message]
+        for command in commands:
+            reply = self._respond_when_ready(command.decode("utf-8", "replace").strip())
+            if reply is None or self.silent:
+                continue
+            data = reply.encode() if isinstance(reply, str) else bytes(reply)
+            self._out.append(memoryview(data + self._response_eom))
+
+    def _respond_when_ready(self, command: str) -> str | bytes | bytearray | None:
+        """Answer under the World's lock; wait outside it for data not yet acquired."""
+        if self.model is None:
+            return self._respond(command)
+        world = self.model.world
+        while True:
+            try:
+                with world.lock:
+                    return self._respond(command)
+            except NotYet as wait:
+                world.clock.advance_to(wait.t)
+
+    def _respond(self, command: str) -> str | bytes | bytearray | None:
+        if not command:
+            return None
+        upper = command.upper()
+        if upper in ("SYST:ERR?", "SYSTEM:ERROR?", "SYST:ERR:NEXT?"):
+            return self._errors.popleft() if self._errors else NO_ERROR
+        if upper == "*CLS":
+            self._errors.clear()
+            return None
+        if upper == "*RST":
+            self._reset()
+            return None
+        try:
+            for pattern, handler in self._handlers:
+                match = pattern.fullmatch(command)
+                if match:
+                    return handler(match)
+            reply = self._control(command)
+        except SCPIError as exc:
+            self._errors.append(exc.entry())
+            return None
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            # A model fault must reach the client as an instrument error, not kill the session.
+            logger.exception("%s: command %r failed in the physics model", self.name, command)
+            self._errors.append(f'-300,"Device-specific error; {type(exc).__name__}: {exc}"')
+            return None
+        if reply is None:
+            kind = "query" if "?" in command else "command"
+            self._errors.append(f'-113,"Undefined header; unknown {kind} {command}"')
+            return None
+        return None if reply is NoResponse else reply
+
+    def _control(self, command: str) -> Any:
+        """pyvisa-sim's dialogues and getters, then setters with real error reporting."""
+        query = command.encode()
+        for match in (self._match_dialog, self._match_getters):
+            reply = match(query)
+            if reply is not None:
+                return reply
+        for channels in self._channels.values():
+            reply = channels._match_dialog(query, channels._dialogues["__default__"])
+            if reply is None:
+                for ch_id in channels._ids:
+                    channels._selected = ch_id
+                    reply = channels._match_getters(query, channels._getters[ch_id])
+                    if reply is not None:
+                        break
+            if reply is not None:
+                return reply
+        return self._apply_setter(command)
+
+    def _all_setters(self) -> Iterator[tuple[Component, tuple[Any, ...]]]:
+        for setter in self._setters:
+            yield self, setter
+        for channels in self._channels.values():
+            for setter in channels._setters:
+                yield channels, setter
+
+    def _apply_setter(self, command: str) -> Any:
+        for component, (name, parser, response, _error) in self._all_setters():
+            try:
+                parsed = parser(command)
+            except ValueError:
+                continue
+            ch: str | None = None
+            if isinstance(parsed, dict):
+                ch = str(parsed["ch_id"])
+                if not isinstance(component, Channels) or ch not in component._ids:
+                    raise SCPIError(-114, f"Header suffix out of range; no channel {ch}")
+                component._selected = ch
+                parsed = parsed["0"]
+            prop = component._properties[name]
+            try:
+                value = prop.validate_value(str(parsed))
+            except ValueError as exc:
+                raise SCPIError(-222, f"Data out of range; {name}: {exc}") from None
+            if self.model is not None:
+                self.model.check_setting(name, ch, value)
+            prop.set_value(str(parsed))
+            if self.model is not None:
+                self.model.on_setting(name, ch, component._properties[name].get_value())
+            return response
+        return None
+
+    def _reset(self) -> None:
+        for name, default in self._defaults.items():
+            prop = self._properties.get(name)
+            if prop is not None:
+                prop.init_value(default)
+        for channels in self._channels.values():
+            for name, prop in channels._properties.items():
+                prop.init_value(self._defaults[name])
+        self._errors.clear()
+        if self.model is not None:
+            self.model.on_reset()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def has_output(self) -> bool:
+        return bool(self._out)
+
+    def read_chunk(self, count: int) -> tuple[bytes, bool]:
+        """Up to `count` bytes of the pending reply, and whether they end the message."""
+        if not self._out:
+            return b"", False
+        head = self._out[0]
+        chunk = bytes(head[:count])
+        if len(head) <= count:
+            self._out.popleft()
+            return chunk, True
+        self._out[0] = head[count:]
+        return chunk, False
+
+    def read(self) -> tuple[bytes, bool]:
+        """pyvisa-sim's byte-wise read, kept for callers that use it."""
+        return self.read_chunk(1)

@@ -1,0 +1,88 @@
+"""Gaussian noise with a white plus 1/f PSD, continuous across blocks.
+
+The 1/f part is a sum of first-order (Lorentzian) processes with corner frequencies spaced by
+a constant ratio r; weights A_k proportional to 1/f_k sum to S(f) = pi c / (2 f ln r), so
+c = 2 ln(r) w^2 f_knee / pi gives w^2 f_knee / f (see `analysis.noise_models`). A slow
+component is updated only every m_k samples (m_k << 1 / f_k), which keeps the cost per sample
+near that of white noise alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+#: Ratio between successive corner frequencies of the 1/f synthesis.
+CORNER_RATIO = 2.0
+#: Lowest corner frequency modelled (Hz); 1/f flattens below it.
+LOWEST_CORNER_HZ = 1e-3
+
+
+@numba.njit(cache=True)
+def _add_one_over_f(out, innovations, state, a, b, stride, phase):  # pragma: no cover - numba
+    """Add the held sum of the components; strides are ascending powers of two."""
+    total = state.sum()
+    j = 0
+    for i in range(out.shape[0]):
+        p = phase + i
+        for k in range(state.shape[0]):
+            if p & (stride[k] - 1) != 0:
+                break
+            new = a[k] * state[k] + b[k] * innovations[j]
+            j += 1
+            total += new - state[k]
+            state[k] = new
+        out[i] += total
+
+
+class ColoredNoise:
+    """Noise of one-sided PSD S(f) = w^2 (1 + f_knee / f) at sample rate `rate_hz`."""
+
+    def __init__(
+        self, white_density: float, knee_hz: float, rate_hz: float, rng: np.random.Generator
+    ) -> None:
+        if white_density < 0 or knee_hz < 0 or rate_hz <= 0:
+            raise ValueError(
+                f"noise needs white_density >= 0, knee_hz >= 0, rate_hz > 0; got "
+                f"{white_density}, {knee_hz}, {rate_hz}"
+            )
+        self.white_density = white_density
+        self.knee_hz = knee_hz
+        self.rate_hz = rate_hz
+        self._rng_white, self._rng_slow = rng.spawn(2)
+        self._phase = 0
+        self._sigma_white = white_density * math.sqrt(rate_hz / 2.0)
+        corners = []
+        f = LOWEST_CORNER_HZ
+        top = min(rate_hz / 16.0, 1e3 * knee_hz)
+        while knee_hz > 0 and f <= top:
+            corners.append(f)
+            f *= CORNER_RATIO
+        corners.reverse()  # fastest first: strides ascend, as the kernel requires
+        c = 2.0 * math.log(CORNER_RATIO) * white_density**2 * knee_hz / math.pi
+        self._stride = np.array(
+            [max(1, 2 ** int(math.log2(rate_hz / (32.0 * fk)))) for fk in corners], dtype=np.int64
+        )
+        rates = rate_hz / self._stride
+        self._a = np.exp(-2.0 * math.pi * np.array(corners) / rates)
+        amplitude = c / np.array(corners)
+        self._b = (1.0 - self._a) * np.sqrt(amplitude * rates / 2.0)
+        # Start each component in its stationary state, so there is no warm-up transient.
+        stationary = self._b / np.sqrt(1.0 - self._a**2) if corners else np.zeros(0)
+        self._state = self._rng_slow.standard_normal(len(corners)) * stationary
+
+    def block(self, n: int) -> np.ndarray:
+        """The next `n` samples."""
+        out = self._rng_white.standard_normal(n)
+        out *= self._sigma_white
+        if self._state.size:
+            first, last = self._phase, self._phase + n - 1
+            updates = int(np.sum(last // self._stride - (first - 1) // self._stride))
+            innovations = self._rng_slow.standard_normal(updates)
+            _add_one_over_f(
+                out, innovations, self._state, self._a, self._b, self._stride, self._phase
+            )
+        self._phase += n
+        return out

@@ -1,0 +1,125 @@
+"""Thermal plant of the cryostat: plates on weak links to the mixing-chamber plate.
+
+Each plate has a heat capacity C = gamma T (metal at low temperature), a heater, and a link
+that carries P = k (T^n - T_mx^n) to the mixing plate. The mixing plate's temperature rises
+with the total heat load, T_mx = (T_base^2 + P_load / c_mx)^(1/2), as a dilution unit's does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MIXING = "mixing"
+
+
+class ThermalError(ValueError):
+    """A plate name or thermal parameter is wrong; the message names it."""
+
+
+def _positive(params: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    try:
+        value = float(params.get(key, default))
+    except (TypeError, ValueError):
+        raise ThermalError(f"{where}.{key} must be a number, got {params[key]!r}") from None
+    if not value > 0:
+        raise ThermalError(f"{where}.{key} must be > 0, got {value}")
+    return value
+
+
+@dataclass
+class Plate:
+    """A plate on a weak link to the mixing plate."""
+
+    name: str
+    gamma_J_per_K2: float
+    link_W: float
+    link_exponent: float
+    temperature_K: float
+    heater_W: float = 0.0
+
+    def link_power(self, t_mixing: float) -> float:
+        n = self.link_exponent
+        return self.link_W * (self.temperature_K**n - t_mixing**n)
+
+    def conductance(self) -> float:
+        n = self.link_exponent
+        return n * self.link_W * self.temperature_K ** (n - 1)
+
+    def time_constant(self) -> float:
+        return self.gamma_J_per_K2 * self.temperature_K / self.conductance()
+
+
+class ThermalPlant:
+    """The plates of one cryostat; a `Dynamic` of the World."""
+
+    def __init__(self, base_K: float, mixing_cooling: float, plates: list[Plate]) -> None:
+        self.base_K = base_K
+        self.mixing_cooling = mixing_cooling
+        self.mixing_heater_W = 0.0
+        self.plates = {p.name: p for p in plates}
+        self.mixing_K = base_K
+        self.max_step_s = 0.1
+        self._update_mixing()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ThermalPlant:
+        """Build from the World's `thermal` mapping (defaults give a 15 mK fridge)."""
+        mixing = params.get(MIXING) or {}
+        base = _positive(mixing, "base_K", 0.015, "world.thermal.mixing")
+        cooling = _positive(mixing, "cooling_W_per_K2", 2.5e-3, "world.thermal.mixing")
+        plates = []
+        for name, p in (params.get("plates") or {}).items():
+            where = f"world.thermal.plates.{name}"
+            p = p or {}
+            plates.append(
+                Plate(
+                    name=name,
+                    gamma_J_per_K2=_positive(p, "gamma_J_per_K2", 1e-4, where),
+                    link_W=_positive(p, "link_W_per_Kn", 5e-5, where),
+                    link_exponent=_positive(p, "link_exponent", 2.0, where),
+                    temperature_K=_positive(p, "initial_K", base, where),
+                )
+            )
+        return cls(base, cooling, plates)
+
+    def names(self) -> list[str]:
+        return [MIXING, *self.plates]
+
+    def _plate(self, name: str) -> Plate:
+        try:
+            return self.plates[name]
+        except KeyError:
+            raise ThermalError(
+                f"no plate {name!r} in world.thermal (plates: {', '.join(self.names())})"
+            ) from None
+
+    def temperature(self, name: str) -> float:
+        """Temperature (K) of a plate or of the mixing plate."""
+        return self.mixing_K if name == MIXING else self._plate(name).temperature_K
+
+    def set_heater(self, name: str, power_W: float) -> None:
+        if name == MIXING:
+            self.mixing_heater_W = max(0.0, power_W)
+        else:
+            self._plate(name).heater_W = max(0.0, power_W)
+
+    def heater(self, name: str) -> float:
+        return self.mixing_heater_W if name == MIXING else self._plate(name).heater_W
+
+    def _update_mixing(self) -> None:
+        load = self.mixing_heater_W + sum(
+            p.link_power(self.mixing_K) for p in self.plates.values()
+        )
+        self.mixing_K = math.sqrt(self.base_K**2 + max(load, 0.0) / self.mixing_cooling)
+
+    def step(self, t: float, dt: float) -> None:
+        """Exponential-Euler step of every plate (stable for any dt), then the mixing plate."""
+        for plate in self.plates.values():
+            g = plate.conductance()
+            target = plate.temperature_K + (plate.heater_W - plate.link_power(self.mixing_K)) / g
+            decay = math.exp(-dt / plate.time_constant())
+            plate.temperature_K = max(target + (plate.temperature_K - target) * decay, 1e-4)
+        self._update_mixing()
