@@ -323,11 +323,17 @@ class Instrument(SCPINode):
             )
         return InstrumentError(self.name, command, exc.description)
 
+    def _connection_error(self, command: str, exc: OSError) -> InstrumentError:
+        return InstrumentError(
+            self.name, command, f"connection to {self.resource.resource_name} failed: "
+            f"{exc.strerror or exc}"
+        )
+
     def _drain_errors_quietly(self) -> list[str]:
         """Error-queue entries after a timeout; empty if the instrument is silent."""
         try:
             return self._read_error_queue()
-        except (VisaIOError, InstrumentError):
+        except (VisaIOError, InstrumentError, OSError):
             return []
 
     def _read_error_queue(self) -> list[str]:
@@ -349,6 +355,8 @@ class Instrument(SCPINode):
             errors = self._read_error_queue()
         except VisaIOError as exc:
             raise self._io_error("SYST:ERR?", exc) from None
+        except OSError as exc:
+            raise self._connection_error("SYST:ERR?", exc) from None
         if errors:
             raise InstrumentError(self.name, command, "; ".join(errors))
 
@@ -358,6 +366,8 @@ class Instrument(SCPINode):
             self.resource.write(command)
         except VisaIOError as exc:
             raise self._io_error(command, exc) from None
+        except OSError as exc:
+            raise self._connection_error(command, exc) from None
         self.check_errors(command)
 
     def query(self, command: str) -> str:
@@ -366,6 +376,8 @@ class Instrument(SCPINode):
             return self.resource.query(command).strip()
         except VisaIOError as exc:
             raise self._io_error(command, exc) from None
+        except OSError as exc:
+            raise self._connection_error(command, exc) from None
 
     def query_block(self, command: str, datatype: str = "B") -> np.ndarray:
         """Send a query answered by one IEEE 488.2 definite-length block; return its values."""
@@ -380,6 +392,8 @@ class Instrument(SCPINode):
             )
         except VisaIOError as exc:
             raise self._io_error(command, exc) from None
+        except OSError as exc:
+            raise self._connection_error(command, exc) from None
         except (ValueError, struct.error) as exc:
             raise InstrumentError(self.name, command, f"malformed binary block: {exc}") from None
 

@@ -1,0 +1,17 @@
+"""cryodaq's own exceptions above the drivers."""
+
+from __future__ import annotations
+
+
+class CryodaqError(Exception):
+    """A problem the user must fix; the message says where and what is allowed."""
+
+
+class ConfigError(CryodaqError):
+    """A rig or campaign file is wrong at a given place."""
+
+    def __init__(self, where: str, key: str, message: str) -> None:
+        self.where = where
+        self.key = key
+        self.message = message
+        super().__init__(f"{where} {key}: {message}" if key else f"{where}: {message}")

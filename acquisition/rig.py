@@ -1,0 +1,326 @@
+"""A rig: the instruments of one cryostat, simulated or real, built from `config/rigs/*.yaml`.
+
+```yaml
+name: example
+world: {seed: 1, ...}            # the simulated World's parameters (sim backends only)
+instruments:
+  adc1:
+    driver: adc                  # short name, or "package.module:Class" for a lab's own driver
+    address: TCPIP0::127.0.0.1::5025::SOCKET
+    backend: sim                 # sim | py (pyvisa-py) | ivi (the system VISA library)
+    timeout: 500 ms
+    settings: {sample_rate: 1 MHz, channels: {"1-16": {enabled: true}}}
+    sim: {inputs: [fll.ch1, ...]}   # the simulated instrument's parameters (kind: to override)
+```
+Moving to the lab means changing `address` and `backend`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyvisa
+
+from acquisition.errors import ConfigError
+from acquisition.units import UnitError, to_si
+from acquisition.yaml_source import KeyPath, YamlDocument, load_yaml
+from drivers.base import Instrument, Setting
+from drivers.errors import InstrumentError
+from sim_instruments.library import CryoSimLibrary, SimInstrument
+from sim_instruments.model import SimModel
+from sim_instruments.world import World
+
+#: Short driver names and the simulated instrument kind behind each.
+DRIVERS = {
+    "squid": "drivers.squid:SquidElectronics",
+    "adc": "drivers.adc:Adc16",
+    "thermal": "drivers.thermal:TemperatureController",
+    "vst": "drivers.vst:VectorSignalTransceiver",
+    "umux": "drivers.umux:UmuxBoard",
+}
+SIM_MODELS = {
+    "squid": "sim_instruments.squid_model:SquidModel",
+    "adc": "sim_instruments.adc_model:AdcModel",
+    "thermal": "sim_instruments.thermal_controller_model:TemperatureControllerModel",
+    "vst": "sim_instruments.vst_model:VstModel",
+    "umux": "sim_instruments.umux_model:UmuxModel",
+}
+BACKENDS = ("sim", "py", "ivi")
+INSTRUMENT_KEYS = ("driver", "address", "backend", "timeout", "settings", "sim")
+
+
+def _import(ref: str) -> Any:
+    module, _, attr = ref.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(doc: YamlDocument, path: KeyPath, key: str, options: list[str]) -> ConfigError:
+    return doc.error(
+        (*path, key),
+        f"unknown key{did_you_mean(key, options)}; allowed: {', '.join(options)}",
+    )
+
+
+def channel_selection(selector: Any, ids: tuple[int | str, ...]) -> list[int | str]:
+    """Channels named by `"all"`, `3`, `"1-16"` or `"1,3,5-8"`."""
+    text = str(selector).strip()
+    if text.lower() == "all":
+        return list(ids)
+    chosen: list[int | str] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"channel selector {selector!r}: use 'all', '3', '1-16' or '1,3,5-8'")
+        for ch in range(first, last + 1):
+            if ch not in ids:
+                raise ValueError(f"no channel {ch}; channels are {ids[0]}..{ids[-1]}")
+            chosen.append(ch)
+    return chosen
+
+
+@dataclass
+class InstrumentSpec:
+    """One instrument as the rig file declares it."""
+
+    name: str
+    driver: type[Instrument]
+    address: str
+    backend: str
+    timeout_s: float | None
+    settings: dict[str, Any]
+    sim_kind: str | None
+    sim_params: dict[str, Any]
+
+
+@dataclass
+class RigSpec:
+    """A validated rig file."""
+
+    doc: YamlDocument
+    name: str
+    world: dict[str, Any]
+    instruments: dict[str, InstrumentSpec] = field(default_factory=dict)
+
+    @property
+    def simulated(self) -> list[InstrumentSpec]:
+        return [i for i in self.instruments.values() if i.backend == "sim"]
+
+
+def _parse_instrument(doc: YamlDocument, name: str, raw: Any) -> InstrumentSpec:
+    path: KeyPath = ("instruments", name)
+    if not isinstance(raw, Mapping):
+        raise doc.error(path, "must be a mapping with driver, address, backend, ...")
+    for key in raw:
+        if key not in INSTRUMENT_KEYS:
+            raise _unknown(doc, path, str(key), list(INSTRUMENT_KEYS))
+    for key in ("driver", "address"):
+        if not raw.get(key):
+            raise doc.error((*path, key), f"missing: every instrument needs {key!r}")
+    ref = str(raw["driver"])
+    try:
+        driver = _import(DRIVERS.get(ref, ref))
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise doc.error(
+            (*path, "driver"),
+            f"unknown driver class {ref!r} ({exc}); short names: {', '.join(DRIVERS)}, "
+            "or give 'package.module:Class'",
+        ) from None
+    if not (isinstance(driver, type) and issubclass(driver, Instrument)):
+        raise doc.error((*path, "driver"), f"{ref!r} is not a cryodaq Instrument class")
+    backend = str(raw.get("backend", "sim"))
+    if backend not in BACKENDS:
+        raise doc.error((*path, "backend"), f"{backend!r} is not one of {', '.join(BACKENDS)}")
+    timeout = None
+    if raw.get("timeout") is not None:
+        try:
+            timeout = to_si(raw["timeout"], "s")
+        except UnitError as exc:
+            raise doc.error((*path, "timeout"), str(exc)) from None
+    sim = dict(raw.get("sim") or {})
+    class_ref = f"{driver.__module__}:{driver.__name__}"
+    kind = sim.pop("kind", None) or next((k for k, r in DRIVERS.items() if r == class_ref), None)
+    if backend == "sim" and kind not in SIM_MODELS:
+        raise doc.error(
+            (*path, "sim"),
+            f"no simulated instrument for driver {ref!r}; set sim.kind to one of "
+            f"{', '.join(SIM_MODELS)}",
+        )
+    settings = raw.get("settings") or {}
+    if not isinstance(settings, Mapping):
+        raise doc.error((*path, "settings"), "must be a mapping of setting names to values")
+    return InstrumentSpec(name, driver, str(raw["address"]), backend, timeout, dict(settings),
+                          kind, sim)
+
+
+def load_rig(path: str | Path) -> RigSpec:
+    """Read and check a rig file; every problem is a `ConfigError` at its file:line."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, Mapping):
+        raise doc.error((), "a rig file is a mapping with name, world and instruments")
+    for key in doc.data:
+        if key not in ("name", "world", "instruments"):
+            raise _unknown(doc, (), str(key), ["name", "world", "instruments"])
+    instruments = doc.data.get("instruments")
+    if not isinstance(instruments, Mapping) or not instruments:
+        raise doc.error(("instruments",), "a rig needs at least one instrument")
+    spec = RigSpec(doc, str(doc.data.get("name", Path(path).stem)), dict(doc.data.get("world") or {}))
+    for name, raw in instruments.items():
+        spec.instruments[str(name)] = _parse_instrument(doc, str(name), raw)
+        check_settings(doc, spec.instruments[str(name)])
+    return spec
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def _declared(cls: type) -> dict[str, Setting[Any]]:
+    return {n: a for k in reversed(cls.__mro__) for n, a in vars(k).items()
+            if isinstance(a, Setting)}
+
+
+def _coerce(setting: Setting[Any], value: Any) -> Any:
+    if setting.kind is float:
+        value = to_si(value, setting.unit)
+    elif setting.kind is bool and not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    elif setting.kind is int:
+        value = int(to_si(value, setting.unit))
+    if setting.readonly:
+        raise ValueError("read-only")
+    if setting.allowed is not None:
+        value = setting.allowed.check(value, setting.unit)
+    return value
+
+
+def planned_settings(
+    doc: YamlDocument, spec: InstrumentSpec
+) -> Iterator[tuple[KeyPath, int | str | None, Setting[Any], Any]]:
+    """Each initial setting as (key path, channel or None, setting, SI value), all checked."""
+    base: KeyPath = ("instruments", spec.name, "settings")
+    top = _declared(spec.driver)
+    per_channel = _declared(spec.driver.channel_class)
+    for key, value in spec.settings.items():
+        if key == "channels" and spec.driver.channel_ids:
+            if not isinstance(value, Mapping):
+                raise doc.error((*base, key), "must map channel selectors to settings")
+            for selector, group in value.items():
+                where = (*base, key, selector)
+                try:
+                    chosen = channel_selection(selector, tuple(spec.driver.channel_ids))
+                except ValueError as exc:
+                    raise doc.error(where, str(exc)) from None
+                for name, v in (group or {}).items():
+                    path, setting, val = _checked(doc, (*where, name), per_channel, name, v)
+                    for ch in chosen:
+                        yield path, ch, setting, val
+            continue
+        path, setting, val = _checked(doc, (*base, key), top, key, value)
+        yield path, None, setting, val
+
+
+def _checked(
+    doc: YamlDocument, path: KeyPath, declared: dict[str, Setting[Any]], name: str, value: Any
+) -> tuple[KeyPath, Setting[Any], Any]:
+    setting = declared.get(name)
+    if setting is None:
+        options = sorted(declared) + (["channels"] if path[-2] == "settings" else [])
+        raise _unknown(doc, path[:-1], name, options)
+    try:
+        return path, setting, _coerce(setting, value)
+    except UnitError as exc:
+        raise doc.error(path, f"{exc}; allowed: {setting.describe()}") from None
+    except (ValueError, TypeError) as exc:
+        raise doc.error(path, str(exc)) from None
+
+
+def check_settings(doc: YamlDocument, spec: InstrumentSpec) -> None:
+    """Raise at the first initial setting that cannot be applied."""
+    for _ in planned_settings(doc, spec):
+        pass
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+
+class Rig:
+    """The opened instruments of a rig, and its World when simulated."""
+
+    def __init__(self, spec: RigSpec, realtime: bool = False) -> None:
+        self.spec = spec
+        self.world: World | None = None
+        self.library: CryoSimLibrary | None = None
+        self.instruments: dict[str, Instrument] = {}
+        self._managers: dict[str, pyvisa.ResourceManager] = {}
+        if spec.simulated:
+            self.world = World(spec.world, realtime=realtime)
+            self.library = CryoSimLibrary.serving(
+                [SimInstrument(i.address, i.sim_kind or "", self._model(i)) for i in spec.simulated]
+            )
+
+    def _model(self, spec: InstrumentSpec) -> SimModel:
+        assert self.world is not None and spec.sim_kind is not None
+        model_cls = _import(SIM_MODELS[spec.sim_kind])
+        try:
+            return model_cls(self.world, spec.name, spec.sim_params)
+        except ValueError as exc:
+            raise self.spec.doc.error(("instruments", spec.name, "sim"), str(exc)) from None
+
+    def _manager(self, backend: str) -> pyvisa.ResourceManager:
+        if backend not in self._managers:
+            if backend == "sim":
+                self._managers[backend] = pyvisa.ResourceManager(self.library)
+            elif backend == "py":
+                self._managers[backend] = pyvisa.ResourceManager("@py")
+            else:
+                self._managers[backend] = pyvisa.ResourceManager()
+        return self._managers[backend]
+
+    def open(self, name: str) -> Instrument:
+        """Open one instrument and apply its initial settings."""
+        spec = self.spec.instruments[name]
+        try:
+            manager = self._manager(spec.backend)
+        except (OSError, ValueError) as exc:
+            raise InstrumentError(name, f"VISA library for backend {spec.backend!r}", str(exc))
+        inst = spec.driver.open(manager, spec.address, name=name, timeout_s=spec.timeout_s)
+        try:
+            for path, ch, setting, value in planned_settings(self.spec.doc, spec):
+                node = inst if ch is None else inst.channel(ch)
+                try:
+                    node.set(setting, value)
+                except InstrumentError as exc:
+                    raise self.spec.doc.error(path, exc.reason) from None
+        except BaseException:
+            inst.close()
+            raise
+        self.instruments[name] = inst
+        return inst
+
+    def close(self) -> None:
+        for inst in self.instruments.values():
+            try:
+                inst.close()
+            except (InstrumentError, pyvisa.Error, OSError):
+                pass
+        self.instruments.clear()
+        for manager in self._managers.values():
+            manager.close()
+        self._managers.clear()
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,46 @@
+"""The one place where unit strings ("20 mK", "3 min", "500 kHz") become SI floats."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pint
+
+
+@functools.cache
+def _registry() -> pint.UnitRegistry:
+    ureg = pint.UnitRegistry()
+    ureg.define("Phi0 = 2.067833848e-15 * weber = phi0")
+    return ureg
+
+
+class UnitError(ValueError):
+    """A value has no unit of the expected dimension, or none at all where one is needed."""
+
+
+def to_si(value: Any, unit: str) -> float:
+    """`value` (a number, already in `unit`, or a string with units) in `unit`, as a float."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a quantity in {unit or 'plain numbers'}, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise UnitError(f"expected a number or a string with units, got {value!r}")
+    ureg = _registry()
+    try:
+        quantity = ureg.Quantity(value.strip())
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc:
+        raise UnitError(f"cannot read {value!r} as a quantity: {exc}") from None
+    if not unit:
+        if not quantity.dimensionless:
+            raise UnitError(f"{value!r} has units {quantity.units:~} where a plain number is expected")
+        return float(quantity.to("dimensionless").magnitude)
+    try:
+        return float(quantity.to(unit).magnitude)
+    except pint.errors.DimensionalityError:
+        target = ureg.Unit(unit)
+        raise UnitError(
+            f"{value!r} has the dimension of {quantity.dimensionality}, "
+            f"expected {target.dimensionality} ({unit})"
+        ) from None

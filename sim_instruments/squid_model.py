@@ -1,0 +1,143 @@
+"""Physics behind the simulated SQUID FLL electronics.
+
+Each channel reads one SQUID whose input flux comes from a detector of the World. In FLL mode
+and locked, the output is V = Phi * R_f * (1/M_f), low-passed at the loop's bandwidth
+(gain-bandwidth product times `bandwidth_per_gbp`). In AMP mode the output is the SQUID's
+periodic V-Phi characteristic. An unlocked loop passes no signal, only amplifier noise.
+A loop locks when it is put into FLL mode or reset (`CH<n>:RES`) with the bias current inside
+the SQUID's working window; moving the bias out of the window loses lock.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+from scipy.signal import lfilter
+
+from sim_instruments.device import Handler, SCPIError
+from sim_instruments.model import SimModel
+from sim_instruments.pulse_source import PulseSource, detector_source
+from sim_instruments.world import World
+
+
+class SquidChannelOutput:
+    """The analog output of one FLL channel, as the World's signal `<instrument>.ch<n>`."""
+
+    def __init__(self, model: SquidModel, ch: str) -> None:
+        self.model = model
+        self.ch = ch
+        self.source: PulseSource | None = None
+        self._filter_state: np.ndarray | None = None
+        self._rate = 0.0
+        self._noise = model.world.rng(f"{model.name}.ch{ch}.amplifier")
+
+    def reset_loop(self) -> None:
+        self._filter_state = None
+
+    def _flux(self, t0: float, n: int, rate_hz: float) -> np.ndarray:
+        if self.source is None:
+            return np.zeros(n)
+        return self.source.block(t0, n, rate_hz)
+
+    def block(self, t0: float, n: int, rate_hz: float) -> np.ndarray:
+        """Output voltage at t0 + i / rate_hz."""
+        m = self.model
+        flux = self._flux(t0, n, rate_hz)
+        noise = self._noise.standard_normal(n) * m.amplifier_noise_V
+        mode = m.setting("mode", self.ch)
+        if mode == "AMP":
+            phi_bias = m.setting("flux_bias", self.ch) * m.phi0_per_A_bias
+            swing = m.swing_V(self.ch)
+            return swing / 2 * np.sin(2 * np.pi * (flux + phi_bias)) - m.setting(
+                "voltage_bias", self.ch
+            ) * m.amp_gain + noise
+        if not m.locked[self.ch]:
+            return noise
+        volts = flux * m.setting("feedback_resistor", self.ch) * m.feedback_A_per_phi0
+        f3db = m.setting("gain_bandwidth", self.ch) * m.bandwidth_per_gbp
+        a = np.exp(-2 * np.pi * f3db / rate_hz)
+        if self._filter_state is None or self._rate != rate_hz:
+            self._filter_state = np.array([a * volts[0]])
+            self._rate = rate_hz
+        out, self._filter_state = lfilter([1 - a], [1, -a], volts, zi=self._filter_state)
+        return out + noise
+
+
+class SquidModel(SimModel):
+    """Multi-channel FLL electronics; channel n reads detector `detectors[n]` (or `detector`)."""
+
+    device_name = "squid32"
+
+    def __init__(self, world: World, name: str, params: dict[str, Any] | None = None) -> None:
+        super().__init__(world, name, params)
+        p = self.params
+        self.feedback_A_per_phi0 = float(p.get("feedback_A_per_phi0", 44e-6))
+        self.phi0_per_A_bias = float(p.get("phi0_per_A_flux_bias", 1 / 40e-6))
+        self.amp_gain = float(p.get("amplifier_gain", 1000.0))
+        self.amplifier_noise_V = float(p.get("amplifier_noise_V", 2e-5))
+        self.bandwidth_per_gbp = float(p.get("bandwidth_per_gbp", 5e-3))
+        rng = world.rng(f"{name}.squids")
+        ic_nominal = float(p.get("critical_current_A", 20e-6))
+        if not 0 < ic_nominal < 1.8e-4 / 2.5:
+            raise ValueError(
+                f"{name}.critical_current_A must be in (0, 72 uA) so the bias window fits the "
+                f"0..180 uA bias range, got {ic_nominal:g} A"
+            )
+        self.ids = [str(i) for i in range(1, 33)]
+        self.critical_current = {
+            ch: ic_nominal * (1 + 0.05 * rng.standard_normal()) for ch in self.ids
+        }
+        self.locked = dict.fromkeys(self.ids, False)
+        self.outputs = {ch: SquidChannelOutput(self, ch) for ch in self.ids}
+        default_kind = p.get("detector")
+        per_channel = {str(k): v for k, v in (p.get("detectors") or {}).items()}
+        for ch, output in self.outputs.items():
+            kind = per_channel.get(ch, default_kind)
+            if kind:
+                output.source = detector_source(world.params, kind, world.rng(f"{name}.ch{ch}"))
+            world.register_signal(f"{name}.ch{ch}", output)
+
+    def swing_V(self, ch: str) -> float:
+        """Peak-to-peak of the V-Phi curve: largest at 1.5 I_c, zero outside the window."""
+        x = self.setting("bias_current", ch) / self.critical_current[ch]
+        return 0.0 if not 1.0 < x < 2.5 else self.amp_gain * 50e-6 * (1 - abs(x - 1.5) / 1.0)
+
+    def _in_window(self, ch: str) -> bool:
+        return self.swing_V(ch) > 0
+
+    def _try_lock(self, ch: str) -> None:
+        self.locked[ch] = self.setting("mode", ch) == "FLL" and self._in_window(ch)
+        self.outputs[ch].reset_loop()
+
+    def commands(self) -> dict[str, Handler]:
+        return {
+            r"CH(\d+):LOCK\?": lambda m: "1" if self.locked[self._ch(m)] else "0",
+            r"CH(\d+):RES": self._reset_channel,
+        }
+
+    def _ch(self, match: re.Match[str]) -> str:
+        ch = match.group(1)
+        if ch not in self.locked:
+            raise SCPIError(-114, f"Header suffix out of range; no channel {ch}")
+        return ch
+
+    def _reset_channel(self, match: re.Match[str]) -> None:
+        ch = self._ch(match)
+        if self.setting("mode", ch) != "FLL":
+            raise SCPIError(-221, f"Settings conflict; channel {ch} is not in FLL mode")
+        self._try_lock(ch)
+
+    def on_setting(self, name: str, ch: str | None, value: Any) -> None:
+        if ch is None:
+            return
+        if name == "mode":
+            self._try_lock(ch)
+        elif name == "bias_current" and not self._in_window(ch):
+            self.locked[ch] = False
+
+    def on_reset(self) -> None:
+        for ch in self.ids:
+            self.locked[ch] = False
+            self.outputs[ch].reset_loop()
