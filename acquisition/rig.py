@@ -68,6 +68,7 @@ def _unknown(doc: YamlDocument, path: KeyPath, key: str, options: list[str]) -> 
     return doc.error(
         (*path, key),
         f"unknown key{did_you_mean(key, options)}; allowed: {', '.join(options)}",
+        at_key=True,
     )
 
 

@@ -231,37 +231,47 @@ def fit_reflection(f: ArrayLike, s11: ArrayLike) -> ReflectionFit:
     """Least-squares fit of `line_reflection` to a complex S11 sweep (amplitude and phase).
 
     The sweep should span a few linewidths on each side of the resonance, so that its wings show
-    the line's baseline and delay. Errors come from the Jacobian scaled by the residual scatter.
+    the line's baseline and delay. Errors come from the Jacobian scaled by the residual scatter;
+    `residual_rms` is the scatter per quadrature.
     """
     f = np.asarray(f, dtype=float)
     s11 = np.asarray(s11, dtype=complex)
     if f.ndim != 1 or f.shape != s11.shape or f.size < 16:
         raise ValueError("need matching 1-d frequency and S11 arrays of >= 16 points")
     f_ref = 0.5 * (f[0] + f[-1])
+    p0 = _initial_guess(f, s11, f_ref)
+    # Fit in parameters of order one: baseline in units of its guess' magnitude, delay in units
+    # of 1/span, f_c offset and rates in units of the guessed linewidth. (In Hz and s, the
+    # delay's Jacobian column is ~1e13 times the rates' and a finite-difference step of f_c
+    # would vanish below the rounding of f_c ~ 5 GHz.)
+    linewidth = p0[4] + p0[5]
+    unit = np.array([abs(complex(p0[0], p0[1]))] * 2 + [1.0 / (f[-1] - f[0])] + [linewidth] * 3)
     scale = np.abs(s11).max()
 
-    def residuals(p: np.ndarray) -> np.ndarray:
-        cavity = Cavity(p[4], p[5], f_ref + p[3])
-        model = line_reflection(f, cavity, complex(p[0], p[1]), p[2], f_ref)
-        r = (model - s11) / scale
+    def physical(q: np.ndarray) -> tuple[Cavity, complex, float]:
+        p = q * unit
+        return Cavity(p[4], p[5], f_ref + p[3]), complex(p[0], p[1]), p[2]
+
+    def residuals(q: np.ndarray) -> np.ndarray:
+        cavity, baseline, delay = physical(q)
+        r = (line_reflection(f, cavity, baseline, delay, f_ref) - s11) / scale
         return np.concatenate([r.real, r.imag])
 
-    p0 = _initial_guess(f, s11, f_ref)
-    lower = [-np.inf, -np.inf, -np.inf, f[0] - f_ref, 1e-9 * p0[4], 1e-9 * p0[5]]
-    upper = [np.inf, np.inf, np.inf, f[-1] - f_ref, np.inf, np.inf]
+    lower = [-np.inf, -np.inf, -np.inf, (f[0] - f_ref) / linewidth, 1e-9, 1e-9]
+    upper = [np.inf, np.inf, np.inf, (f[-1] - f_ref) / linewidth, np.inf, np.inf]
     result = optimize.least_squares(
-        residuals, p0, bounds=(lower, upper), x_scale="jac", method="trf", xtol=1e-12, ftol=1e-12
+        residuals, p0 / unit, bounds=(lower, upper), method="trf", xtol=1e-12, ftol=1e-12
     )
-    p = result.x
-    dof = max(2 * f.size - p.size, 1)
+    dof = max(2 * f.size - p0.size, 1)
     variance = 2.0 * result.cost / dof
     cov = np.linalg.pinv(result.jac.T @ result.jac) * variance
-    err = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    err = np.sqrt(np.clip(np.diag(cov), 0.0, None)) * unit
+    cavity, baseline, delay = physical(result.x)
     return ReflectionFit(
-        cavity=Cavity(p[4], p[5], f_ref + p[3]),
-        baseline=complex(p[0], p[1]),
-        reference_Hz=f_ref,
-        delay_s=float(p[2]),
+        cavity=cavity,
+        baseline=baseline,
+        reference_Hz=float(f_ref),
+        delay_s=float(delay),
         kappa0_err_Hz=float(err[4]),
         kappae_err_Hz=float(err[5]),
         fc_err_Hz=float(err[3]),

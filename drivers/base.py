@@ -27,6 +27,8 @@ T = TypeVar("T")
 BULK_CHUNK_BYTES = 1 << 24
 #: How many entries of the error queue are drained after a command at most.
 MAX_ERROR_READS = 16
+#: Reply timeout of the error-queue check that follows a timed-out command.
+ERROR_QUERY_TIMEOUT_S = 0.2
 #: Preamble of streamed data blocks: first-sample counter, channel mask (bit i = channel i+1),
 #: channels, samples (little-endian u64, u64, u32, u32).
 STREAM_PREAMBLE = struct.Struct("<QQII")
@@ -331,10 +333,14 @@ class Instrument(SCPINode):
 
     def _drain_errors_quietly(self) -> list[str]:
         """Error-queue entries after a timeout; empty if the instrument is silent."""
+        timeout = self.resource.timeout
+        self.resource.timeout = min(timeout, 1000.0 * ERROR_QUERY_TIMEOUT_S)
         try:
             return self._read_error_queue()
         except (VisaIOError, InstrumentError, OSError):
             return []
+        finally:
+            self.resource.timeout = timeout
 
     def _read_error_queue(self) -> list[str]:
         errors: list[str] = []

@@ -37,7 +37,9 @@ def _number(params: Mapping[str, Any], key: str, default: float, low: float, hig
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}.{key} must be a number in {low:g} .. {high:g}, got {raw!r}")
+        raise ValueError(
+            f"{where}.{key} must be a number in {low:g} .. {high:g}, got {raw!r}"
+        ) from None
     if not low <= value <= high:
         raise ValueError(f"{where}.{key} must be in {low:g} .. {high:g}, got {value:g}")
     return value
@@ -56,7 +58,8 @@ def _index(key: Any, allowed: tuple[int, ...], where: str) -> int:
 def _plate(name: Any, world: World, where: str) -> str:
     known = world.thermal.names()
     if name not in known:
-        raise ValueError(f"{where}: no plate {name!r} in world.thermal (plates: {', '.join(known)})")
+        plates = ", ".join(known)
+        raise ValueError(f"{where}: no plate {name!r} in world.thermal (plates: {plates})")
     return str(name)
 
 
@@ -131,7 +134,10 @@ class HeaterLoop:
         if s["ramp_enabled"]:
             step = s["ramp_rate"] / 60.0 * h
             delta = self.target_K - self.ramped_K
-            self.ramped_K = self.target_K if abs(delta) <= step else self.ramped_K + math.copysign(step, delta)
+            if abs(delta) <= step:
+                self.ramped_K = self.target_K
+            else:
+                self.ramped_K += math.copysign(step, delta)
         else:
             self.ramped_K = self.target_K
         p, i_s, d_s = s["p"], s["i"], s["d"]
@@ -239,15 +245,18 @@ class TemperatureControllerModel(SimModel):
             self._check_input(int(ch), int(value))
         elif name == "enabled" and not value:
             for out in OUTPUT_IDS:
-                if self.setting("mode", out) == "PID" and self.setting("input_channel", out) == int(ch):
-                    raise SCPIError(-221, f"Settings conflict; channel {ch} is the input of "
-                                          f"output {out} in PID mode")
+                mode, source = self.setting("mode", out), self.setting("input_channel", out)
+                if mode == "PID" and source == int(ch):
+                    raise SCPIError(
+                        -221, f"Settings conflict; channel {ch} is the input of output {out} (PID)"
+                    )
 
     def _check_input(self, out: int, ch: int) -> None:
+        where = f"Settings conflict; output {out} input channel {ch}"
         if ch not in self.sensors:
-            raise SCPIError(-221, f"Settings conflict; output {out} input channel {ch} has no sensor")
+            raise SCPIError(-221, f"{where} has no sensor")
         if not self.setting("enabled", ch):
-            raise SCPIError(-221, f"Settings conflict; output {out} input channel {ch} is disabled")
+            raise SCPIError(-221, f"{where} is disabled")
 
     def on_setting(self, name: str, ch: str | None, value: Any) -> None:
         if ch is None or name == "enabled":

@@ -1,0 +1,5 @@
+"""`python -m acquisition` runs the cryodaq command line."""
+
+from acquisition.cli import main
+
+main()

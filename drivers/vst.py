@@ -1,0 +1,108 @@
+"""Vector signal transceiver: FFT power spectra, a CW source, and reflection (S11) sweeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivers.base import Instrument, Range, Setting
+from drivers.errors import InstrumentError
+
+F_RANGE_HZ = Range(9e3, 6e9)
+#: Extra reply time (s) on top of the acquisition time of a spectrum or sweep.
+ACQUISITION_MARGIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class PowerSpectrum:
+    """Average power per bin (W) over `integration_s`, at the bins' centre frequencies."""
+
+    frequencies_Hz: np.ndarray
+    power_W: np.ndarray
+    bin_width_Hz: float
+    integration_s: float
+
+    @property
+    def relative_scatter(self) -> float:
+        """Expected relative scatter of one bin, 1/sqrt(B tau) (radiometer equation)."""
+        return float(1.0 / np.sqrt(self.bin_width_Hz * self.integration_s))
+
+
+@dataclass(frozen=True)
+class ReflectionSweep:
+    """Complex S11 (raw: through the line and amplification chain) at `frequencies_Hz`."""
+
+    frequencies_Hz: np.ndarray
+    s11: np.ndarray
+
+
+class VectorSignalTransceiver(Instrument):
+    """Spectrum analyser plus CW source of a haloscope readout (like an NI PXIe-5644R).
+
+    The spectrum spans `centre_frequency` +- `span`/2 in bins of (about) `rbw`; the reflection
+    sweep steps the source from `sweep_start` to `sweep_stop` and needs the output on.
+    """
+
+    centre_frequency = Setting("FREQ:CENT", float, unit="Hz", allowed=F_RANGE_HZ)
+    span = Setting("FREQ:SPAN", float, unit="Hz", allowed=Range(10.0, 6e9))
+    rbw = Setting("BAND:RES", float, unit="Hz", allowed=Range(1.0, 1e7),
+                  doc="Resolution bandwidth: spectrum bin width and sweep IF bandwidth")
+    integration_time = Setting("SPEC:TIME", float, unit="s", allowed=Range(1e-3, 3600.0))
+    source_frequency = Setting("SOUR:FREQ", float, unit="Hz", allowed=F_RANGE_HZ)
+    source_power = Setting("SOUR:POW", float, unit="dBm", allowed=Range(-120.0, 10.0))
+    output = Setting("OUTP", bool, doc="CW source output on")
+    sweep_start = Setting("SWE:STAR", float, unit="Hz", allowed=F_RANGE_HZ)
+    sweep_stop = Setting("SWE:STOP", float, unit="Hz", allowed=F_RANGE_HZ)
+    sweep_points = Setting("SWE:POIN", int, allowed=Range(2, 100001))
+
+    def _query_float64(self, command: str, duration_s: float) -> np.ndarray:
+        """A float64 block, with the reply timeout stretched by the acquisition time."""
+        timeout = self.resource.timeout
+        self.resource.timeout = timeout + 1000.0 * (duration_s + ACQUISITION_MARGIN_S)
+        try:
+            raw = self.query_block(command, "B")
+        finally:
+            self.resource.timeout = timeout
+        if raw.size % 8:
+            raise InstrumentError(self.name, command, f"block of {raw.size} bytes is not float64")
+        return raw.view("<f8")
+
+    def spectrum(self) -> PowerSpectrum:
+        """Acquire one power spectrum (takes the integration time)."""
+        centre, span, tau = self.centre_frequency, self.span, self.integration_time
+        power = self._query_float64("SPEC:DATA?", tau).astype(np.float64)
+        if power.size == 0:
+            raise InstrumentError(self.name, "SPEC:DATA?", "empty spectrum")
+        width = span / power.size
+        f = centre - span / 2 + (np.arange(power.size) + 0.5) * width
+        return PowerSpectrum(f, power, width, tau)
+
+    def reflection_sweep(
+        self, start: float | None = None, stop: float | None = None, points: int | None = None
+    ) -> ReflectionSweep:
+        """Sweep S11 (settings given here are set first); takes points / RBW."""
+        if start is not None:
+            self.sweep_start = start
+        if stop is not None:
+            self.sweep_stop = stop
+        if points is not None:
+            self.sweep_points = points
+        f0, f1, n = self.sweep_start, self.sweep_stop, self.sweep_points
+        raw = self._query_float64("SWE:DATA?", n / self.rbw)
+        if raw.size != 2 * n:
+            raise InstrumentError(
+                self.name, "SWE:DATA?", f"expected {n} complex points, got {raw.size} values"
+            )
+        s11 = raw[0::2] + 1j * raw[1::2]
+        return ReflectionSweep(np.linspace(f0, f1, n), s11)
+
+    def summary(self) -> dict[str, object]:
+        out = "on" if self.output else "off"
+        return {
+            "centre": f"{self.centre_frequency / 1e9:.6f} GHz",
+            "span": f"{self.span / 1e6:g} MHz",
+            "rbw": f"{self.rbw:g} Hz",
+            "integration": f"{self.integration_time:g} s",
+            "source": f"{self.source_frequency / 1e9:.6f} GHz, {self.source_power:g} dBm, {out}",
+        }

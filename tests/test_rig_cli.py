@@ -1,0 +1,153 @@
+"""Rig files, `cryodaq instruments` and `cryodaq serve-sim` as a user meets them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import pyvisa
+from typer.testing import CliRunner
+
+from acquisition.cli import app
+from acquisition.errors import ConfigError
+from acquisition.rig import Rig, load_rig
+from drivers.adc import Adc16
+
+ROOT = Path(__file__).resolve().parents[1]
+RIGS = sorted((ROOT / "config" / "rigs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rig.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("rig", RIGS, ids=lambda p: p.stem)
+def test_every_example_rig_opens_all_its_instruments(rig: Path) -> None:
+    result = CliRunner().invoke(app, ["instruments", str(rig)])
+    assert result.exit_code == 0, result.output
+    assert "cryodaq," in result.output
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("""\
+         instruments:
+           a: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
+               settings: {sample_rat: 1 MHz}}
+         """, r"rig.yaml:3:\d+ instruments.a.settings.sample_rat: unknown key \(did you mean 'sample_rate'\?\)"),
+        ("""\
+         instruments:
+           a: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
+               settings: {sample_rate: 20 mK}}
+         """, r"rig.yaml:3:\d+ instruments.a.settings.sample_rate: .*temperature.*allowed: 1000 Hz"),
+        ("""\
+         instruments:
+           a: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
+               settings: {channels: {"1-20": {enabled: true}}}}
+         """, r"rig.yaml:3:\d+ .*channels.1-20: no channel 17"),
+        ("""\
+         instruments:
+           a:
+             driver: lab.drivers:MyAdc
+             address: "TCPIP0::127.0.0.1::5025::SOCKET"
+         """, r"rig.yaml:3:13 instruments.a.driver: unknown driver class 'lab.drivers:MyAdc'"),
+        ("""\
+         instruments:
+           a: {driver: adc, adress: x}
+         """, r"rig.yaml:2:\d+ instruments.a.adress: unknown key \(did you mean 'address'\?\)"),
+        ("""\
+         instruments:
+           a: {driver: adc, address: x, backend: gpib}
+         """, r"instruments.a.backend: 'gpib' is not one of sim, py, ivi"),
+        ("instruments: [\n", r"rig.yaml:2:1: invalid YAML"),
+    ],
+)
+def test_bad_rig_files_give_one_line_at_the_right_place(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError, match=message):
+        load_rig(path)
+    result = CliRunner().invoke(app, ["instruments", str(path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_instrument_is_one_clear_line(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        instruments:
+          gone: {driver: adc, address: "TCPIP0::127.0.0.1::9::SOCKET", backend: py,
+                 timeout: 300 ms}
+          here: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET"}
+        """)
+    result = CliRunner().invoke(app, ["instruments", str(path)])
+    assert result.exit_code == 1
+    assert "gone: '*IDN?': connection to TCPIP0::127.0.0.1::9::SOCKET failed" in result.output
+    assert "cryodaq,ADC16" in result.output  # the reachable one is still shown
+    assert "Traceback" not in result.output
+
+
+def test_instrument_refusing_an_initial_setting_names_the_rig_line(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        instruments:
+          fll:
+            driver: squid
+            address: "TCPIP0::127.0.0.1::5030::SOCKET"
+            settings:
+              channels: {"3": {mode: FLL}}
+        """)
+    with Rig(load_rig(path)) as rig:
+        fll = rig.open("fll")
+        assert fll.channel(3).mode == "FLL"
+
+
+def test_rig_settings_accept_unit_strings(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        instruments:
+          adc: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
+                settings: {sample_rate: 250 kHz, input_range: 500 mV}}
+        """)
+    with Rig(load_rig(path)) as rig:
+        adc = rig.open("adc")
+        assert (adc.sample_rate, adc.input_range) == (250e3, 0.5)
+
+
+def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
+    rig = ROOT / "config" / "rigs" / "maxs30_sim.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "acquisition", "serve-sim", str(rig), "--any-port"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        ports = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.startswith("serving"):
+                break
+            name, address = line.split()
+            ports[name] = address
+        assert "adc1" in ports, proc.stderr.read()
+        rm = pyvisa.ResourceManager("@py")
+        adc = Adc16.open(rm, ports["adc1"], name="adc1", timeout_s=2.0)
+        assert adc.idn.startswith("cryodaq,ADC16")
+        adc.sample_rate = 100e3
+        assert adc.sample_rate == 100e3
+        with pytest.raises(Exception, match="-222"):
+            adc.write("SAMP:RATE 9.9e+99")
+        adc.start()
+        block = adc.fetch(5000)  # 50 ms of real time on a real-time served rig
+        assert block.codes.shape == (16, 5000) and block.first_sample == 0
+        assert adc.fetch(5000).first_sample == 5000
+        adc.close()
+        rm.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
