@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -18,8 +19,9 @@ from acquisition.rig import Rig, load_rig
 from drivers.errors import InstrumentError
 from sim_instruments.tcp_server import InstrumentServer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Data acquisition for cryogenic detector rigs.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Data acquisition for cryogenic detector rigs."
+)
 console = Console()
 errors = Console(stderr=True)
 
@@ -53,8 +55,14 @@ def instruments(rig: RigPath) -> None:
                 problems.append(str(exc))
                 idn, summary = "[red]unavailable[/]", {}
             settings = ", ".join(f"{k}={v}" for k, v in summary.items())
-            table.add_row(name, inst_spec.driver.__name__, inst_spec.address, inst_spec.backend,
-                          escape(idn) if summary else idn, escape(settings))
+            table.add_row(
+                name,
+                inst_spec.driver.__name__,
+                inst_spec.address,
+                inst_spec.backend,
+                escape(idn) if summary else idn,
+                escape(settings),
+            )
     console.print(table)
     for line in problems:
         errors.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
@@ -82,7 +90,9 @@ def serve_sim(
         try:
             server = InstrumentServer(device, port)
         except OSError as exc:
-            raise _fail(f"{inst_spec.name}: cannot listen on 127.0.0.1:{port}: {exc.strerror}")
+            raise _fail(
+                f"{inst_spec.name}: cannot listen on 127.0.0.1:{port}: {exc.strerror}"
+            ) from None
         servers.append((inst_spec.name, server))
     for name, server in servers:
         server.start()
@@ -90,10 +100,8 @@ def serve_sim(
     console.print("serving; Ctrl-C to stop", highlight=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     for _, server in servers:
         server.shutdown()
         server.server_close()

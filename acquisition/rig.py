@@ -17,6 +17,7 @@ Moving to the lab means changing `address` and `backend`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 from collections.abc import Iterator, Mapping
@@ -83,7 +84,9 @@ def channel_selection(selector: Any, ids: tuple[int | str, ...]) -> list[int | s
         try:
             first, last = int(lo), int(hi or lo)
         except ValueError:
-            raise ValueError(f"channel selector {selector!r}: use 'all', '3', '1-16' or '1,3,5-8'")
+            raise ValueError(
+                f"channel selector {selector!r}: use 'all', '3', '1-16' or '1,3,5-8'"
+            ) from None
         for ch in range(first, last + 1):
             if ch not in ids:
                 raise ValueError(f"no channel {ch}; channels are {ids[0]}..{ids[-1]}")
@@ -161,8 +164,9 @@ def _parse_instrument(doc: YamlDocument, name: str, raw: Any) -> InstrumentSpec:
     settings = raw.get("settings") or {}
     if not isinstance(settings, Mapping):
         raise doc.error((*path, "settings"), "must be a mapping of setting names to values")
-    return InstrumentSpec(name, driver, str(raw["address"]), backend, timeout, dict(settings),
-                          kind, sim)
+    return InstrumentSpec(
+        name, driver, str(raw["address"]), backend, timeout, dict(settings), kind, sim
+    )
 
 
 def load_rig(path: str | Path) -> RigSpec:
@@ -176,7 +180,9 @@ def load_rig(path: str | Path) -> RigSpec:
     instruments = doc.data.get("instruments")
     if not isinstance(instruments, Mapping) or not instruments:
         raise doc.error(("instruments",), "a rig needs at least one instrument")
-    spec = RigSpec(doc, str(doc.data.get("name", Path(path).stem)), dict(doc.data.get("world") or {}))
+    spec = RigSpec(
+        doc, str(doc.data.get("name", Path(path).stem)), dict(doc.data.get("world") or {})
+    )
     for name, raw in instruments.items():
         spec.instruments[str(name)] = _parse_instrument(doc, str(name), raw)
         check_settings(doc, spec.instruments[str(name)])
@@ -187,8 +193,9 @@ def load_rig(path: str | Path) -> RigSpec:
 
 
 def _declared(cls: type) -> dict[str, Setting[Any]]:
-    return {n: a for k in reversed(cls.__mro__) for n, a in vars(k).items()
-            if isinstance(a, Setting)}
+    return {
+        n: a for k in reversed(cls.__mro__) for n, a in vars(k).items() if isinstance(a, Setting)
+    }
 
 
 def _coerce(setting: Setting[Any], value: Any) -> Any:
@@ -294,7 +301,9 @@ class Rig:
         try:
             manager = self._manager(spec.backend)
         except (OSError, ValueError) as exc:
-            raise InstrumentError(name, f"VISA library for backend {spec.backend!r}", str(exc))
+            raise InstrumentError(
+                name, f"VISA library for backend {spec.backend!r}", str(exc)
+            ) from None
         inst = spec.driver.open(manager, spec.address, name=name, timeout_s=spec.timeout_s)
         try:
             for path, ch, setting, value in planned_settings(self.spec.doc, spec):
@@ -311,10 +320,8 @@ class Rig:
 
     def close(self) -> None:
         for inst in self.instruments.values():
-            try:
+            with contextlib.suppress(InstrumentError, pyvisa.Error, OSError):
                 inst.close()
-            except (InstrumentError, pyvisa.Error, OSError):
-                pass
         self.instruments.clear()
         for manager in self._managers.values():
             manager.close()

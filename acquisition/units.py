@@ -34,7 +34,9 @@ def to_si(value: Any, unit: str) -> float:
         raise UnitError(f"cannot read {value!r} as a quantity: {exc}") from None
     if not unit:
         if not quantity.dimensionless:
-            raise UnitError(f"{value!r} has units {quantity.units:~} where a plain number is expected")
+            raise UnitError(
+                f"{value!r} has units {quantity.units:~} where a plain number is expected"
+            )
         return float(quantity.to("dimensionless").magnitude)
     try:
         return float(quantity.to(unit).magnitude)

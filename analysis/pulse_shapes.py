@@ -33,6 +33,7 @@ def unit_pulse(t: np.ndarray, rise_s: float, decay_s: float) -> np.ndarray:
     if not 0 < rise_s < decay_s:
         raise ValueError(f"need 0 < rise_s < decay_s, got rise {rise_s} s, decay {decay_s} s")
     t = np.asarray(t, dtype=float)
-    shape = np.where(t >= 0, np.exp(-np.clip(t, 0, None) / decay_s)
-                     - np.exp(-np.clip(t, 0, None) / rise_s), 0.0)
+    shape = np.where(
+        t >= 0, np.exp(-np.clip(t, 0, None) / decay_s) - np.exp(-np.clip(t, 0, None) / rise_s), 0.0
+    )
     return shape / peak_norm(rise_s, decay_s)

@@ -53,7 +53,8 @@ def parse_stream_block(raw: np.ndarray, dtype: str, instrument: str, command: st
     data = raw[size:].view(np.dtype(dtype).newbyteorder("<"))
     if len(channels) != n_ch or data.size != n_ch * n_s:
         raise InstrumentError(
-            instrument, command,
+            instrument,
+            command,
             f"block preamble says {n_ch} x {n_s} values in channels {channels}, "
             f"got {data.size} values",
         )
@@ -303,7 +304,9 @@ class Instrument(SCPINode):
             return self._channels[ch]
         except KeyError:
             ids = ", ".join(str(c) for c in self.channel_ids) or "none"
-            raise InstrumentError(self.name, f"channel {ch}", f"no such channel (has {ids})")
+            raise InstrumentError(
+                self.name, f"channel {ch}", f"no such channel (has {ids})"
+            ) from None
 
     @property
     def channels(self) -> list[Channel]:
@@ -327,8 +330,9 @@ class Instrument(SCPINode):
 
     def _connection_error(self, command: str, exc: OSError) -> InstrumentError:
         return InstrumentError(
-            self.name, command, f"connection to {self.resource.resource_name} failed: "
-            f"{exc.strerror or exc}"
+            self.name,
+            command,
+            f"connection to {self.resource.resource_name} failed: {exc.strerror or exc}",
         )
 
     def _drain_errors_quietly(self) -> list[str]:
@@ -351,7 +355,9 @@ class Instrument(SCPINode):
                 if int(code) == 0:
                     break
             except ValueError:
-                raise InstrumentError(self.name, "SYST:ERR?", f"unparsable reply {reply!r}")
+                raise InstrumentError(
+                    self.name, "SYST:ERR?", f"unparsable reply {reply!r}"
+                ) from None
             errors.append(reply)
         return errors
 

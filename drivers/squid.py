@@ -11,13 +11,18 @@ GAIN_BANDWIDTH_HZ = (0.23e9, 0.46e9, 0.92e9, 1.85e9, 3.7e9, 7.4e9)
 class SquidChannel(Channel):
     """One SQUID and its FLL."""
 
-    mode = Setting("CH{ch}:MODE", str, allowed=OneOf(("AMP", "FLL")),
-                   doc="AMP: open loop (V-Phi curve); FLL: flux-locked loop")
+    mode = Setting(
+        "CH{ch}:MODE",
+        str,
+        allowed=OneOf(("AMP", "FLL")),
+        doc="AMP: open loop (V-Phi curve); FLL: flux-locked loop",
+    )
     bias_current = Setting("CH{ch}:IB", float, unit="A", allowed=Range(0.0, 180e-6))
     voltage_bias = Setting("CH{ch}:VB", float, unit="V", allowed=Range(-2e-3, 2e-3))
     flux_bias = Setting("CH{ch}:PHIB", float, unit="A", allowed=Range(-100e-6, 100e-6))
-    feedback_resistor = Setting("CH{ch}:RF", float, unit="ohm",
-                                allowed=OneOf(FEEDBACK_RESISTORS_OHM))
+    feedback_resistor = Setting(
+        "CH{ch}:RF", float, unit="ohm", allowed=OneOf(FEEDBACK_RESISTORS_OHM)
+    )
     gain_bandwidth = Setting("CH{ch}:GBP", float, unit="Hz", allowed=OneOf(GAIN_BANDWIDTH_HZ))
 
     @property
@@ -42,5 +47,8 @@ class SquidElectronics(Instrument):
     def summary(self) -> dict[str, object]:
         locked = sum(1 for c in self.channels if self.channel(c.ch).locked)
         modes = {self.channel(c.ch).mode for c in self.channels}
-        return {"channels": len(self.channels), "locked": f"{locked}/32",
-                "modes": ",".join(sorted(modes))}
+        return {
+            "channels": len(self.channels),
+            "locked": f"{locked}/32",
+            "modes": ",".join(sorted(modes)),
+        }

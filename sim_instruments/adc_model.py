@@ -6,6 +6,7 @@ import math
 import re
 from typing import Any
 
+import numba
 import numpy as np
 
 from sim_instruments.blocks import stream_block
@@ -13,9 +14,24 @@ from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
 from sim_instruments.world import Signal, World
 
+FULL_SCALE = 32767
+
+
+@numba.njit(cache=True)
+def _digitise(volts, scale, noise, noise_lsb, out):  # pragma: no cover - numba
+    """Codes = round(volts * scale + noise * noise_lsb), clipped to int16; empty arrays are 0."""
+    for i in range(out.shape[0]):
+        x = 0.0
+        if volts.shape[0]:
+            x = volts[i] * scale
+        if noise.shape[0]:
+            x += noise[i] * noise_lsb
+        x = round(x)
+        out[i] = min(max(x, -FULL_SCALE - 1), FULL_SCALE)
+
+
 #: Largest block one FETC? may ask for, per channel.
 MAX_FETCH_SAMPLES = 1 << 22
-FULL_SCALE = 32767
 
 
 class AdcModel(SimModel):
@@ -85,18 +101,22 @@ class AdcModel(SimModel):
             self._next += overflow  # the buffer wrapped: those samples are gone
         first = self._next
         self.world.reach(self._start_s + (first + n) / rate)
-        channels = [int(c) for c in self.device.channel_ids("channel") if self.setting("enabled", c)]
+        channels = [
+            int(c) for c in self.device.channel_ids("channel") if self.setting("enabled", c)
+        ]
         scale = FULL_SCALE / self.setting("input_range")
         codes = np.empty((len(channels), n), dtype=np.int16)
+        nothing = np.zeros(0)
         for row, ch in enumerate(channels):
             signal = self._signal(ch)
             volts = (
-                signal.block(self._start_s + first / rate, n, rate)
-                if signal is not None
-                else np.zeros(n)
+                nothing if signal is None else signal.block(self._start_s + first / rate, n, rate)
             )
-            x = volts * scale + self._rng.standard_normal(n) * self.noise_lsb
-            np.clip(np.rint(x, out=x), -FULL_SCALE - 1, FULL_SCALE, out=x)
-            codes[row] = x
+            noise = (
+                self._rng.standard_normal(n, dtype=np.float32)
+                if self.noise_lsb > 0
+                else nothing.astype(np.float32)
+            )
+            _digitise(volts, scale, noise, self.noise_lsb, codes[row])
         self._next = first + n
         return stream_block(first, channels, codes)

@@ -38,7 +38,7 @@ def device_file(kind: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _device_dict(path: str, device_name: str) -> dict[str, Any]:
     data = parser.parse_file(path)
     try:

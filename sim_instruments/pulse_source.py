@@ -59,11 +59,13 @@ class EnergySpectrum:
         rows = []
         for i, line in enumerate(lines):
             w = f"{where}.lines[{i}]"
-            rows.append((
-                _number(line, "energy_eV", 0.0, 1e-3, w),
-                _number(line, "weight", 1.0, 0.0, w),
-                _number(line, "fwhm_eV", 0.0, 0.0, w),
-            ))
+            rows.append(
+                (
+                    _number(line, "energy_eV", 0.0, 1e-3, w),
+                    _number(line, "weight", 1.0, 0.0, w),
+                    _number(line, "fwhm_eV", 0.0, 0.0, w),
+                )
+            )
         cont = params.get("continuum")
         continuum = None
         if cont:
@@ -103,7 +105,9 @@ class PulseSource:
         self.rise_s = _number(params, "rise_s", 10e-6, 1e-9, where)
         self.decay_s = _number(params, "decay_s", 3e-3, 1e-9, where)
         if not self.rise_s < self.decay_s:
-            raise ValueError(f"{where}: rise_s ({self.rise_s:g}) must be < decay_s ({self.decay_s:g})")
+            raise ValueError(
+                f"{where}: rise_s ({self.rise_s:g}) must be < decay_s ({self.decay_s:g})"
+            )
         self.phi0_per_eV = _number(params, "phi0_per_eV", 1e-5, 0.0, where)
         self.noise_density = _number(params, "noise_phi0_per_rthz", 1e-6, 0.0, where)
         self.noise_knee_hz = _number(params, "noise_knee_hz", 0.0, 0.0, where)
@@ -151,7 +155,9 @@ class PulseSource:
         return out
 
 
-def detector_source(world_params: Mapping[str, Any], kind: str, rng: np.random.Generator) -> PulseSource:
+def detector_source(
+    world_params: Mapping[str, Any], kind: str, rng: np.random.Generator
+) -> PulseSource:
     """A `PulseSource` for detector `kind` of `world.detectors`."""
     detectors = world_params.get("detectors") or {}
     if kind not in detectors:

@@ -50,9 +50,11 @@ class SquidChannelOutput:
         if mode == "AMP":
             phi_bias = m.setting("flux_bias", self.ch) * m.phi0_per_A_bias
             swing = m.swing_V(self.ch)
-            return swing / 2 * np.sin(2 * np.pi * (flux + phi_bias)) - m.setting(
-                "voltage_bias", self.ch
-            ) * m.amp_gain + noise
+            return (
+                swing / 2 * np.sin(2 * np.pi * (flux + phi_bias))
+                - m.setting("voltage_bias", self.ch) * m.amp_gain
+                + noise
+            )
         if not m.locked[self.ch]:
             return noise
         volts = flux * m.setting("feedback_resistor", self.ch) * m.feedback_A_per_phi0

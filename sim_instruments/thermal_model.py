@@ -110,9 +110,7 @@ class ThermalPlant:
         return self.mixing_heater_W if name == MIXING else self._plate(name).heater_W
 
     def _update_mixing(self) -> None:
-        load = self.mixing_heater_W + sum(
-            p.link_power(self.mixing_K) for p in self.plates.values()
-        )
+        load = self.mixing_heater_W + sum(p.link_power(self.mixing_K) for p in self.plates.values())
         self.mixing_K = math.sqrt(self.base_K**2 + max(load, 0.0) / self.mixing_cooling)
 
     def step(self, t: float, dt: float) -> None:

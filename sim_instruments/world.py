@@ -52,7 +52,9 @@ class World:
         try:
             self.seed = int(self.params.get("seed", 0))
         except (TypeError, ValueError):
-            raise WorldError(f"world.seed must be an integer, got {self.params['seed']!r}")
+            raise WorldError(
+                f"world.seed must be an integer, got {self.params['seed']!r}"
+            ) from None
         self.clock = VirtualClock(realtime=realtime)
         self.lock = threading.RLock()
         self._dynamics: list[Dynamic] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pyvisa
 import pytest
+import pyvisa
 
 from sim_instruments.library import CryoSimLibrary, SimInstrument
 from sim_instruments.model import SimModel

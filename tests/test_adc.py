@@ -32,8 +32,9 @@ def world() -> World:
 @pytest.fixture
 def adc(world: World, closing: list) -> Adc16:
     world.register_signal("ramp", Ramp(0.5))
-    inst = open_simulated(Adc16, "adc", AdcModel(world, "adc1", {"inputs": {2: "ramp"},
-                                                                  "noise_lsb": 0.0}))
+    inst = open_simulated(
+        Adc16, "adc", AdcModel(world, "adc1", {"inputs": {2: "ramp"}, "noise_lsb": 0.0})
+    )
     closing.append(inst)
     return inst
 
@@ -132,8 +133,9 @@ def test_plain_pyvisa_sim_opens_the_device_file() -> None:
     from sim_instruments.library import device_file
 
     rm = pyvisa.ResourceManager(f"{device_file('adc')}@sim")
-    inst = rm.open_resource("TCPIP0::127.0.0.1::5025::SOCKET", read_termination="\n",
-                            write_termination="\n")
+    inst = rm.open_resource(
+        "TCPIP0::127.0.0.1::5025::SOCKET", read_termination="\n", write_termination="\n"
+    )
     assert inst.query("*IDN?").startswith("cryodaq,ADC16")
     inst.write("SAMP:RATE 2.000000000e+05")
     assert float(inst.query("SAMP:RATE?")) == 2e5

@@ -37,35 +37,54 @@ def test_every_example_rig_opens_all_its_instruments(rig: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("""\
+        (
+            """\
          instruments:
            a: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
                settings: {sample_rat: 1 MHz}}
-         """, r"rig.yaml:3:\d+ instruments.a.settings.sample_rat: unknown key \(did you mean 'sample_rate'\?\)"),
-        ("""\
+         """,
+            r"rig.yaml:3:\d+ instruments.a.settings.sample_rat: "
+            r"unknown key \(did you mean 'sample_rate'\?\)",
+        ),
+        (
+            """\
          instruments:
            a: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
                settings: {sample_rate: 20 mK}}
-         """, r"rig.yaml:3:\d+ instruments.a.settings.sample_rate: .*temperature.*allowed: 1000 Hz"),
-        ("""\
+         """,
+            r"rig.yaml:3:\d+ instruments.a.settings.sample_rate: .*temperature.*allowed: 1000 Hz",
+        ),
+        (
+            """\
          instruments:
            a: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
                settings: {channels: {"1-20": {enabled: true}}}}
-         """, r"rig.yaml:3:\d+ .*channels.1-20: no channel 17"),
-        ("""\
+         """,
+            r"rig.yaml:3:\d+ .*channels.1-20: no channel 17",
+        ),
+        (
+            """\
          instruments:
            a:
              driver: lab.drivers:MyAdc
              address: "TCPIP0::127.0.0.1::5025::SOCKET"
-         """, r"rig.yaml:3:13 instruments.a.driver: unknown driver class 'lab.drivers:MyAdc'"),
-        ("""\
+         """,
+            r"rig.yaml:3:13 instruments.a.driver: unknown driver class 'lab.drivers:MyAdc'",
+        ),
+        (
+            """\
          instruments:
            a: {driver: adc, adress: x}
-         """, r"rig.yaml:2:\d+ instruments.a.adress: unknown key \(did you mean 'address'\?\)"),
-        ("""\
+         """,
+            r"rig.yaml:2:\d+ instruments.a.adress: unknown key \(did you mean 'address'\?\)",
+        ),
+        (
+            """\
          instruments:
            a: {driver: adc, address: x, backend: gpib}
-         """, r"instruments.a.backend: 'gpib' is not one of sim, py, ivi"),
+         """,
+            r"instruments.a.backend: 'gpib' is not one of sim, py, ivi",
+        ),
         ("instruments: [\n", r"rig.yaml:2:1: invalid YAML"),
     ],
 )
@@ -81,12 +100,15 @@ def test_bad_rig_files_give_one_line_at_the_right_place(
 
 
 def test_unreachable_instrument_is_one_clear_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         instruments:
           gone: {driver: adc, address: "TCPIP0::127.0.0.1::9::SOCKET", backend: py,
                  timeout: 300 ms}
           here: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET"}
-        """)
+        """,
+    )
     result = CliRunner().invoke(app, ["instruments", str(path)])
     assert result.exit_code == 1
     assert "gone: '*IDN?': connection to TCPIP0::127.0.0.1::9::SOCKET failed" in result.output
@@ -95,25 +117,31 @@ def test_unreachable_instrument_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_instrument_refusing_an_initial_setting_names_the_rig_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         instruments:
           fll:
             driver: squid
             address: "TCPIP0::127.0.0.1::5030::SOCKET"
             settings:
               channels: {"3": {mode: FLL}}
-        """)
+        """,
+    )
     with Rig(load_rig(path)) as rig:
         fll = rig.open("fll")
         assert fll.channel(3).mode == "FLL"
 
 
 def test_rig_settings_accept_unit_strings(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         instruments:
           adc: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET",
                 settings: {sample_rate: 250 kHz, input_range: 500 mV}}
-        """)
+        """,
+    )
     with Rig(load_rig(path)) as rig:
         adc = rig.open("adc")
         assert (adc.sample_rate, adc.input_range) == (250e3, 0.5)
@@ -123,7 +151,9 @@ def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
     rig = ROOT / "config" / "rigs" / "maxs30_sim.yaml"
     proc = subprocess.Popen(
         [sys.executable, "-m", "acquisition", "serve-sim", str(rig), "--any-port"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         ports = {}

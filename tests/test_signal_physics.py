@@ -31,9 +31,14 @@ def test_white_noise_rms() -> None:
     assert x.std() == pytest.approx(2e-6 * np.sqrt(5e5), rel=0.01)
 
 
-PARAMS = {"rate_hz": 30.0, "rise_s": 15e-6, "decay_s": 400e-6, "phi0_per_eV": 1e-4,
-          "noise_phi0_per_rthz": 0.0,
-          "lines": [{"energy_eV": 1000.0, "weight": 3}, {"energy_eV": 2000.0, "weight": 1}]}
+PARAMS = {
+    "rate_hz": 30.0,
+    "rise_s": 15e-6,
+    "decay_s": 400e-6,
+    "phi0_per_eV": 1e-4,
+    "noise_phi0_per_rthz": 0.0,
+    "lines": [{"energy_eV": 1000.0, "weight": 3}, {"energy_eV": 2000.0, "weight": 1}],
+}
 
 
 def test_pulses_arrive_as_poisson_with_configured_lines() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pyvisa
 import pytest
+import pyvisa
 
 from conftest import open_simulated
 from drivers.adc import Adc16
@@ -15,18 +15,26 @@ from sim_instruments.library import CryoSimLibrary, SimInstrument
 from sim_instruments.squid_model import SquidModel
 from sim_instruments.world import World
 
-DETECTOR = {"rate_hz": 40.0, "rise_s": 20e-6, "decay_s": 0.5e-3, "phi0_per_eV": 2e-5,
-            "noise_phi0_per_rthz": 1e-7, "lines": [{"energy_eV": 3000.0}]}
+DETECTOR = {
+    "rate_hz": 40.0,
+    "rise_s": 20e-6,
+    "decay_s": 0.5e-3,
+    "phi0_per_eV": 2e-5,
+    "noise_phi0_per_rthz": 1e-7,
+    "lines": [{"energy_eV": 3000.0}],
+}
 
 
 def chain(closing: list, **squid_params: object) -> tuple[SquidElectronics, Adc16, SquidModel]:
     world = World({"seed": 5, "detectors": {"tes": DETECTOR}})
     squid = SquidModel(world, "fll", {"detector": "tes", **squid_params})
     adc = AdcModel(world, "adc", {"inputs": {1: "fll.ch1", 2: "fll.ch2"}, "noise_lsb": 0.5})
-    library = CryoSimLibrary.serving([
-        SimInstrument("TCPIP0::127.0.0.1::5030::SOCKET", "squid", squid),
-        SimInstrument("TCPIP0::127.0.0.1::5025::SOCKET", "adc", adc),
-    ])
+    library = CryoSimLibrary.serving(
+        [
+            SimInstrument("TCPIP0::127.0.0.1::5030::SOCKET", "squid", squid),
+            SimInstrument("TCPIP0::127.0.0.1::5025::SOCKET", "adc", adc),
+        ]
+    )
     rm = pyvisa.ResourceManager(library)
     fll = SquidElectronics.open(rm, "TCPIP0::127.0.0.1::5030::SOCKET", name="fll")
     digitizer = Adc16.open(rm, "TCPIP0::127.0.0.1::5025::SOCKET", name="adc")
