@@ -206,8 +206,8 @@ def _wing_slope(f: np.ndarray, phase: np.ndarray) -> float:
 
 def _initial_guess(f: np.ndarray, s11: np.ndarray, f_ref: float) -> np.ndarray:
     """Delay from the phase slope of both wings, baseline from the wings, then the cavity from
-    1 - S_r = 2 ke / (K + 2iD): its peak is at f_c, its squared FWHM is K, its height 2 ke / K
-    (unambiguous for under- and over-coupled cavities alike)."""
+    1 - S_r = 2 ke / (K + 2iD): |1 - S_r|^2 peaks at f_c with full width K = k0 + ke and height
+    (2 ke / K)^2 (unambiguous for under- and over-coupled cavities alike)."""
     n = f.size
     wing = max(3, n // 8)
     phase = np.unwrap(np.angle(s11))

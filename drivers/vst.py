@@ -69,11 +69,15 @@ class VectorSignalTransceiver(Instrument):
         return raw.view("<f8")
 
     def spectrum(self) -> PowerSpectrum:
-        """Acquire one power spectrum (takes the integration time)."""
+        """Acquire one power spectrum (takes the integration time).
+
+        `INIT:SPEC` starts the capture, so a refusal surfaces at once; `FETC:SPEC?` waits for it.
+        """
         centre, span, tau = self.centre_frequency, self.span, self.integration_time
-        power = self._query_float64("SPEC:DATA?", tau).astype(np.float64)
+        self.write("INIT:SPEC")
+        power = self._query_float64("FETC:SPEC?", tau).astype(np.float64)
         if power.size == 0:
-            raise InstrumentError(self.name, "SPEC:DATA?", "empty spectrum")
+            raise InstrumentError(self.name, "FETC:SPEC?", "empty spectrum")
         width = span / power.size
         f = centre - span / 2 + (np.arange(power.size) + 0.5) * width
         return PowerSpectrum(f, power, width, tau)
@@ -81,7 +85,10 @@ class VectorSignalTransceiver(Instrument):
     def reflection_sweep(
         self, start: float | None = None, stop: float | None = None, points: int | None = None
     ) -> ReflectionSweep:
-        """Sweep S11 (settings given here are set first); takes points / RBW."""
+        """Sweep S11 (settings given here are set first); takes points / RBW, needs the output on.
+
+        `INIT:SWE` starts the sweep (refusals surface at once); `FETC:SWE?` waits for it.
+        """
         if start is not None:
             self.sweep_start = start
         if stop is not None:
@@ -89,10 +96,11 @@ class VectorSignalTransceiver(Instrument):
         if points is not None:
             self.sweep_points = points
         f0, f1, n = self.sweep_start, self.sweep_stop, self.sweep_points
-        raw = self._query_float64("SWE:DATA?", n / self.rbw)
+        self.write("INIT:SWE")
+        raw = self._query_float64("FETC:SWE?", n / self.rbw)
         if raw.size != 2 * n:
             raise InstrumentError(
-                self.name, "SWE:DATA?", f"expected {n} complex points, got {raw.size} values"
+                self.name, "FETC:SWE?", f"expected {n} complex points, got {raw.size} values"
             )
         s11 = raw[0::2] + 1j * raw[1::2]
         return ReflectionSweep(np.linspace(f0, f1, n), s11)

@@ -13,6 +13,7 @@ import numpy as np
 
 from analysis.pulse_shapes import peak_norm, two_exponential
 from sim_instruments.noise import ColoredNoise
+from sim_instruments.params import number
 
 #: A pulse is followed for this many decay times, then dropped (residual < 1e-5 of its height).
 TAIL_DECAYS = 12.0
@@ -34,16 +35,6 @@ def _add_pulses(out, t0, rate, times, heights, rise, decay):  # pragma: no cover
             out[i] += scale * two_exponential(t0 + i / rate - times[p], rise, decay)
 
 
-def _number(params: Mapping[str, Any], key: str, default: float, low: float, where: str) -> float:
-    try:
-        value = float(params.get(key, default))
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}.{key} must be a number, got {params[key]!r}") from None
-    if not value >= low:
-        raise ValueError(f"{where}.{key} must be >= {low:g}, got {value:g}")
-    return value
-
-
 @dataclass(frozen=True)
 class EnergySpectrum:
     """Lines (energy, relative weight, Gaussian FWHM) plus an optional flat continuum."""
@@ -61,17 +52,17 @@ class EnergySpectrum:
             w = f"{where}.lines[{i}]"
             rows.append(
                 (
-                    _number(line, "energy_eV", 0.0, 1e-3, w),
-                    _number(line, "weight", 1.0, 0.0, w),
-                    _number(line, "fwhm_eV", 0.0, 0.0, w),
+                    number(line, "energy_eV", 0.0, w, 1e-3),
+                    number(line, "weight", 1.0, w, 0.0),
+                    number(line, "fwhm_eV", 0.0, w, 0.0),
                 )
             )
         cont = params.get("continuum")
         continuum = None
         if cont:
-            lo = _number(cont, "from_eV", 100.0, 0.0, f"{where}.continuum")
-            hi = _number(cont, "to_eV", 10000.0, lo, f"{where}.continuum")
-            continuum = (lo, hi, _number(cont, "weight", 1.0, 0.0, f"{where}.continuum"))
+            lo = number(cont, "from_eV", 100.0, f"{where}.continuum", 0.0)
+            hi = number(cont, "to_eV", 10000.0, f"{where}.continuum", lo)
+            continuum = (lo, hi, number(cont, "weight", 1.0, f"{where}.continuum", 0.0))
         if not rows and continuum is None:
             rows = [(5898.75, 1.0, 0.0)]  # Mn Ka, the usual calibration line
         arr = np.array(rows, dtype=float).reshape(-1, 3)
@@ -101,16 +92,16 @@ class PulseSource:
     density `noise_phi0_per_rthz` with a 1/f knee at `noise_knee_hz`."""
 
     def __init__(self, params: Mapping[str, Any], rng: np.random.Generator, where: str) -> None:
-        self.rate_hz = _number(params, "rate_hz", 1.0, 0.0, where)
-        self.rise_s = _number(params, "rise_s", 10e-6, 1e-9, where)
-        self.decay_s = _number(params, "decay_s", 3e-3, 1e-9, where)
+        self.rate_hz = number(params, "rate_hz", 1.0, where, 0.0)
+        self.rise_s = number(params, "rise_s", 10e-6, where, 1e-9)
+        self.decay_s = number(params, "decay_s", 3e-3, where, 1e-9)
         if not self.rise_s < self.decay_s:
             raise ValueError(
                 f"{where}: rise_s ({self.rise_s:g}) must be < decay_s ({self.decay_s:g})"
             )
-        self.phi0_per_eV = _number(params, "phi0_per_eV", 1e-5, 0.0, where)
-        self.noise_density = _number(params, "noise_phi0_per_rthz", 1e-6, 0.0, where)
-        self.noise_knee_hz = _number(params, "noise_knee_hz", 0.0, 0.0, where)
+        self.phi0_per_eV = number(params, "phi0_per_eV", 1e-5, where, 0.0)
+        self.noise_density = number(params, "noise_phi0_per_rthz", 1e-6, where, 0.0)
+        self.noise_knee_hz = number(params, "noise_knee_hz", 0.0, where, 0.0)
         self.spectrum = EnergySpectrum.from_params(params, where)
         self._rng_events, self._rng_noise = rng.spawn(2)
         self._noise: ColoredNoise | None = None

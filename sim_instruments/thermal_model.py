@@ -12,21 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sim_instruments.params import number
+
 MIXING = "mixing"
+#: Largest relative temperature change of one integration sub-step.
+MAX_RELATIVE_STEP = 0.05
 
 
 class ThermalError(ValueError):
     """A plate name or thermal parameter is wrong; the message names it."""
-
-
-def _positive(params: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    try:
-        value = float(params.get(key, default))
-    except (TypeError, ValueError):
-        raise ThermalError(f"{where}.{key} must be a number, got {params[key]!r}") from None
-    if not value > 0:
-        raise ThermalError(f"{where}.{key} must be > 0, got {value}")
-    return value
 
 
 @dataclass
@@ -68,8 +62,8 @@ class ThermalPlant:
     def from_params(cls, params: Mapping[str, Any]) -> ThermalPlant:
         """Build from the World's `thermal` mapping (defaults give a 15 mK fridge)."""
         mixing = params.get(MIXING) or {}
-        base = _positive(mixing, "base_K", 0.015, "world.thermal.mixing")
-        cooling = _positive(mixing, "cooling_W_per_K2", 2.5e-3, "world.thermal.mixing")
+        base = number(mixing, "base_K", 0.015, "world.thermal.mixing", low=1e-12)
+        cooling = number(mixing, "cooling_W_per_K2", 2.5e-3, "world.thermal.mixing", low=1e-12)
         plates = []
         for name, p in (params.get("plates") or {}).items():
             where = f"world.thermal.plates.{name}"
@@ -77,10 +71,10 @@ class ThermalPlant:
             plates.append(
                 Plate(
                     name=name,
-                    gamma_J_per_K2=_positive(p, "gamma_J_per_K2", 1e-4, where),
-                    link_W=_positive(p, "link_W_per_Kn", 5e-5, where),
-                    link_exponent=_positive(p, "link_exponent", 2.0, where),
-                    temperature_K=_positive(p, "initial_K", base, where),
+                    gamma_J_per_K2=number(p, "gamma_J_per_K2", 1e-4, where, low=1e-12),
+                    link_W=number(p, "link_W_per_Kn", 5e-5, where, low=1e-12),
+                    link_exponent=number(p, "link_exponent", 2.0, where, low=1e-12),
+                    temperature_K=number(p, "initial_K", base, where, low=1e-12),
                 )
             )
         return cls(base, cooling, plates)
@@ -114,10 +108,24 @@ class ThermalPlant:
         self.mixing_K = math.sqrt(self.base_K**2 + max(load, 0.0) / self.mixing_cooling)
 
     def step(self, t: float, dt: float) -> None:
-        """Exponential-Euler step of every plate (stable for any dt), then the mixing plate."""
+        """Advance every plate by `dt`, then the mixing plate."""
         for plate in self.plates.values():
-            g = plate.conductance()
-            target = plate.temperature_K + (plate.heater_W - plate.link_power(self.mixing_K)) / g
-            decay = math.exp(-dt / plate.time_constant())
-            plate.temperature_K = max(target + (plate.temperature_K - target) * decay, 1e-4)
+            self._step_plate(plate, dt)
         self._update_mixing()
+
+    def _step_plate(self, plate: Plate, dt: float) -> None:
+        """Exponential-Euler sub-steps, each changing T by at most `MAX_RELATIVE_STEP`: the
+        linearised link is only valid for small changes (a heater switched on at base
+        temperature would otherwise overshoot)."""
+        left = dt
+        while left > 0:
+            t_k = plate.temperature_K
+            g = plate.conductance()
+            net = plate.heater_W - plate.link_power(self.mixing_K)
+            capacity = plate.gamma_J_per_K2 * t_k
+            limit = MAX_RELATIVE_STEP * t_k * capacity / abs(net) if net else left
+            h = min(left, max(limit, 1e-9))
+            target = t_k + net / g
+            decay = math.exp(-h / plate.time_constant())
+            plate.temperature_K = max(target + (t_k - target) * decay, 1e-4)
+            left -= h

@@ -22,6 +22,7 @@ from analysis.cavity import Cavity, Chain, line_reflection, lossless_emitted_pow
 from sim_instruments.blocks import array_block
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
+from sim_instruments.params import number
 from sim_instruments.world import World
 
 #: Cavity of the seed paper (Sec. IV.1) and its amplification chain (Sec. IV.2).
@@ -34,20 +35,6 @@ MAX_BINS = 1 << 20
 MAX_THERMAL_SAMPLES = 200
 
 
-def _number(
-    params: Mapping[str, Any], key: str, default: float, low: float, high: float, where: str
-) -> float:
-    """`params[key]` (or `default`) as a float in [low, high]; ValueError naming the key if not."""
-    raw = params.get(key, default)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not low <= value <= high:
-        raise ValueError(f"{where}.{key} must be a number in [{low:g}, {high:g}], got {raw!r}")
-    return value
-
-
 @dataclass
 class _Capture:
     """A spectrum capture in progress; survives a real-time wait (NotYet) between its steps."""
@@ -57,8 +44,20 @@ class _Capture:
     f: np.ndarray
     bin_Hz: float
     steps: int
+    tone_bin: int = -1
+    tone_W: float = 0.0
     done: int = 0
     sum_W: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """An S11 sweep in progress."""
+
+    start_s: float
+    f: np.ndarray
+    rbw_Hz: float
+    source_W: float
 
 
 class VstModel(SimModel):
@@ -79,26 +78,26 @@ class VstModel(SimModel):
         chain = world.params.get("chain") or {}
         dc, dg = DEFAULT_CAVITY, DEFAULT_CHAIN
         self.cavity = Cavity(
-            _number(cav, "kappa0_Hz", dc["kappa0_Hz"], 1e-3, 1e9, "world.cavity"),
-            _number(cav, "kappae_Hz", dc["kappae_Hz"], 1e-3, 1e9, "world.cavity"),
-            _number(cav, "fc_Hz", dc["fc_Hz"], 1e3, 1e12, "world.cavity"),
+            number(cav, "kappa0_Hz", dc["kappa0_Hz"], "world.cavity", 1e-3, 1e9),
+            number(cav, "kappae_Hz", dc["kappae_Hz"], "world.cavity", 1e-3, 1e9),
+            number(cav, "fc_Hz", dc["fc_Hz"], "world.cavity", 1e3, 1e12),
         )
         self.chain = Chain(
-            _number(chain, "gain_dB", dg["gain_dB"], -100.0, 250.0, "world.chain"),
-            _number(chain, "added_noise_K", dg["added_noise_K"], 0.0, 1e5, "world.chain"),
+            number(chain, "gain_dB", dg["gain_dB"], "world.chain", -100.0, 250.0),
+            number(chain, "added_noise_K", dg["added_noise_K"], "world.chain", 0.0, 1e5),
         )
         where = f"{name}.sim"
         self.attenuator_plate = self._plate("attenuator_plate", "attenuator")
         self.cavity_plate = self._plate("cavity_plate", "cavity")
         p = self.params
-        self.input_attenuation_dB = _number(p, "input_attenuation_dB", 60.0, 0.0, 200.0, where)
-        self.line_phase_rad = _number(p, "line_phase_rad", 0.6, -math.pi, math.pi, where)
-        self.delay_s = _number(p, "delay_s", 45e-9, 0.0, 1e-5, where)
-        self.thermal_sample_s = _number(p, "thermal_sample_s", 1.0, 1e-3, 1e4, where)
+        self.input_attenuation_dB = number(p, "input_attenuation_dB", 60.0, where, 0.0, 200.0)
+        self.line_phase_rad = number(p, "line_phase_rad", 0.6, where, -math.pi, math.pi)
+        self.delay_s = number(p, "delay_s", 45e-9, where, 0.0, 1e-5)
+        self.thermal_sample_s = number(p, "thermal_sample_s", 1.0, where, 1e-3, 1e4)
         self._spectrum_rng = world.rng(f"{name}.spectrum")
         self._s11_rng = world.rng(f"{name}.s11")
         self._capture: _Capture | None = None
-        self._sweep_start_s: float | None = None
+        self._sweep: _Sweep | None = None
 
     def _plate(self, key: str, default: str) -> str:
         plate = str(self.params.get(key, default))
@@ -113,17 +112,22 @@ class VstModel(SimModel):
     # -- SCPI -------------------------------------------------------------------------------
 
     def commands(self) -> dict[str, Handler]:
-        return {r"SPEC:DATA\?": self._spectrum, r"SWE:DATA\?": self._sweep}
+        return {
+            r"INIT:SPEC": self._init_spectrum,
+            r"FETC:SPEC\?": self._fetch_spectrum,
+            r"INIT:SWE": self._init_sweep,
+            r"FETC:SWE\?": self._fetch_sweep,
+        }
 
     def on_reset(self) -> None:
         self._capture = None
-        self._sweep_start_s = None
+        self._sweep = None
 
     # -- physics ------------------------------------------------------------------------------
 
     @property
     def line_baseline(self) -> complex:
-        """Complex S11 far from resonance at f = 0 phase reference: input line times chain."""
+        """S11 far from resonance (phase at f = 0): input line attenuation times chain gain."""
         amplitude = math.sqrt(self.chain.gain * 10.0 ** (-self.input_attenuation_dB / 10.0))
         return amplitude * complex(math.cos(self.line_phase_rad), math.sin(self.line_phase_rad))
 
@@ -139,10 +143,18 @@ class VstModel(SimModel):
         )
         return self.chain.received_power(emitted, bin_Hz)
 
+    def tone_power(self, f: float, source_W: float) -> float:
+        """Received power (W) of a CW tone reflected by the cavity."""
+        s_r2 = abs(complex(reflection(f, self.cavity))) ** 2
+        return source_W * abs(self.line_baseline) ** 2 * s_r2
+
     def _source_W(self) -> float:
         return 1e-3 * 10.0 ** (self.setting("source_power") / 10.0)
 
-    def _new_capture(self) -> _Capture:
+    # -- spectrum -----------------------------------------------------------------------------
+
+    def _init_spectrum(self, match: re.Match[str]) -> None:
+        """Start a capture of `integration_time` now, with the present settings."""
         centre, span = self.setting("centre_frequency"), self.setting("span")
         rbw, tau = self.setting("rbw"), self.setting("integration_time")
         n = round(span / rbw)
@@ -161,19 +173,24 @@ class VstModel(SimModel):
             )
         f = centre - span / 2 + (np.arange(n) + 0.5) * bin_hz
         steps = int(min(MAX_THERMAL_SAMPLES, max(1, math.ceil(tau / self.thermal_sample_s))))
-        return _Capture(self.world.now(), tau, f, bin_hz, steps, sum_W=np.zeros(n))
+        cap = _Capture(self.world.now(), tau, f, bin_hz, steps, sum_W=np.zeros(n))
+        if self.setting("output"):
+            f_src = self.setting("source_frequency")
+            cap.tone_bin = math.floor((f_src - (centre - span / 2)) / bin_hz)
+            cap.tone_W = self.tone_power(f_src, self._source_W())
+        self._capture = cap
 
-    def _spectrum(self, match: re.Match[str]) -> bytearray:
+    def _fetch_spectrum(self, match: re.Match[str]) -> bytearray:
         """Average power per bin over the integration time (W, float64 block).
 
         The mean follows the temperatures sampled through the capture; the scatter is that of
         B tau averaged periodograms: Gamma-distributed, relative sigma 1/sqrt(B tau) (Gaussian
         for large B tau, never negative). A CW tone from the source lands in its bin.
         """
-        if self._capture is None:
-            self._capture = self._new_capture()
         cap = self._capture
-        while cap.done < cap.steps:
+        if cap is None:
+            raise SCPIError(-230, "Data stale; no spectrum initiated (INIT:SPEC first)")
+        while cap.done < cap.steps:  # resumes here after a real-time wait (NotYet)
             self.world.reach(cap.start_s + cap.integration_s * (cap.done + 1) / cap.steps)
             cap.sum_W += self.noise_power(cap.f, cap.bin_Hz)
             cap.done += 1
@@ -181,34 +198,35 @@ class VstModel(SimModel):
         mean = cap.sum_W / cap.steps
         averages = cap.bin_Hz * cap.integration_s
         power = self._spectrum_rng.gamma(averages, mean / averages)
-        if self.setting("output"):
-            f_src = self.setting("source_frequency")
-            k = math.floor((f_src - (cap.f[0] - cap.bin_Hz / 2)) / cap.bin_Hz)
-            if 0 <= k < power.size:
-                s_r2 = abs(complex(reflection(f_src, self.cavity))) ** 2
-                power[k] += self._source_W() * abs(self.line_baseline) ** 2 * s_r2
+        if 0 <= cap.tone_bin < power.size:
+            power[cap.tone_bin] += cap.tone_W
         return array_block(power)
 
-    def _sweep(self, match: re.Match[str]) -> bytearray:
-        """S11 at `sweep_points` frequencies from start to stop, interleaved re/im float64.
+    # -- reflection ---------------------------------------------------------------------------
 
-        Each point dwells 1/RBW; its noise is the received noise power in the RBW relative to
-        the source power (complex Gaussian, E|n|^2 = P_r / P_source).
-        """
+    def _init_sweep(self, match: re.Match[str]) -> None:
+        """Start an S11 sweep now: `sweep_points` from start to stop, 1/RBW per point."""
         if not self.setting("output"):
             raise SCPIError(-221, "Settings conflict; source output off (OUTP 1 first)")
         start, stop = self.setting("sweep_start"), self.setting("sweep_stop")
-        n, rbw = int(self.setting("sweep_points")), self.setting("rbw")
         if not stop > start:
-            raise SCPIError(-221, f"Settings conflict; sweep stop {stop:g} Hz <= start {start:g} Hz")
-        if self._sweep_start_s is None:
-            self._sweep_start_s = self.world.now()
-        self.world.reach(self._sweep_start_s + n / rbw)
-        self._sweep_start_s = None
-        f = np.linspace(start, stop, n)
-        s11 = line_reflection(f, self.cavity, self.line_baseline, self.delay_s)
-        sigma = np.sqrt(self.noise_power(f, rbw) / (2.0 * self._source_W()))
-        s11 = s11 + sigma * (self._s11_rng.standard_normal(n) + 1j * self._s11_rng.standard_normal(n))
+            raise SCPIError(-221, f"Settings conflict; sweep stop {stop:g} <= start {start:g} Hz")
+        f = np.linspace(start, stop, int(self.setting("sweep_points")))
+        self._sweep = _Sweep(self.world.now(), f, self.setting("rbw"), self._source_W())
+
+    def _fetch_sweep(self, match: re.Match[str]) -> bytearray:
+        """S11 interleaved re/im float64: Eq 2a through the line, plus the receiver's noise in
+        the RBW relative to the source (complex Gaussian, E|n|^2 = P_r / P_source)."""
+        sweep = self._sweep
+        if sweep is None:
+            raise SCPIError(-230, "Data stale; no sweep initiated (INIT:SWE first)")
+        self.world.reach(sweep.start_s + sweep.f.size / sweep.rbw_Hz)
+        self._sweep = None
+        n = sweep.f.size
+        s11 = line_reflection(sweep.f, self.cavity, self.line_baseline, self.delay_s)
+        sigma = np.sqrt(self.noise_power(sweep.f, sweep.rbw_Hz) / (2.0 * sweep.source_W))
+        noise = self._s11_rng.standard_normal(n) + 1j * self._s11_rng.standard_normal(n)
+        s11 = s11 + sigma * noise
         out = np.empty(2 * n)
         out[0::2], out[1::2] = s11.real, s11.imag
         return array_block(out)
