@@ -17,8 +17,10 @@ import numpy as np
 from scipy.ndimage import median_filter
 from scipy.optimize import curve_fit
 
+#: Half-span of the Lorentzian fit around a dip, in (rough) resonance widths.
+FIT_WIDTHS = 2.0
 #: Flux phases per quantum used to take the first harmonic of a tone's response.
-HARMONIC_PHASES = 64
+HARMONIC_PHASES = 128
 
 
 def loaded_q(q_i: np.ndarray | float, q_c: np.ndarray | float) -> np.ndarray:
@@ -134,8 +136,12 @@ class Dips:
         return int(self.freq_hz.size)
 
 
-def _dip_model(f, level, slope, f0, power_depth, width):  # pragma: no cover - trivial
-    return level * (1.0 + slope * (f - f0)) * (1.0 - power_depth / (1.0 + 4.0 * ((f - f0) / width) ** 2))
+def _dip_model(u, level, slope, curvature, u0, power_depth, width):
+    """|S21|^2 of a notch, a Lorentzian power dip of full width `width`, on a smooth level
+    (gain slope, tails of the neighbouring resonators)."""
+    d = u - u0
+    x = d / width
+    return level * (1.0 + d * (slope + curvature * d)) * (1.0 - power_depth / (1.0 + 4.0 * x * x))
 
 
 def _regions(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -168,7 +174,8 @@ def find_dips(f_hz: np.ndarray, s21: np.ndarray, *, baseline_hz: float = 10e6,
     so gain slopes and ripple drop out; cable delay does not touch |S21|). A dip is a run of
     points below `threshold` times that level; of dips closer than `min_separation_hz`
     (default `baseline_hz`/4) the deeper is kept. Each is then fitted with a Lorentzian power
-    dip on a sloped level over +-3 rough widths, giving centre, depth and width.
+    dip on a smooth (quadratic) level over +-`FIT_WIDTHS` rough widths, giving centre, depth
+    and width.
     """
     f = np.asarray(f_hz, dtype=float)
     mag = np.abs(np.asarray(s21))
@@ -195,8 +202,8 @@ def find_dips(f_hz: np.ndarray, s21: np.ndarray, *, baseline_hz: float = 10e6,
         rough = _half_width(power, i, f)
         if not np.isfinite(rough) or rough <= 0:
             rough = 4.0 * step
-        lo_f = f[i] - 3.0 * rough
-        hi_f = f[i] + 3.0 * rough
+        lo_f = f[i] - FIT_WIDTHS * rough
+        hi_f = f[i] + FIT_WIDTHS * rough
         if n > 0:
             lo_f = max(lo_f, 0.5 * (f[kept[n - 1]] + f[i]))
         if n + 1 < len(kept):
@@ -204,19 +211,20 @@ def find_dips(f_hz: np.ndarray, s21: np.ndarray, *, baseline_hz: float = 10e6,
         sel = (f >= lo_f) & (f <= hi_f)
         out[0, n] = _parabolic_minimum(f, mag2, i)
         out[3, n] = 0.0
-        if sel.sum() < 7:
+        if sel.sum() < 9:
             continue
         level = float(np.max(mag2[sel]))
-        guess = (level, 0.0, f[i], 1.0 - mag2[i] / level, rough)
+        u = (f[sel] - f[i]) / rough  # fit in units of the rough width: well-conditioned
+        guess = (1.0, 0.0, 0.0, 0.0, 1.0 - mag2[i] / level, 1.0)
         try:
-            popt, _ = curve_fit(_dip_model, f[sel], mag2[sel], p0=guess,
-                                x_scale=(level, 1.0 / rough, rough, 1.0, rough), maxfev=2000)
+            popt, _ = curve_fit(_dip_model, u, mag2[sel] / level, p0=guess, maxfev=2000)
         except (RuntimeError, ValueError):
             continue
-        level, _, f0, power_depth, width = popt
-        if not (lo_f <= f0 <= hi_f and 0.0 < power_depth <= 1.0 and width > 0):
+        f0 = f[i] + popt[3] * rough
+        power_depth, width = popt[4], abs(popt[5]) * rough
+        if not (lo_f <= f0 <= hi_f and 0.0 < power_depth <= 1.0):
             continue
-        out[:, n] = (f0, math.sqrt(1.0 - power_depth), abs(width), 1.0)
+        out[:, n] = (f0, math.sqrt(1.0 - power_depth), width, 1.0)
     return Dips(out[0], out[1], out[2], out[3].astype(bool))
 
 
