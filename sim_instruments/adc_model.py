@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from sim_instruments.blocks import stream_block
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
+from sim_instruments.streaming import SampleStream
 from sim_instruments.world import Signal, World
 
 FULL_SCALE = 32767
@@ -50,16 +50,14 @@ class AdcModel(SimModel):
         if isinstance(inputs, list):
             inputs = {i + 1: s for i, s in enumerate(inputs)}
         self.inputs = {int(ch): str(sig) for ch, sig in inputs.items() if sig}
-        self.buffer_samples = int(self.params.get("buffer_samples", 1 << 24))
+        self.stream = SampleStream(int(self.params.get("buffer_samples", 1 << 24)))
         self.noise_lsb = float(self.params.get("noise_lsb", 0.7))
         self._rng = world.rng(f"{name}.adc_noise")
-        self._start_s = 0.0
-        self._next = 0
 
     def commands(self) -> dict[str, Handler]:
         return {
             r"FETC\?\s+(\S+)": self._fetch,
-            r"ACQ:COUN\?": lambda m: str(self._next),
+            r"ACQ:COUN\?": lambda m: str(self.stream.next),
             r"ACQ:AVA\?": lambda m: str(self._available()),
         }
 
@@ -69,18 +67,12 @@ class AdcModel(SimModel):
 
     def on_setting(self, name: str, ch: str | None, value: Any) -> None:
         if name == "running" and value:
-            self._start_s = self.world.now()
-            self._next = 0
-
-    def _digitised(self) -> int:
-        """Samples per channel digitised since the start, at the World's current time."""
-        rate = self.setting("sample_rate")
-        return int(math.floor((self.world.now() - self._start_s) * rate + 1e-9))
+            self.stream.start(self.world.now())
 
     def _available(self) -> int:
         if not self.setting("running"):
             return 0
-        return max(0, min(self._digitised() - self._next, self.buffer_samples))
+        return self.stream.available(self.world.now(), self.setting("sample_rate"))
 
     def _signal(self, ch: int) -> Signal | None:
         name = self.inputs.get(ch)
@@ -96,11 +88,9 @@ class AdcModel(SimModel):
         if not 1 <= n <= MAX_FETCH_SAMPLES:
             raise SCPIError(-222, f"Data out of range; 1 <= samples <= {MAX_FETCH_SAMPLES}")
         rate = self.setting("sample_rate")
-        overflow = self._digitised() - self.buffer_samples - self._next
-        if overflow > 0:
-            self._next += overflow  # the buffer wrapped: those samples are gone
-        first = self._next
-        self.world.reach(self._start_s + (first + n) / rate)
+        first = self.stream.first_kept(self.world.now(), rate)
+        t0 = self.stream.start_s + first / rate
+        self.world.reach(t0 + n / rate)
         channels = [
             int(c) for c in self.device.channel_ids("channel") if self.setting("enabled", c)
         ]
@@ -109,14 +99,12 @@ class AdcModel(SimModel):
         nothing = np.zeros(0)
         for row, ch in enumerate(channels):
             signal = self._signal(ch)
-            volts = (
-                nothing if signal is None else signal.block(self._start_s + first / rate, n, rate)
-            )
+            volts = nothing if signal is None else signal.block(t0, n, rate)
             noise = (
                 self._rng.standard_normal(n, dtype=np.float32)
                 if self.noise_lsb > 0
                 else nothing.astype(np.float32)
             )
             _digitise(volts, scale, noise, self.noise_lsb, codes[row])
-        self._next = first + n
+        self.stream.next = first + n
         return stream_block(first, channels, codes)

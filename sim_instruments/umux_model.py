@@ -31,6 +31,7 @@ from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
 from sim_instruments.params import number
 from sim_instruments.pulse_source import PulseSource, detector_source
+from sim_instruments.streaming import SampleStream
 from sim_instruments.world import World
 
 #: ADC (and DAC) complex bandwidth: tones live within +-ADC_BANDWIDTH_HZ/2 of the LO.
@@ -138,37 +139,6 @@ class ResonatorComb:
     def harmonics(self, f_tone_hz: float) -> np.ndarray:
         """Flux-ramp first harmonic c1 of each resonator at a tone (radians of S21 phase)."""
         return ramp_harmonic(f_tone_hz, self.f0_hz, self.swing_hz, self.lam, self.q_i, self.q_c)
-
-
-class SampleStream:
-    """Sample counter behind a bounded on-board buffer (same rules as `adc_model.AdcModel`).
-
-    Samples are produced at `rate_hz` from `start_s` on; a reader slower than the clock loses
-    the oldest ones, and the next block's first-sample counter jumps by the number lost.
-    (Candidate for a shared helper of every streaming model.)
-    """
-
-    def __init__(self, buffer_samples: int) -> None:
-        self.buffer_samples = buffer_samples
-        self.start_s = 0.0
-        self.next = 0
-
-    def start(self, t_s: float) -> None:
-        self.start_s = t_s
-        self.next = 0
-
-    def produced(self, now_s: float, rate_hz: float) -> int:
-        return int(math.floor((now_s - self.start_s) * rate_hz + 1e-9))
-
-    def available(self, now_s: float, rate_hz: float) -> int:
-        return max(0, min(self.produced(now_s, rate_hz) - self.next, self.buffer_samples))
-
-    def first_kept(self, now_s: float, rate_hz: float) -> int:
-        """Counter of the oldest sample still in the buffer (drops what overflowed)."""
-        overflow = self.produced(now_s, rate_hz) - self.buffer_samples - self.next
-        if overflow > 0:
-            self.next += overflow
-        return self.next
 
 
 class UmuxModel(SimModel):
