@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.base import Channel, Instrument, OneOf, Range, Setting, parse_stream_block
-from drivers.errors import SettingRangeError
+from drivers.base import Channel, OneOf, Range, Setting
+from drivers.streaming import StreamingInstrument
 
 INPUT_RANGES_V = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-MAX_FETCH_SAMPLES = 1 << 22
 FULL_SCALE = 32767
 
 
@@ -32,7 +31,7 @@ class AdcChannel(Channel):
     enabled = Setting("CH{ch}:ENAB", bool, doc="Channel digitised and streamed")
 
 
-class Adc16(Instrument):
+class Adc16(StreamingInstrument):
     """16-channel ADC. Blocks carry the counter of their first sample, so gaps are visible."""
 
     channel_ids = tuple(range(1, 17))
@@ -40,34 +39,12 @@ class Adc16(Instrument):
 
     sample_rate = Setting("SAMP:RATE", float, unit="Hz", allowed=Range(1e3, 1e7))
     input_range = Setting("VOLT:RANG", float, unit="V", allowed=OneOf(INPUT_RANGES_V))
-    running = Setting("ACQ:RUN", bool, doc="Continuous acquisition into the on-board buffer")
-
-    def start(self) -> None:
-        """Start continuous acquisition; the sample counter restarts at 0."""
-        self.running = True
-
-    def stop(self) -> None:
-        self.running = False
-
-    def available(self) -> int:
-        """Samples per channel waiting in the on-board buffer."""
-        return int(self.query("ACQ:AVA?"))
 
     def fetch(self, samples: int) -> AdcBlock:
         """The next `samples` samples of every enabled channel (waits until they exist)."""
-        command = f"FETC? {int(samples)}"
-        if not 1 <= samples <= MAX_FETCH_SAMPLES:
-            raise SettingRangeError(
-                self.name, command, f"samples must be 1 .. {MAX_FETCH_SAMPLES}, got {samples}"
-            )
         rate = self.sample_rate
         volts_per_code = self.input_range / FULL_SCALE
-        timeout = self.resource.timeout
-        self.resource.timeout = timeout + 1500.0 * samples / rate
-        try:
-            block = parse_stream_block(self.query_block(command), "i2", self.name, command)
-        finally:
-            self.resource.timeout = timeout
+        block = self._fetch_stream(samples, rate, "i2")
         return AdcBlock(block.first_sample, rate, block.channels, block.data, volts_per_code)
 
     def summary(self) -> dict[str, object]:

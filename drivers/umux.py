@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.base import Channel, Instrument, OneOf, Range, Setting, parse_stream_block
+from drivers.base import Channel, OneOf, Range, Setting
 from drivers.errors import InstrumentError, SettingRangeError
+from drivers.streaming import StreamingInstrument
 
 #: Tones are baseband frequencies within +-BASEBAND_HALF_WIDTH_HZ of the LO (512 MHz ADC).
 BASEBAND_HALF_WIDTH_HZ = 256e6
-MAX_FETCH_SAMPLES = 1 << 22
 MAX_SWEEP_POINTS = 200_001
 CHANNELS = 64
 
@@ -62,7 +62,7 @@ class UmuxChannel(Channel):
     enabled = Setting("CH{ch}:ENAB", bool, doc="Channel demodulated and streamed")
 
 
-class UmuxBoard(Instrument):
+class UmuxBoard(StreamingInstrument):
     """uMUX readout board. Fetched blocks carry the counter of their first sample, so samples
     lost to a full on-board buffer show as a gap."""
 
@@ -75,7 +75,6 @@ class UmuxBoard(Instrument):
     ramp_amplitude = Setting("RAMP:AMPL", int, unit="Phi0", allowed=OneOf(tuple(range(1, 9))),
                              doc="Flux quanta per ramp period (n_Phi0)")
     ramp_on = Setting("RAMP:STAT", bool, doc="Flux ramp running")
-    running = Setting("ACQ:RUN", bool, doc="Continuous demodulation into the on-board buffer")
 
     # -- tones ----------------------------------------------------------------------------
 
@@ -127,31 +126,10 @@ class UmuxBoard(Instrument):
 
     # -- streaming ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start continuous demodulation; the sample counter restarts at 0."""
-        self.running = True
-
-    def stop(self) -> None:
-        self.running = False
-
-    def available(self) -> int:
-        """Samples per channel waiting in the on-board buffer."""
-        return int(self.query("ACQ:AVA?"))
-
     def fetch(self, samples: int) -> UmuxBlock:
         """The next `samples` demodulated samples of every enabled channel."""
-        command = f"FETC? {int(samples)}"
-        if not 1 <= samples <= MAX_FETCH_SAMPLES:
-            raise SettingRangeError(
-                self.name, command, f"samples must be 1 .. {MAX_FETCH_SAMPLES}, got {samples}"
-            )
         rate = self.ramp_frequency
-        timeout = self.resource.timeout
-        self.resource.timeout = timeout + 1500.0 * samples / rate
-        try:
-            block = parse_stream_block(self.query_block(command), "f4", self.name, command)
-        finally:
-            self.resource.timeout = timeout
+        block = self._fetch_stream(samples, rate, "f4")
         return UmuxBlock(block.first_sample, rate, block.channels, block.data)
 
     def summary(self) -> dict[str, object]:

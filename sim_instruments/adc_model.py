@@ -11,7 +11,7 @@ import numpy as np
 from sim_instruments.blocks import stream_block
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
-from sim_instruments.streaming import SampleStream
+from sim_instruments.streaming import SampleStream, fetch_window
 from sim_instruments.world import Signal, World
 
 FULL_SCALE = 32767
@@ -28,10 +28,6 @@ def _digitise(volts, scale, noise, noise_lsb, out):  # pragma: no cover - numba
             x += noise[i] * noise_lsb
         x = round(x)
         out[i] = min(max(x, -FULL_SCALE - 1), FULL_SCALE)
-
-
-#: Largest block one FETC? may ask for, per channel.
-MAX_FETCH_SAMPLES = 1 << 22
 
 
 class AdcModel(SimModel):
@@ -81,16 +77,8 @@ class AdcModel(SimModel):
     def _fetch(self, match: re.Match[str]) -> bytearray:
         if not self.setting("running"):
             raise SCPIError(-221, "Settings conflict; acquisition not running (ACQ:RUN 1)")
-        try:
-            n = int(match.group(1))
-        except ValueError:
-            raise SCPIError(-104, f"Data type error; sample count {match.group(1)!r}") from None
-        if not 1 <= n <= MAX_FETCH_SAMPLES:
-            raise SCPIError(-222, f"Data out of range; 1 <= samples <= {MAX_FETCH_SAMPLES}")
         rate = self.setting("sample_rate")
-        first = self.stream.first_kept(self.world.now(), rate)
-        t0 = self.stream.start_s + first / rate
-        self.world.reach(t0 + n / rate)
+        first, t0, n = fetch_window(self.stream, self.world, match.group(1), rate)
         channels = [
             int(c) for c in self.device.channel_ids("channel") if self.setting("enabled", c)
         ]

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+from sim_instruments.device import SCPIError
+
+if TYPE_CHECKING:
+    from sim_instruments.world import World
 
 
 class SampleStream:
@@ -33,3 +39,24 @@ class SampleStream:
         if overflow > 0:
             self.next += overflow
         return self.next
+
+
+#: Largest block one FETC? may ask for, per channel.
+MAX_FETCH_SAMPLES = 1 << 22
+
+
+def fetch_window(
+    stream: SampleStream, world: World, count: str, rate_hz: float
+) -> tuple[int, float, int]:
+    """For `FETC? <count>`: (first sample counter, its time, sample count), once the World's
+    time has reached the block's end. Refuses a bad count with the SCPI error."""
+    try:
+        n = int(count)
+    except ValueError:
+        raise SCPIError(-104, f"Data type error; sample count {count!r}") from None
+    if not 1 <= n <= MAX_FETCH_SAMPLES:
+        raise SCPIError(-222, f"Data out of range; 1 <= samples <= {MAX_FETCH_SAMPLES}")
+    first = stream.first_kept(world.now(), rate_hz)
+    t0 = stream.start_s + first / rate_hz
+    world.reach(t0 + n / rate_hz)
+    return first, t0, n

@@ -31,13 +31,12 @@ from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
 from sim_instruments.params import number
 from sim_instruments.pulse_source import PulseSource, detector_source
-from sim_instruments.streaming import SampleStream
+from sim_instruments.streaming import SampleStream, fetch_window
 from sim_instruments.world import World
 
 #: ADC (and DAC) complex bandwidth: tones live within +-ADC_BANDWIDTH_HZ/2 of the LO.
 ADC_BANDWIDTH_HZ = 512e6
 #: Largest demodulated block one FETC? may ask for, per channel.
-MAX_FETCH_SAMPLES = 1 << 22
 #: Largest sweep, in points.
 MAX_SWEEP_POINTS = 200_001
 #: Flux-ramp phases averaged when sweeping with the ramp running.
@@ -308,16 +307,8 @@ class UmuxModel(SimModel):
                                   "demodulate")
         if not self.setting("running"):
             raise SCPIError(-221, "Settings conflict; acquisition not running (ACQ:RUN 1)")
-        try:
-            n = int(match.group(1))
-        except ValueError:
-            raise SCPIError(-104, f"Data type error; sample count {match.group(1)!r}") from None
-        if not 1 <= n <= MAX_FETCH_SAMPLES:
-            raise SCPIError(-222, f"Data out of range; 1 <= samples <= {MAX_FETCH_SAMPLES}")
         rate = self.setting("ramp_frequency")
-        first = self.stream.first_kept(self.world.now(), rate)
-        self.world.reach(self.stream.start_s + (first + n) / rate)
-        t0 = self.stream.start_s + first / rate
+        first, t0, n = fetch_window(self.stream, self.world, match.group(1), rate)
         channels = self._enabled()
         phase = np.empty((len(channels), n), dtype=np.float32)
         flux: dict[int, np.ndarray] = {}
