@@ -214,37 +214,43 @@ def _coerce(setting: Setting[Any], value: Any) -> Any:
 
 def planned_settings(
     doc: YamlDocument, spec: InstrumentSpec
-) -> Iterator[tuple[KeyPath, int | str | None, Setting[Any], Any]]:
-    """Each initial setting as (key path, channel or None, setting, SI value), all checked."""
+) -> Iterator[tuple[KeyPath, tuple[str, int | str] | None, Setting[Any], Any]]:
+    """Each initial setting as (key path, (group, channel) or None, setting, SI value)."""
     base: KeyPath = ("instruments", spec.name, "settings")
     top = _declared(spec.driver)
-    per_channel = _declared(spec.driver.channel_class)
+    groups = spec.driver.channel_groups()
     for key, value in spec.settings.items():
-        if key == "channels" and spec.driver.channel_ids:
+        if key in groups:
+            ids, channel_class = groups[key]
+            per_channel = _declared(channel_class)
             if not isinstance(value, Mapping):
-                raise doc.error((*base, key), "must map channel selectors to settings")
+                raise doc.error((*base, key), f"must map {key} selectors to settings")
             for selector, group in value.items():
                 where = (*base, key, selector)
                 try:
-                    chosen = channel_selection(selector, tuple(spec.driver.channel_ids))
+                    chosen = channel_selection(selector, tuple(ids))
                 except ValueError as exc:
                     raise doc.error(where, str(exc)) from None
                 for name, v in (group or {}).items():
                     path, setting, val = _checked(doc, (*where, name), per_channel, name, v)
                     for ch in chosen:
-                        yield path, ch, setting, val
+                        yield path, (key, ch), setting, val
             continue
-        path, setting, val = _checked(doc, (*base, key), top, key, value)
+        path, setting, val = _checked(doc, (*base, key), top, key, value, list(groups))
         yield path, None, setting, val
 
 
 def _checked(
-    doc: YamlDocument, path: KeyPath, declared: dict[str, Setting[Any]], name: str, value: Any
+    doc: YamlDocument,
+    path: KeyPath,
+    declared: dict[str, Setting[Any]],
+    name: str,
+    value: Any,
+    groups: list[str] | None = None,
 ) -> tuple[KeyPath, Setting[Any], Any]:
     setting = declared.get(name)
     if setting is None:
-        options = sorted(declared) + (["channels"] if path[-2] == "settings" else [])
-        raise _unknown(doc, path[:-1], name, options)
+        raise _unknown(doc, path[:-1], name, sorted(declared) + (groups or []))
     try:
         return path, setting, _coerce(setting, value)
     except UnitError as exc:
@@ -307,7 +313,7 @@ class Rig:
         inst = spec.driver.open(manager, spec.address, name=name, timeout_s=spec.timeout_s)
         try:
             for path, ch, setting, value in planned_settings(self.spec.doc, spec):
-                node = inst if ch is None else inst.channel(ch)
+                node = inst if ch is None else inst.group_channel(*ch)
                 try:
                     node.set(setting, value)
                 except InstrumentError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import pyvisa
@@ -247,11 +247,35 @@ class Instrument(SCPINode):
     default_timeout_s: float = 0.5
     channel_ids: Sequence[int | str] = ()
     channel_class: type[Channel] = Channel
+    #: Further channel groups (e.g. heater outputs): name -> (ids, channel class).
+    extra_channel_groups: ClassVar[dict[str, tuple[Sequence[int | str], type[Channel]]]] = {}
 
     def __init__(self, resource: MessageBasedResource, name: str | None = None) -> None:
         self.resource = resource
         self.name = name or resource.resource_name
-        self._channels = {ch: self.channel_class(self, ch) for ch in self.channel_ids}
+        self._groups = {
+            group: {ch: cls(self, ch) for ch in ids}
+            for group, (ids, cls) in self.channel_groups().items()
+        }
+        self._channels = self._groups.get("channels", {})
+
+    @classmethod
+    def channel_groups(cls) -> dict[str, tuple[Sequence[int | str], type[Channel]]]:
+        """Every channel group by the name rig files use for it (`channels`, `outputs`, ...)."""
+        groups = {"channels": (cls.channel_ids, cls.channel_class)} if cls.channel_ids else {}
+        return {**groups, **cls.extra_channel_groups}
+
+    def group_channel(self, group: str, ch: int | str) -> Channel:
+        """Channel `ch` of a group; refuses ids the instrument does not have."""
+        members = self._groups.get(group, {})
+        try:
+            return members[ch]
+        except KeyError:
+            ids = ", ".join(str(c) for c in members) or "none"
+            noun = "channel" if group == "channels" else group.rstrip("s")
+            raise InstrumentError(
+                self.name, f"{noun} {ch}", f"no such {noun} (has {ids})"
+            ) from None
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -300,13 +324,7 @@ class Instrument(SCPINode):
 
     def channel(self, ch: int | str) -> Channel:
         """The channel object `ch`; refuses ids the instrument does not have."""
-        try:
-            return self._channels[ch]
-        except KeyError:
-            ids = ", ".join(str(c) for c in self.channel_ids) or "none"
-            raise InstrumentError(
-                self.name, f"channel {ch}", f"no such channel (has {ids})"
-            ) from None
+        return self.group_channel("channels", ch)
 
     @property
     def channels(self) -> list[Channel]:

@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 from drivers.base import Channel, Instrument, OneOf, Range, Setting
-from drivers.errors import InstrumentError
 
 HEATER_RANGES_W = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 HEATER_MODES = ("OFF", "MANUAL", "PID")
@@ -65,10 +64,7 @@ class TemperatureController(Instrument):
 
     channel_ids = THERMOMETER_IDS
     channel_class = Thermometer
-
-    def __init__(self, resource: Any, name: str | None = None) -> None:
-        super().__init__(resource, name)
-        self._outputs = {out: HeaterOutput(self, out) for out in OUTPUT_IDS}
+    extra_channel_groups = {"outputs": (OUTPUT_IDS, HeaterOutput)}
 
     def thermometer(self, ch: int) -> Thermometer:
         """Thermometer channel `ch` (1..8)."""
@@ -78,16 +74,13 @@ class TemperatureController(Instrument):
 
     def output(self, out: int) -> HeaterOutput:
         """Heater output `out` (1 or 2)."""
-        try:
-            return self._outputs[out]
-        except KeyError:
-            ids = ", ".join(str(o) for o in OUTPUT_IDS)
-            reason = f"no such output (has {ids})"
-            raise InstrumentError(self.name, f"output {out}", reason) from None
+        output = self.group_channel("outputs", out)
+        assert isinstance(output, HeaterOutput)
+        return output
 
     @property
     def outputs(self) -> list[HeaterOutput]:
-        return list(self._outputs.values())
+        return [self.output(out) for out in OUTPUT_IDS]
 
     # -- convenience -----------------------------------------------------------------------
 

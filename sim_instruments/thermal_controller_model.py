@@ -20,6 +20,7 @@ import numpy as np
 
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
+from sim_instruments.params import number
 from sim_instruments.ruo2 import RuO2Curve
 from sim_instruments.world import World
 
@@ -30,21 +31,6 @@ SCPI_INF = 9.9e37
 SCPI_NAN = 9.91e37
 
 
-def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float,
-            where: str) -> float:
-    """`params[key]` as a float in `[low, high]`, or a ValueError naming the key and range."""
-    raw = params.get(key, default)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where}.{key} must be a number in {low:g} .. {high:g}, got {raw!r}"
-        ) from None
-    if not low <= value <= high:
-        raise ValueError(f"{where}.{key} must be in {low:g} .. {high:g}, got {value:g}")
-    return value
-
-
 def _index(key: Any, allowed: tuple[int, ...], where: str) -> int:
     try:
         index = int(key)
@@ -53,6 +39,13 @@ def _index(key: Any, allowed: tuple[int, ...], where: str) -> int:
     if index not in allowed:
         raise ValueError(f"{where}: {key!r} is not one of {', '.join(map(str, allowed))}")
     return index
+
+
+def _numbered(value: Any) -> dict[Any, Any]:
+    """A `{number: item}` mapping, or a list numbered from 1 (as the ADC's `inputs`)."""
+    if isinstance(value, list | tuple):
+        return {i + 1: item for i, item in enumerate(value)}
+    return dict(value or {})
 
 
 def _plate(name: Any, world: World, where: str) -> str:
@@ -77,10 +70,10 @@ class Sensor:
         """From a plate name or `{plate, r_inf_ohm, t0_K, calibration_error, noise_rel}`."""
         spec = {"plate": spec} if isinstance(spec, str) else dict(spec or {})
         plate = _plate(spec.get("plate"), world, f"{where}.plate")
-        r_inf = _number(spec, "r_inf_ohm", 1000.0, 1.0, 1e6, where)
-        t0 = _number(spec, "t0_K", 0.3, 1e-3, 100.0, where)
-        error = _number(spec, "calibration_error", 0.0, -0.5, 0.5, where)
-        noise = _number(spec, "noise_rel", 1e-4, 0.0, 0.1, where)
+        r_inf = number(spec, "r_inf_ohm", 1000.0, where, 1.0, 1e6)
+        t0 = number(spec, "t0_K", 0.3, where, 1e-3, 100.0)
+        error = number(spec, "calibration_error", 0.0, where, -0.5, 0.5)
+        noise = number(spec, "noise_rel", 1e-4, where, 0.0, 0.1)
         # T = t0 / ln(R/R_inf)^2: a curve with t0 scaled by (1 + e) reads (1 + e) T.
         return cls(plate, RuO2Curve(r_inf, t0), RuO2Curve(r_inf, t0 * (1.0 + error)), noise)
 
@@ -110,6 +103,7 @@ class HeaterLoop:
         self.next_update_s = 0.0
         self.target_K = 0.0
         self.ramped_K = 0.0
+        self._ramp_t = 0.0
         self._integral = 0.0
         self._last: tuple[float, float] | None = None  # (time, reading) of the last update
 
@@ -119,8 +113,26 @@ class HeaterLoop:
         self.next_update_s = t
         self.target_K = target_K
         self.ramped_K = reading_K if ramp else target_K
+        self._ramp_t = t
         self._integral = 0.0
         self._last = None
+
+    def retarget(self, t: float, target_K: float, rate_K_per_s: float, ramp: bool) -> None:
+        """A new setpoint at `t`: a ramp runs on from where it stands at `t`."""
+        self._advance_ramp(t, rate_K_per_s, ramp)
+        self.target_K = target_K
+
+    def _advance_ramp(self, t: float, rate_K_per_s: float, ramp: bool) -> None:
+        if ramp:
+            step = rate_K_per_s * (t - self._ramp_t)
+            delta = self.target_K - self.ramped_K
+            if abs(delta) <= step:
+                self.ramped_K = self.target_K
+            else:
+                self.ramped_K += math.copysign(step, delta)
+        else:
+            self.ramped_K = self.target_K
+        self._ramp_t = t
 
     def stop(self) -> None:
         self.active = False
@@ -131,15 +143,7 @@ class HeaterLoop:
     def update(self, t: float, reading_K: float, s: Mapping[str, Any]) -> float:
         """One loop cycle at time `t` with settings `s`; returns the new power (W)."""
         h = 0.0 if self._last is None else t - self._last[0]
-        if s["ramp_enabled"]:
-            step = s["ramp_rate"] / 60.0 * h
-            delta = self.target_K - self.ramped_K
-            if abs(delta) <= step:
-                self.ramped_K = self.target_K
-            else:
-                self.ramped_K += math.copysign(step, delta)
-        else:
-            self.ramped_K = self.target_K
+        self._advance_ramp(t, s["ramp_rate"] / 60.0, bool(s["ramp_enabled"]))
         p, i_s, d_s = s["p"], s["i"], s["d"]
         error = self.ramped_K - reading_K
         derivative = 0.0
@@ -164,7 +168,9 @@ class TemperatureControllerModel(SimModel):
     """Thermometers and heaters of a dilution refrigerator's temperature controller.
 
     params: `sensors` (channel -> plate name, or a mapping with `plate`, `r_inf_ohm`, `t0_K`,
-    `calibration_error` (relative), `noise_rel`), `heaters` (output -> plate), `loop_period_s`.
+    `calibration_error` (relative), `noise_rel`), `heaters` (output -> plate), both also as
+    lists numbered from 1; `loop_period_s` (PID update interval). Unlisted channels are open
+    inputs (they read SCPI +inf ohm / NaN K); an output without a plate can only be OFF.
     """
 
     device_name = "tc372"
@@ -174,18 +180,18 @@ class TemperatureControllerModel(SimModel):
         where = f"{name}.sensors"
         self.sensors = {
             _index(ch, THERMOMETER_IDS, where): Sensor.from_params(spec, world, f"{where}.{ch}")
-            for ch, spec in (self.params.get("sensors") or {}).items()
+            for ch, spec in _numbered(self.params.get("sensors")).items()
         }
         where = f"{name}.heaters"
         heaters = {
             _index(out, OUTPUT_IDS, where): _plate(plate, world, f"{where}.{out}")
-            for out, plate in (self.params.get("heaters") or {}).items()
+            for out, plate in _numbered(self.params.get("heaters")).items()
             if plate
         }
         if len(set(heaters.values())) < len(heaters):
             raise ValueError(f"{where}: two outputs drive the same plate ({heaters})")
         self.loops = {out: HeaterLoop(heaters.get(out)) for out in OUTPUT_IDS}
-        self.loop_period_s = _number(self.params, "loop_period_s", 0.1, 1e-3, 10.0, name)
+        self.loop_period_s = number(self.params, "loop_period_s", 0.1, name, 1e-3, 10.0)
         self._readout_rng = world.rng(f"{name}.readout")
         self._loop_rng = world.rng(f"{name}.loop")
         self._t = world.now()
@@ -275,7 +281,8 @@ class TemperatureControllerModel(SimModel):
             ramp = bool(self.setting("ramp_enabled", out))
             loop.start(t, self.setting("setpoint", out), reading, ramp)
         elif name == "setpoint":
-            loop.target_K = float(value)
+            rate = self.setting("ramp_rate", out) / 60.0
+            loop.retarget(t, float(value), rate, bool(self.setting("ramp_enabled", out)))
         elif name == "heater_range":
             loop.power_W = min(loop.power_W, float(value))
         if loop.plate is not None:

@@ -181,3 +181,51 @@ def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("rig_path", RIGS, ids=lambda p: p.stem)
+def test_example_rigs_regulate_their_pid_outputs(rig_path: Path) -> None:
+    """Every heater output a rig puts in PID mode holds its plate at the setpoint."""
+    from drivers.thermal import TemperatureController
+
+    with Rig(load_rig(rig_path)) as rig:
+        controllers = [rig.open(name) for name, s in rig.spec.instruments.items()
+                       if s.driver is TemperatureController]
+        loops = [(tc, out) for tc in controllers for out in tc.outputs if out.mode == "PID"]
+        assert rig.world is not None
+        rig.world.advance(180.0)
+        for tc, out in loops:
+            readings = []
+            for _ in range(60):
+                rig.world.advance(1.0)
+                readings.append(tc.temperature(out.input_channel))
+            # Thermometer noise is 1e-4 relative; a stable loop holds well inside 0.5 mK.
+            assert abs(sum(readings) / 60 - out.setpoint) < 0.2e-3
+            assert max(readings) - min(readings) < 0.5e-3
+
+
+def test_heater_outputs_are_set_from_the_rig_file(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        world:
+          thermal: {plates: {stage: {}}}
+        instruments:
+          tc:
+            driver: thermal
+            address: "TCPIP0::127.0.0.1::7372::SOCKET"
+            settings:
+              outputs: {"2": {heater_range: 100 uW, manual_power: 20 uW, mode: MANUAL}}
+            sim: {sensors: {1: stage}, heaters: {2: stage}}
+        """)
+    with Rig(load_rig(path)) as rig:
+        tc = rig.open("tc")
+        assert (tc.output(2).mode, tc.output(2).manual_power) == ("MANUAL", 20e-6)
+        assert tc.output(1).mode == "OFF"
+    bad = write(tmp_path, """\
+        instruments:
+          tc:
+            driver: thermal
+            address: "TCPIP0::127.0.0.1::7372::SOCKET"
+            settings: {outputs: {"3": {mode: PID}}}
+        """)
+    with pytest.raises(ConfigError, match=r"outputs.3: no channel 3"):
+        load_rig(bad)

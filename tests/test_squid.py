@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import pyvisa
 
-from conftest import open_simulated
 from drivers.adc import Adc16
-from drivers.errors import InstrumentError, InstrumentTimeout, SettingRangeError
+from drivers.errors import InstrumentError, SettingRangeError
 from drivers.squid import SquidElectronics
 from sim_instruments.adc_model import AdcModel
 from sim_instruments.library import CryoSimLibrary, SimInstrument
@@ -108,14 +107,6 @@ def test_client_side_and_instrument_errors(closing: list) -> None:
         fll.write("CH1:IB 5.0e-01")
     with pytest.raises(InstrumentError, match="-113"):
         fll.query("CH1:NOPE?")
-
-
-def test_silent_squid_electronics_time_out(closing: list) -> None:
-    world = World({"seed": 1})
-    fll = open_simulated(SquidElectronics, "squid", SquidModel(world, "fll"), silent=True)
-    closing.append(fll)
-    with pytest.raises(InstrumentTimeout):
-        _ = fll.channel(1).locked
 
 
 def test_amp_mode_shows_the_periodic_v_phi_curve(closing: list) -> None:

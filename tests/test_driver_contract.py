@@ -1,0 +1,79 @@
+"""What every cryodaq driver promises, checked on each simulated instrument kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conftest import open_simulated
+from drivers.adc import Adc16
+from drivers.base import Instrument
+from drivers.errors import InstrumentError, InstrumentTimeout
+from drivers.squid import SquidElectronics
+from drivers.thermal import TemperatureController
+from drivers.umux import UmuxBoard
+from drivers.vst import VectorSignalTransceiver
+from sim_instruments.adc_model import AdcModel
+from sim_instruments.model import SimModel
+from sim_instruments.squid_model import SquidModel
+from sim_instruments.thermal_controller_model import TemperatureControllerModel
+from sim_instruments.umux_model import UmuxModel
+from sim_instruments.vst_model import VstModel
+from sim_instruments.world import World
+
+WORLD = {
+    "seed": 3,
+    "thermal": {"plates": {"attenuator": {}, "cavity": {}}},
+    "detectors": {"tes": {}},
+}
+KINDS: dict[str, tuple[type[Instrument], Callable[[World], SimModel]]] = {
+    "adc": (Adc16, lambda w: AdcModel(w, "adc")),
+    "squid": (SquidElectronics, lambda w: SquidModel(w, "fll")),
+    "thermal": (TemperatureController,
+                lambda w: TemperatureControllerModel(w, "tc", {"sensors": {1: "mixing"}})),
+    "vst": (VectorSignalTransceiver, lambda w: VstModel(w, "vst")),
+    "umux": (UmuxBoard, lambda w: UmuxModel(w, "roach")),
+}
+
+
+def open_kind(kind: str, closing: list[Any], silent: bool = False) -> Instrument:
+    driver, model = KINDS[kind]
+    inst = open_simulated(driver, kind, model(World(WORLD)), silent=silent)
+    closing.append(inst)
+    return inst
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_identifies_resets_and_summarises(kind: str, closing: list[Any]) -> None:
+    inst = open_kind(kind, closing)
+    assert inst.idn.startswith("cryodaq,")
+    inst.reset()
+    summary = inst.summary()
+    assert summary and all(isinstance(k, str) for k in summary)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_command_is_an_instrument_error_within_a_second(
+    kind: str, closing: list[Any]
+) -> None:
+    inst = open_kind(kind, closing)
+    start = time.monotonic()
+    with pytest.raises(InstrumentError, match=r"'NOPE\?'.*-113") as info:
+        inst.query("NOPE?")
+    assert not isinstance(info.value, InstrumentTimeout)
+    assert time.monotonic() - start < 1.0
+    with pytest.raises(InstrumentError, match="-113"):
+        inst.write("NOPE 1")
+    assert inst.idn.startswith("cryodaq,")  # the session is still in step
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_silent_instrument_is_a_timeout_within_a_second(kind: str, closing: list[Any]) -> None:
+    inst = open_kind(kind, closing, silent=True)
+    start = time.monotonic()
+    with pytest.raises(InstrumentTimeout, match=r"\*IDN\?.*timeout"):
+        _ = inst.idn
+    assert time.monotonic() - start < 1.0
