@@ -189,8 +189,11 @@ def test_example_rigs_regulate_their_pid_outputs(rig_path: Path) -> None:
     from drivers.thermal import TemperatureController
 
     with Rig(load_rig(rig_path)) as rig:
-        controllers = [rig.open(name) for name, s in rig.spec.instruments.items()
-                       if s.driver is TemperatureController]
+        controllers = [
+            rig.open(name)
+            for name, s in rig.spec.instruments.items()
+            if s.driver is TemperatureController
+        ]
         loops = [(tc, out) for tc in controllers for out in tc.outputs if out.mode == "PID"]
         assert rig.world is not None
         rig.world.advance(180.0)
@@ -205,7 +208,9 @@ def test_example_rigs_regulate_their_pid_outputs(rig_path: Path) -> None:
 
 
 def test_heater_outputs_are_set_from_the_rig_file(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         world:
           thermal: {plates: {stage: {}}}
         instruments:
@@ -215,17 +220,62 @@ def test_heater_outputs_are_set_from_the_rig_file(tmp_path: Path) -> None:
             settings:
               outputs: {"2": {heater_range: 100 uW, manual_power: 20 uW, mode: MANUAL}}
             sim: {sensors: {1: stage}, heaters: {2: stage}}
-        """)
+        """,
+    )
     with Rig(load_rig(path)) as rig:
         tc = rig.open("tc")
         assert (tc.output(2).mode, tc.output(2).manual_power) == ("MANUAL", 20e-6)
         assert tc.output(1).mode == "OFF"
-    bad = write(tmp_path, """\
+    bad = write(
+        tmp_path,
+        """\
         instruments:
           tc:
             driver: thermal
             address: "TCPIP0::127.0.0.1::7372::SOCKET"
             settings: {outputs: {"3": {mode: PID}}}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError, match=r"outputs.3: no channel 3"):
         load_rig(bad)
+
+
+def test_a_labs_own_driver_class_can_be_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mylab_drivers.py").write_text(
+        textwrap.dedent("""\
+        from drivers.adc import Adc16
+
+        class LabAdc(Adc16):
+            '''The lab's ADC: our firmware reports one more thing.'''
+
+            def summary(self):
+                return {**super().summary(), "lab": "yes"}
+        """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(
+        tmp_path,
+        """\
+        instruments:
+          adc:
+            driver: mylab_drivers:LabAdc
+            address: "TCPIP0::127.0.0.1::5025::SOCKET"
+            settings: {sample_rate: 2 MHz}
+            sim: {kind: adc}
+        """,
+    )
+    with Rig(load_rig(path)) as rig:
+        adc = rig.open("adc")
+        assert type(adc).__name__ == "LabAdc"
+        assert adc.summary()["lab"] == "yes" and adc.sample_rate == 2e6
+    missing_kind = write(
+        tmp_path,
+        """\
+        instruments:
+          adc: {driver: "mylab_drivers:LabAdc", address: "TCPIP0::127.0.0.1::5025::SOCKET"}
+        """,
+    )
+    with pytest.raises(ConfigError, match="set sim.kind to one of"):
+        load_rig(missing_kind)
