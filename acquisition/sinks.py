@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from acquisition.errors import CryodaqError
@@ -266,10 +265,5 @@ class Fanout:
     def __enter__(self) -> Fanout:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from drivers.adc import Adc16
+from drivers.streaming import StreamingInstrument
 from drivers.umux import UmuxBoard
 
 
@@ -50,48 +51,63 @@ class BlockSource(Protocol):
 
 
 class _DriverSource:
-    """Common part of sources that stream through a driver with `start/stop/fetch`."""
+    """A source streaming through a driver with `start`, `stop` and `fetch`."""
+
+    dtype: np.dtype
+    unit: str
+    units_per_value: float
 
     def __init__(
         self,
-        name: str,
+        device: StreamingInstrument,
         block_samples: int,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         if block_samples < 1:
-            raise ValueError(f"{name}: block_samples must be >= 1, got {block_samples}")
-        self.name = name
+            raise ValueError(f"{device.name}: block_samples must be >= 1, got {block_samples}")
+        self.device = device
+        self.name = device.name
         self.block_samples = block_samples
         self._clock_ns = clock_ns
         self.start_time_ns = 0
         self.channels: tuple[int, ...] = ()
+        self.sample_rate_hz = self._settings()
 
+    def _settings(self) -> float:
+        """Read the device's sample rate (and scale); called again at start."""
+        raise NotImplementedError
 
-class AdcSource(_DriverSource):
-    """int16 blocks of the enabled channels of an `Adc16`."""
-
-    dtype = np.dtype(np.int16)
-    unit = "V"
-
-    def __init__(self, adc: Adc16, block_samples: int, clock_ns: Callable[[], int] = time.time_ns):
-        super().__init__(adc.name, block_samples, clock_ns)
-        self.adc = adc
-        self.sample_rate_hz = adc.sample_rate
-        self.units_per_value = adc.input_range / 32767
+    def _fetch(self) -> Block:
+        raise NotImplementedError
 
     def start(self) -> None:
-        self.sample_rate_hz = self.adc.sample_rate
-        self.units_per_value = self.adc.input_range / 32767
-        self.adc.start()
+        self.sample_rate_hz = self._settings()
+        self.device.start()
         self.start_time_ns = self._clock_ns()
 
     def read(self) -> Block:
-        b = self.adc.fetch(self.block_samples)
-        self.channels = b.channels
-        return Block(b.first_sample, b.sample_rate_hz, b.channels, b.codes)
+        block = self._fetch()
+        self.channels = block.channels
+        return block
 
     def stop(self) -> None:
-        self.adc.stop()
+        self.device.stop()
+
+
+class AdcSource(_DriverSource):
+    """int16 codes of the enabled channels of an `Adc16`."""
+
+    dtype = np.dtype(np.int16)
+    unit = "V"
+    device: Adc16
+
+    def _settings(self) -> float:
+        self.units_per_value = self.device.input_range / 32767
+        return self.device.sample_rate
+
+    def _fetch(self) -> Block:
+        b = self.device.fetch(self.block_samples)
+        return Block(b.first_sample, b.sample_rate_hz, b.channels, b.codes)
 
 
 class UmuxSource(_DriverSource):
@@ -100,26 +116,14 @@ class UmuxSource(_DriverSource):
     dtype = np.dtype(np.float32)
     unit = "Phi0"
     units_per_value = 1.0 / (2.0 * np.pi)
+    device: UmuxBoard
 
-    def __init__(
-        self, board: UmuxBoard, block_samples: int, clock_ns: Callable[[], int] = time.time_ns
-    ):
-        super().__init__(board.name, block_samples, clock_ns)
-        self.board = board
-        self.sample_rate_hz = board.ramp_frequency
+    def _settings(self) -> float:
+        return self.device.ramp_frequency
 
-    def start(self) -> None:
-        self.sample_rate_hz = self.board.ramp_frequency
-        self.board.start()
-        self.start_time_ns = self._clock_ns()
-
-    def read(self) -> Block:
-        b = self.board.fetch(self.block_samples)
-        self.channels = b.channels
+    def _fetch(self) -> Block:
+        b = self.device.fetch(self.block_samples)
         return Block(b.first_sample, b.sample_rate_hz, b.channels, b.phase)
-
-    def stop(self) -> None:
-        self.board.stop()
 
 
 class ReplaySource:
