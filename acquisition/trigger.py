@@ -134,6 +134,11 @@ class TriggerEngine:
         self.records_lost_to_gaps = 0
         self.gaps: list[Gap] = []
 
+    @property
+    def records_pending(self) -> int:
+        """Triggers whose record has not been completed yet (lost if the stream ends now)."""
+        return len(self._pending)
+
     # -- state across blocks ---------------------------------------------------------------
 
     def _restart(self, first: int) -> int:

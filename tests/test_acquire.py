@@ -1,0 +1,153 @@
+"""Acquisitions end to end: simulated rig -> driver -> trigger engine -> sinks -> run store."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from acquisition.acquire import Acquisition, AcquisitionError, SinkSpec
+from acquisition.events import EventBatch
+from acquisition.rig import Rig, load_rig
+from acquisition.run_reader import RunReader
+from acquisition.run_store import RunStore
+from acquisition.sinks import CallbackSink
+from acquisition.sources import AdcSource, Block, ReplaySource
+from acquisition.trigger import ChannelTrigger, TriggerConfig
+from drivers.errors import InstrumentError
+
+ROOT = Path(__file__).resolve().parents[1]
+MAXS30 = ROOT / "config" / "rigs" / "maxs30_sim.yaml"
+#: 1 V range: 32767 codes/V. A Mn Ka pulse: 5.9 keV x 1e-5 Phi0/eV x 10 kOhm x 44 uA/Phi0 =
+#: 26 mV = 850 codes; its largest one-sample step at 500 kS/s (10 us rise) ~ 160 codes, and the
+#: edge kernel sums two steps. Noise ~0.6 uPhi0/rtHz -> ~3 codes rms: threshold 200 is ~30 sigma.
+EDGE = ChannelTrigger(edge_threshold=200)
+
+
+def test_simulated_rig_to_store_finds_every_injected_pulse(tmp_path: Path) -> None:
+    with Rig(load_rig(MAXS30)) as rig:
+        squid = rig.open("fll")
+        adc = rig.open("adc1")
+        world = rig.world
+        source = AdcSource(adc, 1 << 14, clock_ns=lambda: int(world.now() * 1e9))
+        config = TriggerConfig(1024, 256, {c: EDGE for c in range(1, 17)})
+        run = RunStore.create(tmp_path / "run", {"rig": rig.spec.doc.data})
+        result = Acquisition(source, config, name="adc1", store=run, duration_s=4.0).run()
+        run.close(result.end_reason)
+        assert squid.channel(1).locked
+    reader = RunReader(tmp_path / "run")
+    assert result.samples_processed == 2_000_000 and result.end_reason == "completed"
+    stored = sum(reader.committed("adc1", ch) for ch in reader.channels("adc1"))
+    assert stored == result.records > 50
+    squid_model = next(d.model for d in rig.library.physics.values() if d.model.name == "fll")
+    for ch in range(1, 17):
+        t0 = source.start_time_ns / 1e9
+        truth = np.array([t for t, _ in squid_model.outputs[str(ch)].source.history])
+        arrival = np.ceil((truth - t0) * 500e3)
+        # Pulses with room for a whole record; isolated from the previous by the holdoff.
+        ok = (arrival > 257) & (arrival < 2_000_000 - 768)
+        ok &= np.concatenate([[True], np.diff(arrival) > 1024])
+        got = reader.read("adc1", ch, fields=["sample_index"])["sample_index"]
+        assert got.size == ok.sum()
+        assert np.abs(got - arrival[ok]).max() <= 1
+
+
+def test_duration_is_exact_and_live_time_excludes_gaps(tmp_path: Path) -> None:
+    data = np.zeros((2, 100_000), dtype=np.int16)
+    source = ReplaySource(data, 10e3, 3000, gaps=((40_000, 5_000),))
+    config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=1000)})
+    run = RunStore.create(tmp_path / "run")
+    result = Acquisition(source, config, store=run, duration_s=7.0).run()
+    run.close()
+    assert result.samples_processed == 70_000 and result.live_time_s == 7.0
+    assert (result.gaps, result.gap_samples) == (1, 5_000)
+    commit = RunReader(tmp_path / "run").commit("acquisition")
+    assert commit["processed_samples"] == 70_000 and commit["gap_samples"] == 5_000
+
+
+def test_slow_sink_drops_are_counted_in_result_and_store(tmp_path: Path) -> None:
+    data = np.zeros((1, 200_000), dtype=np.int16)
+    source = ReplaySource(data, 10e3, 1000)
+    config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=500)})
+    seen: list[EventBatch] = []
+
+    def slow(batch: EventBatch) -> None:
+        time.sleep(0.01)
+        seen.append(batch)
+
+    run = RunStore.create(tmp_path / "run")
+    sinks = {"slow": SinkSpec(CallbackSink(slow), policy="drop", maxsize=1)}
+    result = Acquisition(source, config, store=run, sinks=sinks).run()
+    run.close()
+    drops = result.drops["slow"]
+    assert drops["batches"] > 0
+    assert drops["batches"] + len(seen) == result.blocks == 200
+    assert drops["records"] + sum(len(b) for b in seen) == result.records
+    reader = RunReader(tmp_path / "run")
+    assert reader.drops("acquisition")["slow"] == {
+        "records": drops["records"],
+        "batches": drops["batches"],
+    }
+    assert reader.committed("acquisition", 1) == result.records  # the store lost nothing
+
+
+class FailingSource(ReplaySource):
+    """Replays, then fails like an instrument that stopped answering."""
+
+    def __init__(self, *args: object, fail_after: int, **kw: object) -> None:
+        super().__init__(*args, **kw)
+        self.reads = 0
+        self.fail_after = fail_after
+
+    def read(self) -> Block | None:
+        self.reads += 1
+        if self.reads > self.fail_after:
+            raise InstrumentError("adc9", "FETC? 1000", "no reply within 0.5 s (timeout)")
+        return super().read()
+
+
+def test_instrument_failure_keeps_what_was_acquired(tmp_path: Path) -> None:
+    data = np.zeros((1, 100_000), dtype=np.int16)
+    source = FailingSource(data, 10e3, 1000, fail_after=30, name="adc9")
+    config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=100)})
+    run = RunStore.create(tmp_path / "run")
+    with pytest.raises(AcquisitionError, match=r"source 'adc9' failed after 3 s .*FETC\? 1000"):
+        Acquisition(source, config, store=run).run()
+    run.close("error")
+    reader = RunReader(tmp_path / "run")
+    n = reader.committed("acquisition", 1)
+    assert n == 299  # 30 blocks of 1000 samples, one auto record per 100 (the last incomplete)
+    assert np.all(np.diff(reader.read("acquisition", 1, ["sample_index"])["sample_index"]) == 100)
+
+
+def test_ctrl_c_stops_after_the_block_and_leaves_a_complete_store(tmp_path: Path) -> None:
+    store = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "acquire_child.py"), str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "started", child.stderr.read()
+        time.sleep(3.0)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["end_reason"] == "interrupted" and result["records"] > 0
+    reader = RunReader(store)
+    meta = reader.metadata
+    assert meta["complete"] and meta["end_reason"] == "interrupted"
+    stored = sum(reader.committed("adc1", ch) for ch in reader.channels("adc1"))
+    assert stored == result["records"]
+    commit = reader.commit("adc1")
+    assert commit["processed_samples"] == result["samples_processed"]
