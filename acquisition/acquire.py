@@ -140,6 +140,13 @@ class Acquisition:
         self.metadata = dict(metadata or {})
         self.stop = StopFlag()
 
+    def drops(self) -> dict[str, int]:
+        """Records dropped so far, per sink (readable from another thread)."""
+        fanout = getattr(self, "_fanout", None)
+        if fanout is None:
+            return {}
+        return {name: d.records for name, d in fanout.drops().items()}
+
     def run(self) -> AcquisitionResult:
         """Acquire until done; raises `AcquisitionError` (after storing) if the source fails."""
         result = AcquisitionResult(self.name, self.source.name, 0.0)

@@ -434,6 +434,7 @@ class RunWriter:
         buffer_bytes: int,
         compress_records: bool,
         background_flush: bool,
+        resume: bool = False,
     ) -> None:
         self.path = path
         self._options = {
@@ -445,21 +446,35 @@ class RunWriter:
         self._lock = threading.Lock()
         self._open: dict[str, AcquisitionWriter] = {}
         self._closed = False
-        self._attrs: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "metadata": check_json(dict(metadata), f"{path}: run metadata"),
-            "versions": software_versions(),
-            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
-            "start": now(),
-            "stop": None,
-            "complete": False,
-            "end_reason": None,
-            "acquisitions": [],
-            "summary": None,
-        }
+        if resume:
+            self._attrs = self._reopened(path)
+        else:
+            self._attrs = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "metadata": check_json(dict(metadata), f"{path}: run metadata"),
+                "versions": software_versions(),
+                "writer": {"pid": os.getpid(), "host": socket.gethostname()},
+                "start": now(),
+                "stop": None,
+                "complete": False,
+                "end_reason": None,
+                "acquisitions": [],
+                "summary": None,
+            }
+            write_group(path / "acquisitions", {})
         write_group(path, self._attrs)
-        write_group(path / "acquisitions", {})
+
+    @staticmethod
+    def _reopened(path: Path) -> dict[str, Any]:
+        """Root attributes of a closed run, marked open again for more acquisitions."""
+        attrs = RunReader(path).metadata
+        if not attrs.get("complete"):
+            raise RunStoreError(
+                f"{path}: the run was not closed (its writer died?); it can be read, not resumed"
+            )
+        resumes = [*attrs.get("resumes", []), {"at": now(), "after": attrs.get("end_reason")}]
+        return {**attrs, "complete": False, "end_reason": None, "stop": None, "resumes": resumes}
 
     def acquisition(
         self,
@@ -570,6 +585,18 @@ class RunStore:
             compress_records=compress_records,
             background_flush=background_flush,
         )
+
+    @staticmethod
+    def resume(path: str | os.PathLike[str], **options: Any) -> RunWriter:
+        """Reopen a closed run to add acquisitions (what it holds stays as it is)."""
+        options = {
+            "flush_interval_s": 0.5,
+            "buffer_bytes": 64 * 1024 * 1024,
+            "compress_records": True,
+            "background_flush": True,
+            **options,
+        }
+        return RunWriter(Path(path), {}, resume=True, **options)
 
     @staticmethod
     def open(path: str | os.PathLike[str]) -> RunReader:

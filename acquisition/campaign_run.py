@@ -1,0 +1,361 @@
+"""Running a campaign: walk its steps on the rig, record progress, resume, summarise.
+
+Every leaf step has an id (its position: `3`, `4.2.0` for step 0 of point 2 of sweep 4) and is
+recorded in `progress.json` when it completes, so `--resume` continues after the last
+completed step. On resume, completed `set` steps (and sweep points' settings) are applied
+again and completed `wait_stable` steps rerun where the interrupted list continues, so the
+rig is back in the state the next step expects; acquisitions, spectra and analyses are never
+redone. An interrupted acquisition keeps what it stored and finishes the rest of its duration
+into `<name>@2`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from acquisition import campaign_steps as steps_impl
+from acquisition.acquire import AcquisitionError
+from acquisition.campaign import AnyStep, Campaign
+from acquisition.campaign_display import Display
+from acquisition.campaign_steps import RunContext, StepError, WallClock, WorldClock
+from acquisition.errors import CryodaqError
+from acquisition.pipelines import PipelineInput, UnknownPipeline, get_pipeline
+from acquisition.rig import Rig, RigSpec
+from acquisition.run_reader import RunReader
+from acquisition.run_store import RunStore
+from acquisition.store_format import software_versions
+from drivers.errors import InstrumentError
+
+log = logging.getLogger("cryodaq")
+
+STORE, PROGRESS, SUMMARY, FIGURES = "store", "progress.json", "summary.json", "figures"
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the campaign stops, everything done so far is kept."""
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+    os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_directory(campaign: Campaign, out: Path | None, base: Path) -> Path:
+    """The run directory: `--out`, or the campaign's `output` pattern (relative to `base`)."""
+    if out is not None:
+        return out
+    path = Path(campaign.output.format(name=campaign.name, start=datetime.now()))
+    return path if path.is_absolute() else base / path
+
+
+@dataclass
+class Progress:
+    """Completed and partial steps, saved atomically after each change."""
+
+    path: Path
+    done: dict[str, dict[str, Any]]
+    partial: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path) -> Progress:
+        if not path.exists():
+            return cls(path, {}, {})
+        data = json.loads(path.read_text())
+        return cls(path, data.get("done", {}), data.get("partial", {}))
+
+    def save(self) -> None:
+        _write_json(self.path, {"done": self.done, "partial": self.partial})
+
+
+class CampaignRunner:
+    """Runs one campaign into one run directory (new, or resumed)."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        rig_spec: RigSpec,
+        resolved: dict[str, Any],
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        display: Display | None = None,
+    ) -> None:
+        self.campaign = campaign
+        self.rig_spec = rig_spec
+        self.resolved = resolved
+        self.run_dir = run_dir
+        self.resume = resume
+        self.display = display or Display(live=False)
+        self.progress = Progress.load(run_dir / PROGRESS)
+        self.summary: dict[str, Any] = {}
+        self.figures: list[Path] = []
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Execute the campaign; returns the exit code (0 done, 1 failed, 130 interrupted)."""
+        self._prepare_directory()
+        with self._logging(), Rig(self.rig_spec) as rig:
+            clock = WorldClock(rig) if rig.world is not None else WallClock()
+            store = (RunStore.resume if self.resume else RunStore.create)(self.run_dir / STORE)
+            ctx = RunContext(rig, clock, store, self.run_dir, on_monitor=self.display.monitor)
+            self._start_summary(rig, clock)
+            wall0, virtual0 = time.monotonic(), clock.now()
+            status, error, code = "completed", None, EXIT_OK
+            with self.display:
+                try:
+                    self._steps(self.campaign.steps, "", "", ctx)
+                except Interrupted:
+                    status, code = "interrupted", EXIT_INTERRUPTED
+                except (StepError, AcquisitionError, InstrumentError, CryodaqError) as exc:
+                    status, error, code = "failed", str(exc), EXIT_FAILED
+                    log.error("%s", exc)
+                except KeyboardInterrupt:
+                    status, code = "interrupted", EXIT_INTERRUPTED
+                finally:
+                    store.close(end_reason=status if error is None else f"failed: {error}")
+                    self._finish_summary(
+                        status, error, clock.now() - virtual0, time.monotonic() - wall0
+                    )
+        return code
+
+    def _prepare_directory(self) -> None:
+        if self.resume:
+            if not (self.run_dir / PROGRESS).exists():
+                raise CryodaqError(f"{self.run_dir}: not a cryodaq run directory (no {PROGRESS})")
+            old = json.loads((self.run_dir / SUMMARY).read_text())
+            if old.get("status") == "completed":
+                raise CryodaqError(f"{self.run_dir}: the campaign completed; nothing to resume")
+            self.summary = old
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise CryodaqError(f"{self.run_dir}: exists and is not empty (runs never overwrite)")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(self.run_dir / "campaign.json", self.resolved)
+        self.progress.save()
+
+    @contextlib.contextmanager
+    def _logging(self) -> Iterator[None]:
+        handler = logging.FileHandler(self.run_dir / "cryodaq.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        level = root.level
+        root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            handler.close()
+
+    # -- walking the steps ------------------------------------------------------------------------
+
+    def _complete(self, step: AnyStep, sid: str) -> bool:
+        if step.kind == "sweep":
+            return all(
+                self._complete(s, f"{sid}.{k}.{i}")
+                for k in range(len(_points(step)))
+                for i, s in enumerate(step.steps)
+            )
+        if step.kind == "repeat":
+            return all(
+                self._complete(s, f"{sid}.{k}.{i}")
+                for k in range(step.times)
+                for i, s in enumerate(step.steps)
+            )
+        return sid in self.progress.done
+
+    def _steps(self, steps: Sequence[AnyStep], prefix: str, suffix: str, ctx: RunContext) -> None:
+        first_open = next(
+            (i for i, s in enumerate(steps) if not self._complete(s, f"{prefix}{i}")), len(steps)
+        )
+        for i, step in enumerate(steps):
+            sid = f"{prefix}{i}"
+            if step.kind in ("sweep", "repeat"):
+                self._container(step, sid, suffix, ctx)
+            elif sid in self.progress.done:
+                # Bring the rig back to the state later steps expect; never redo measurements.
+                if step.kind == "set" or (
+                    step.kind == "wait_stable" and i < first_open < len(steps)
+                ):
+                    self._leaf(step, sid, suffix, ctx, record=False)
+            else:
+                self._leaf(step, sid, suffix, ctx, record=True)
+
+    def _container(self, step: AnyStep, sid: str, suffix: str, ctx: RunContext) -> None:
+        if step.kind == "sweep":
+            for k, point in enumerate(_points(step)):
+                if not all(self._complete(s, f"{sid}.{k}.{i}") for i, s in enumerate(step.steps)):
+                    self.display.step(f"{sid}.{k}", f"sweep point {k}: {point}")
+                    steps_impl.apply_settings(ctx, point)
+                self._steps(step.steps, f"{sid}.{k}.", f"{suffix}.{k}", ctx)
+        else:
+            for k in range(step.times):
+                self._steps(step.steps, f"{sid}.{k}.", f"{suffix}.{k}", ctx)
+
+    def _leaf(self, step: AnyStep, sid: str, suffix: str, ctx: RunContext, record: bool) -> None:
+        label = f"{step.kind} {getattr(step, 'name', None) or ''}".strip()
+        self.display.step(sid, label + (" (restoring state)" if not record else ""))
+        wall0, virtual0 = time.monotonic(), ctx.clock.now()
+        log.info("step %s: %s", sid, label)
+        result = self._dispatch(step, sid, suffix, ctx)
+        if not record:
+            return
+        entry = {
+            "id": sid,
+            "kind": step.kind,
+            "name": getattr(step, "name", None),
+            "virtual_time_s": ctx.clock.now() - virtual0,
+            "wall_time_s": time.monotonic() - wall0,
+            "result": result,
+        }
+        self.progress.done[sid] = entry
+        self.progress.save()
+        self.summary["steps"].append(entry)
+        self._save_summary()
+
+    def _dispatch(self, step: AnyStep, sid: str, suffix: str, ctx: RunContext) -> dict[str, Any]:
+        kind = step.kind
+        name = f"{step.name}{suffix}" if getattr(step, "name", None) else None
+        if kind == "set":
+            return steps_impl.run_set(ctx, step)
+        if kind == "wait":
+            return steps_impl.run_wait(ctx, step.duration)
+        if kind == "wait_stable":
+            return steps_impl.run_wait_stable(ctx, step)
+        if kind == "acquire":
+            return self._acquire(step, sid, name, ctx)
+        if kind == "spectrum":
+            return steps_impl.run_spectrum(ctx, step, name)
+        if kind == "reflection":
+            return steps_impl.run_reflection(ctx, step, name)
+        if kind == "tune":
+            return steps_impl.run_tune(ctx, step, name or f"tune{suffix}")
+        if kind == "analyze":
+            return self._analyze(step, name or f"{step.pipeline}{suffix}", ctx)
+        raise StepError(f"step {sid}: unknown kind {kind!r}")
+
+    def _acquire(self, step: AnyStep, sid: str, name: str, ctx: RunContext) -> dict[str, Any]:
+        part = self.progress.partial.get(sid, {"parts": [], "live_s": 0.0})
+        store_name = name if not part["parts"] else f"{name}@{len(part['parts']) + 1}"
+        remaining = step.duration - part["live_s"]
+        result = steps_impl.run_acquire(ctx, step, store_name, remaining)
+        part = {
+            "parts": [*part["parts"], store_name],
+            "live_s": part["live_s"] + result.live_time_s,
+        }
+        self.summary["acquisitions"][store_name] = result.as_dict()
+        if result.end_reason == "interrupted":
+            self.progress.partial[sid] = part
+            self.progress.save()
+            self._save_summary()
+            raise Interrupted
+        self.progress.partial.pop(sid, None)
+        return {
+            "acquisition": name,
+            **part,
+            "records": result.records,
+            "drops": result.drops,
+            "end_reason": result.end_reason,
+        }
+
+    def _analyze(self, step: AnyStep, name: str, ctx: RunContext) -> dict[str, Any]:
+        try:
+            pipeline = get_pipeline(step.pipeline)
+        except UnknownPipeline as exc:
+            raise StepError(f"analyze {name}: {exc.args[0]}") from None
+        outcome = pipeline(
+            PipelineInput(
+                self.run_dir,
+                RunReader(self.run_dir / STORE),
+                tuple(step.acquisitions),
+                dict(step.options),
+                self.run_dir / FIGURES,
+            )
+        )
+        self.summary["analyze"][name] = outcome.results
+        self.figures.extend(outcome.figures)
+        return {"pipeline": step.pipeline, "figures": [str(p) for p in outcome.figures]}
+
+    # -- summary ----------------------------------------------------------------------------------
+
+    def _start_summary(self, rig: Rig, clock: Any) -> None:
+        if self.resume:
+            self.summary.setdefault("resumed", []).append(_now_iso())
+            self.summary["status"] = "running"
+            return
+        self.summary = {
+            "campaign": self.campaign.name,
+            "rig": self.rig_spec.name,
+            "simulated": rig.world is not None,
+            "run_dir": str(self.run_dir),
+            "versions": software_versions(),
+            "started": _now_iso(),
+            "status": "running",
+            "steps": [],
+            "acquisitions": {},
+            "analyze": {},
+            "virtual_time_s": 0.0,
+            "wall_time_s": 0.0,
+        }
+
+    def _save_summary(self) -> None:
+        _write_json(self.run_dir / SUMMARY, self.summary)
+
+    def _finish_summary(self, status: str, error: str | None, virtual: float, wall: float) -> None:
+        s = self.summary
+        s["status"], s["error"], s["finished"] = status, error, _now_iso()
+        s["virtual_time_s"] = s.get("virtual_time_s", 0.0) + virtual
+        s["wall_time_s"] = s.get("wall_time_s", 0.0) + wall
+        s["steps_done"] = len(self.progress.done)
+        s["live_time_s"] = sum(a["live_time_s"] for a in s["acquisitions"].values())
+        drops: dict[str, int] = {}
+        for acq in s["acquisitions"].values():
+            for sink, d in acq["drops"].items():
+                drops[sink] = drops.get(sink, 0) + d["records"]
+        s["drops"] = drops
+        s["figures"] = sorted(
+            {*s.get("figures", []), *(str(p.relative_to(self.run_dir)) for p in self.figures)}
+        )
+        self._save_summary()
+        from acquisition.report import write_report
+
+        write_report(self.run_dir, s, [self.run_dir / f for f in s["figures"]])
+
+
+def _points(step: AnyStep) -> list[dict[str, Any]]:
+    """The settings of each point of a sweep: paired `over` lists, times the `grid` product."""
+    over = [
+        dict(zip(step.over, values, strict=True))
+        for values in zip(*step.over.values(), strict=True)
+    ]
+    grid = [
+        dict(zip(step.grid, values, strict=True))
+        for values in itertools.product(*step.grid.values())
+    ]
+    return [{**o, **g} for o in (over or [{}]) for g in (grid or [{}])]
