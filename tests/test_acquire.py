@@ -55,7 +55,12 @@ def test_simulated_rig_to_store_finds_every_injected_pulse(tmp_path: Path) -> No
         ok &= np.concatenate([[True], np.diff(arrival) > 1024])
         got = reader.read("adc1", ch, fields=["sample_index"])["sample_index"]
         assert got.size == ok.sum()
-        assert np.abs(got - arrival[ok]).max() <= 1
+        # The trigger sits at the largest one-sample step. With a 10 us rise (5 samples) the
+        # first two full steps differ by ~10 % (~14 codes) against ~6 codes rms of noise on
+        # their difference, so ~1 % of pulses land one sample later: +-2 here, +-1 for fast
+        # rises (tests/test_trigger.py).
+        offset = got - arrival[ok]
+        assert np.abs(offset).max() <= 2 and np.mean(np.abs(offset) <= 1) > 0.95
 
 
 def test_duration_is_exact_and_live_time_excludes_gaps(tmp_path: Path) -> None:
