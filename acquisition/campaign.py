@@ -65,6 +65,11 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _str_keys(value: Any) -> Any:
+    """YAML reads `3:` as an int; channel selectors are strings ("3", "1-16", "all")."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
 class TriggerSpec(Model):
     """Trigger settings of one channel (see `acquisition.trigger.ChannelTrigger`)."""
 
@@ -110,7 +115,9 @@ class AcquireStep(Step):
     record_length: int = Field(1024, ge=8, le=1 << 20)
     pretrigger: int = Field(256, ge=1)
     holdoff: int | None = Field(None, ge=1)
-    trigger: dict[str, TriggerSpec] = Field(default_factory=dict)
+    trigger: Annotated[dict[str, TriggerSpec], BeforeValidator(_str_keys)] = Field(
+        default_factory=dict
+    )
     fanout: dict[int, list[int]] = Field(default_factory=dict)
     coincidence_window: Seconds = 0.0
     coincidence_min: int = Field(2, ge=2)
@@ -182,6 +189,14 @@ class RepeatStep(Step):
     kind: Literal["repeat"] = "repeat"
     times: int = Field(ge=1)
     steps: list[AnyStep]
+
+
+#: The model of each step kind.
+STEP_MODELS: dict[str, type[Step]] = {
+    m.model_fields["kind"].default: m
+    for m in (SetStep, WaitStep, WaitStableStep, AcquireStep, SpectrumStep, ReflectionStep,
+              TuneStep, SweepStep, AnalyzeStep, RepeatStep)
+}
 
 
 def _tag_step(item: Any) -> Any:

@@ -6,7 +6,7 @@ completed step. On resume, completed `set` steps (and sweep points' settings) ar
 again and completed `wait_stable` steps rerun where the interrupted list continues, so the
 rig is back in the state the next step expects; acquisitions, spectra and analyses are never
 redone. An interrupted acquisition keeps what it stored and finishes the rest of its duration
-into `<name>@2`.
+into `<name>-part2`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from acquisition.campaign import AnyStep, Campaign
 from acquisition.campaign_display import Display
 from acquisition.campaign_steps import RunContext, StepError, WallClock, WorldClock
 from acquisition.errors import CryodaqError
-from acquisition.pipelines import PipelineInput, UnknownPipeline, get_pipeline
+from acquisition.pipelines import PART_SEPARATOR, PipelineInput, UnknownPipeline, get_pipeline
 from acquisition.rig import Rig, RigSpec
 from acquisition.run_reader import RunReader
 from acquisition.run_store import RunStore
@@ -262,7 +262,9 @@ class CampaignRunner:
 
     def _acquire(self, step: AnyStep, sid: str, name: str, ctx: RunContext) -> dict[str, Any]:
         part = self.progress.partial.get(sid, {"parts": [], "live_s": 0.0})
-        store_name = name if not part["parts"] else f"{name}@{len(part['parts']) + 1}"
+        store_name = (
+            name if not part["parts"] else f"{name}{PART_SEPARATOR}{len(part['parts']) + 1}"
+        )
         remaining = step.duration - part["live_s"]
         result = steps_impl.run_acquire(ctx, step, store_name, remaining)
         part = {

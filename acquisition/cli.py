@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from acquisition.campaign_validate import CampaignInvalid, CampaignUnreadable, load_campaign
 from acquisition.errors import CryodaqError
 from acquisition.rig import Rig, load_rig
 from drivers.errors import InstrumentError
@@ -107,6 +108,32 @@ def serve_sim(
         server.server_close()
 
 
+@app.command()
+def validate(
+    campaign: Annotated[Path, typer.Argument(help="Campaign file")],
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Override a key: dotted.path=value (rig.* too)")
+    ] = [],  # noqa: B006 (typer reads the default)
+) -> None:
+    """Check a campaign and its rig, touching no instrument; list every problem as
+    FILE:LINE:COL key.path: message (exit 1; 2 if the file cannot be read)."""
+    try:
+        loaded = load_campaign(campaign, set_)
+    except CampaignUnreadable as exc:
+        raise _fail(str(exc), 2) from None
+    except CampaignInvalid as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem))
+        count = len(exc.problems)
+        typer.echo(f"{campaign}: {count} problem{'s' if count > 1 else ''}")
+        raise typer.Exit(1) from None
+    steps = len(loaded.campaign.steps)
+    typer.echo(
+        f"{campaign}: OK (campaign {loaded.campaign.name!r}, {steps} step"
+        f"{'s' if steps > 1 else ''}, rig {loaded.rig.name!r})"
+    )
+
+
 def _socket_port(address: str) -> int:
     parts = address.split("::")
     if len(parts) >= 4 and parts[-1].upper() == "SOCKET":
@@ -116,3 +143,7 @@ def _socket_port(address: str) -> int:
 
 def main() -> None:
     app()
+
+
+# The campaign commands live in their own module and register themselves on `app`.
+from acquisition import cli_run  # noqa: E402, F401

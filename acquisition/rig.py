@@ -53,6 +53,7 @@ SIM_MODELS = {
 }
 BACKENDS = ("sim", "py", "ivi")
 INSTRUMENT_KEYS = ("driver", "address", "backend", "timeout", "settings", "sim")
+RIG_KEYS = ("name", "world", "instruments")
 
 
 def _import(ref: str) -> Any:
@@ -170,23 +171,44 @@ def _parse_instrument(doc: YamlDocument, name: str, raw: Any) -> InstrumentSpec:
 
 
 def load_rig(path: str | Path) -> RigSpec:
-    """Read and check a rig file; every problem is a `ConfigError` at its file:line."""
-    doc = load_yaml(path)
-    if not isinstance(doc.data, Mapping):
-        raise doc.error((), "a rig file is a mapping with name, world and instruments")
-    for key in doc.data:
-        if key not in ("name", "world", "instruments"):
-            raise _unknown(doc, (), str(key), ["name", "world", "instruments"])
-    instruments = doc.data.get("instruments")
-    if not isinstance(instruments, Mapping) or not instruments:
-        raise doc.error(("instruments",), "a rig needs at least one instrument")
-    spec = RigSpec(
-        doc, str(doc.data.get("name", Path(path).stem)), dict(doc.data.get("world") or {})
-    )
-    for name, raw in instruments.items():
-        spec.instruments[str(name)] = _parse_instrument(doc, str(name), raw)
-        check_settings(doc, spec.instruments[str(name)])
+    """Read and check a rig file; the first problem raises a `ConfigError` at its file:line."""
+    return rig_from_document(load_yaml(path), Path(path).stem)
+
+
+def rig_from_document(doc: YamlDocument, default_name: str) -> RigSpec:
+    """A rig from a loaded (possibly inline or overridden) document; raises its first problem."""
+    spec, problems = check_rig(doc, default_name)
+    if problems:
+        raise problems[0]
     return spec
+
+
+def check_rig(doc: YamlDocument, default_name: str) -> tuple[RigSpec, list[ConfigError]]:
+    """A rig and every problem found in it; the spec holds the instruments that parsed."""
+    data = doc.data
+    if not isinstance(data, Mapping):
+        problem = doc.error((), "a rig is a mapping with name, world and instruments")
+        return RigSpec(doc, default_name, {}), [problem]
+    problems = [_unknown(doc, (), str(k), list(RIG_KEYS)) for k in data if k not in RIG_KEYS]
+    world = data.get("world") or {}
+    if not isinstance(world, Mapping):
+        problems.append(doc.error(("world",), "must be a mapping (the simulated World)"))
+        world = {}
+    spec = RigSpec(doc, str(data.get("name", default_name)), dict(world))
+    instruments = data.get("instruments")
+    if not isinstance(instruments, Mapping) or not instruments:
+        problems.append(doc.error(("instruments",), "a rig needs at least one instrument"))
+        return spec, problems
+    for name, raw in instruments.items():
+        try:
+            inst = _parse_instrument(doc, str(name), raw)
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
+        spec.instruments[str(name)] = inst
+        for _ in planned_settings(doc, inst, problems=problems):
+            pass
+    return spec, problems
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -213,31 +235,55 @@ def _coerce(setting: Setting[Any], value: Any) -> Any:
 
 
 def planned_settings(
-    doc: YamlDocument, spec: InstrumentSpec
+    doc: YamlDocument,
+    spec: InstrumentSpec,
+    base: KeyPath | None = None,
+    problems: list[ConfigError] | None = None,
 ) -> Iterator[tuple[KeyPath, tuple[str, int | str] | None, Setting[Any], Any]]:
-    """Each initial setting as (key path, (group, channel) or None, setting, SI value)."""
-    base: KeyPath = ("instruments", spec.name, "settings")
+    """Each setting of `spec.settings` as (key path, (group, channel) or None, setting, SI
+    value); key paths start at `base` (default: the instrument's `settings` in the rig).
+    A problem raises a `ConfigError`, or, given `problems`, is added there and skipped."""
+    if base is None:
+        base = ("instruments", spec.name, "settings")
     top = _declared(spec.driver)
     groups = spec.driver.channel_groups()
     for key, value in spec.settings.items():
-        if key in groups:
-            ids, channel_class = groups[key]
-            per_channel = _declared(channel_class)
-            if not isinstance(value, Mapping):
-                raise doc.error((*base, key), f"must map {key} selectors to settings")
-            for selector, group in value.items():
-                where = (*base, key, selector)
-                try:
-                    chosen = channel_selection(selector, tuple(ids))
-                except ValueError as exc:
-                    raise doc.error(where, str(exc)) from None
-                for name, v in (group or {}).items():
-                    path, setting, val = _checked(doc, (*where, name), per_channel, name, v)
-                    for ch in chosen:
-                        yield path, (key, ch), setting, val
+        if key not in groups:
+            try:
+                path, setting, val = _checked(doc, (*base, key), top, key, value, list(groups))
+            except ConfigError as exc:
+                _report(problems, exc)
+                continue
+            yield path, None, setting, val
             continue
-        path, setting, val = _checked(doc, (*base, key), top, key, value, list(groups))
-        yield path, None, setting, val
+        ids, channel_class = groups[key]
+        per_channel = _declared(channel_class)
+        if not isinstance(value, Mapping):
+            _report(problems, doc.error((*base, key), f"must map {key} selectors to settings"))
+            continue
+        for selector, group in value.items():
+            where = (*base, key, selector)
+            try:
+                chosen = channel_selection(selector, tuple(ids))
+                if not isinstance(group, Mapping | None):
+                    raise ValueError(f"must map setting names of these {key} to values")
+            except ValueError as exc:
+                _report(problems, doc.error(where, str(exc)))
+                continue
+            for name, v in (group or {}).items():
+                try:
+                    path, setting, val = _checked(doc, (*where, name), per_channel, name, v)
+                except ConfigError as exc:
+                    _report(problems, exc)
+                    continue
+                for ch in chosen:
+                    yield path, (key, ch), setting, val
+
+
+def _report(problems: list[ConfigError] | None, problem: ConfigError) -> None:
+    if problems is None:
+        raise problem from None
+    problems.append(problem)
 
 
 def _checked(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import pint
@@ -13,6 +14,10 @@ def _registry() -> pint.UnitRegistry:
     ureg = pint.UnitRegistry()
     ureg.define("Phi0 = 2.067833848e-15 * weber = phi0")
     return ureg
+
+
+#: A number and a unit, read apart: pint refuses "-40 dBm" (arithmetic on a logarithmic unit).
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*)$")
 
 
 class UnitError(ValueError):
@@ -30,6 +35,14 @@ def to_si(value: Any, unit: str) -> float:
     ureg = _registry()
     try:
         quantity = ureg.Quantity(value.strip())
+    except pint.errors.OffsetUnitCalculusError:
+        match = _NUMBER_UNIT.match(value)
+        try:
+            quantity = ureg.Quantity(float(match.group(1)), match.group(2)) if match else None
+        except (pint.errors.PintError, ValueError) as exc:
+            raise UnitError(f"cannot read {value!r} as a quantity: {exc}") from None
+        if quantity is None:
+            raise UnitError(f"cannot read {value!r} as a quantity") from None
     except (pint.errors.PintError, ValueError, AttributeError, TypeError) as exc:
         raise UnitError(f"cannot read {value!r} as a quantity: {exc}") from None
     if not unit:

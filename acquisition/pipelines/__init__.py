@@ -14,8 +14,13 @@ from typing import Any
 
 from acquisition.run_reader import RunReader
 
+#: An acquisition interrupted and resumed continues as `<name>-part2`, `<name>-part3`, ...
+PART_SEPARATOR = "-part"
+
 #: name -> "module:function" (imported on first use, so a slow import costs only its users).
-PIPELINES: dict[str, str] = {}
+PIPELINES: dict[str, str] = {
+    "pulses": "acquisition.pipelines.pulses:run",
+}
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,9 @@ class PipelineInput:
     figures_dir: Path
 
     def parts(self, name: str) -> list[str]:
-        """Stored acquisitions of `name`: itself and the parts a resumed run added (`name@2`)."""
+        """Stored acquisitions of `name`: itself and the parts a resumed run added."""
         stored = self.reader.acquisitions()
-        return [a for a in stored if a == name or a.startswith(f"{name}@")]
+        return [a for a in stored if a == name or a.startswith(f"{name}{PART_SEPARATOR}")]
 
 
 @dataclass

@@ -1,0 +1,161 @@
+"""`cryodaq run` end to end: steps on simulated rigs, run directory, interrupt and resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from acquisition.cli import app
+from acquisition.run_reader import RunReader
+
+ROOT = Path(__file__).resolve().parents[1]
+RIGS = ROOT / "config" / "rigs"
+
+
+def campaign(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "campaign.yaml"
+    path.write_text(textwrap.dedent(text).replace("RIGS", str(RIGS)))
+    return path
+
+
+def cryodaq(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "acquisition", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_haloscope_sweep_sees_peak_and_dip_where_the_cavity_model_puts_them(tmp_path: Path) -> None:
+    path = campaign(
+        tmp_path,
+        """\
+        name: halo-mini
+        rig: RIGS/haloscope_sim.yaml
+        steps:
+          - reflection: {name: s11, instrument: vst, start: 4.9430 GHz, stop: 4.9460 GHz,
+                         points: 601}
+          - sweep:
+              over:
+                tc.outputs.1.setpoint: [100 mK, 300 mK]
+                tc.outputs.2.setpoint: [300 mK, 100 mK]
+                tc.outputs.1.mode: [PID, PID]
+                tc.outputs.2.mode: [PID, PID]
+              steps:
+                - wait_stable: {sensor: tc.2, tolerance: 2 mK, window: 20 s, timeout: 30 min}
+                - wait_stable: {sensor: tc.3, tolerance: 2 mK, window: 20 s, timeout: 30 min}
+                - spectrum: {name: spec, instrument: vst, span: 4 MHz, integration: 60 s}
+        """,
+    )
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(run_dir), "--no-live"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["simulated"]
+    assert summary["virtual_time_s"] > 120 and summary["wall_time_s"] < summary["virtual_time_s"]
+    assert [s["id"] for s in summary["steps"]] == [
+        "0",
+        "1.0.0",
+        "1.0.1",
+        "1.0.2",
+        "1.1.0",
+        "1.1.1",
+        "1.1.2",
+    ]
+    contrast = []
+    for k in (0, 1):
+        data = np.load(run_dir / "data" / f"spec.{k}.npz")
+        f, p = data["frequencies_Hz"], data["power_W"]
+        centre = np.abs(f - 4.944458e9) < 100e3
+        wings = np.abs(f - 4.944458e9) > 1.5e6
+        contrast.append(p[centre].mean() / p[wings].mean() - 1)
+        meta = json.loads((run_dir / "data" / f"spec.{k}.json").read_text())
+        att, cav = meta["temperatures_K"]["tc.2"], meta["temperatures_K"]["tc.3"]
+        assert abs(att - (0.1, 0.3)[k]) < 2e-3 and abs(cav - (0.3, 0.1)[k]) < 2e-3
+    # T_c > T_att: the cavity's own radiation shows a peak; T_att > T_c: a dip (Eqs 1-4).
+    # Per-bin scatter 1/sqrt(1 kHz x 60 s) = 0.4 %, averaged over ~200 bins: ~0.03 %.
+    assert contrast[0] > 0.005 and contrast[1] < -0.005
+    s11 = np.load(run_dir / "data" / "s11.npz")
+    assert s11["s11"].size == 601
+    assert (run_dir / "report.html").exists() and (run_dir / "cryodaq.log").exists()
+    assert json.loads((run_dir / "campaign.json").read_text())["rig"]["name"] == "haloscope_sim"
+
+
+MAXS30_LONG = """\
+    name: long
+    rig: RIGS/maxs30_sim.yaml
+    steps:
+      - set: {adc1.channels.3-16.enabled: false, tc.outputs.1.setpoint: 20 mK}
+      - wait: 5 s
+      - acquire:
+          name: calib
+          source: adc1
+          duration: 300 s
+          block: 32768
+          trigger: {all: {edge_threshold: 3 mV}}
+      - wait: 1 s
+    """
+
+
+def test_resume_after_ctrl_c_mid_acquisition_completes_every_step_once(tmp_path: Path) -> None:
+    path = campaign(tmp_path, MAXS30_LONG)
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "acquisition", "run", str(path), "--out", str(run_dir), "--no-live"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in child.stderr:  # step lines go to stderr when there is no terminal
+            if "acquire calib" in line:
+                break
+        time.sleep(2.0)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 130, out + err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    first = summary["acquisitions"]["calib"]["live_time_s"]
+    assert 0 < first < 300
+
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert [s["id"] for s in summary["steps"]] == ["0", "1", "2", "3"]  # each exactly once
+    reader = RunReader(run_dir / "store")
+    assert reader.acquisitions() == ["calib", "calib-part2"]
+    live = sum(reader.commit(a)["processed_samples"] for a in reader.acquisitions()) / 500e3
+    assert live == pytest.approx(300.0, abs=1 / 500e3)  # nothing missing, nothing twice
+    assert summary["steps"][2]["result"]["parts"] == ["calib", "calib-part2"]
+
+
+def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> None:
+    path = campaign(
+        tmp_path,
+        """\
+        name: too-cold
+        rig: RIGS/maxs30_sim.yaml
+        steps:
+          - set: {tc.outputs.1.setpoint: 5 mK}
+          - wait_stable: {sensor: tc.1, tolerance: 0.1 mK, window: 10 s, timeout: 2 min}
+          - wait: 1 s
+        """,
+    )
+    run_dir = tmp_path / "run"
+    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-live")
+    assert done.returncode == 1
+    assert "wait_stable tc.1: not within 0.1 mK of 5 mK for 10 s after 120 s" in done.stderr
+    assert "Traceback" not in done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and [s["id"] for s in summary["steps"]] == ["0"]
