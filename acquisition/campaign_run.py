@@ -123,6 +123,8 @@ class CampaignRunner:
             clock = WorldClock(rig) if rig.world is not None else WallClock()
             store = (RunStore.resume if self.resume else RunStore.create)(self.run_dir / STORE)
             ctx = RunContext(rig, clock, store, self.run_dir, on_monitor=self.display.monitor)
+            for name in self.rig_spec.instruments:  # the rig file's settings hold from the start
+                ctx.instrument(name)
             self._start_summary(rig, clock)
             wall0, virtual0 = time.monotonic(), clock.now()
             status, error, code = "completed", None, EXIT_OK

@@ -278,7 +278,15 @@ def run_acquire(
         store=ctx.store,
         duration_s=duration_s,
         sinks={"monitor": SinkSpec(monitor, policy="drop", maxsize=8)},
-        metadata={"step": step.name},
+        metadata={
+            "step": step.name,
+            "trigger": {
+                "record_length": config.record_length,
+                "pretrigger": config.pretrigger,
+                "holdoff": config.holdoff or config.record_length,
+                "coincidence_window": config.coincidence_window,
+            },
+        },
     )
     ctx.on_monitor(monitor, acquisition.drops)
     try:

@@ -86,7 +86,8 @@ def _report(run_dir: Path) -> None:
     if summary.get("error"):
         errors.print(f"[bold red]error:[/] {escape(summary['error'])}", highlight=False)
     for name, results in summary.get("analyze", {}).items():
-        headline = {k: v for k, v in results.items() if isinstance(v, int | float)}
+        means = results.get("mean", results) if isinstance(results, dict) else {}
+        headline = {k: v for k, v in means.items() if isinstance(v, int | float)}
         console.print(f"  {escape(name)}: {escape(_short(headline))}", highlight=False)
     if status == "interrupted":
         console.print(f"  continue with: cryodaq run --resume {escape(str(run_dir))}")

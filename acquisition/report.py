@@ -20,6 +20,8 @@ REPORT_NAME = "report.html"
 #: Rows shown per table (the rest is counted, not shown) and nesting depth rendered.
 MAX_ROWS = 500
 MAX_DEPTH = 8
+#: Longest text of a nested value shown in a table cell.
+COMPACT_CHARS = 160
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -53,12 +55,12 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "nan" if math.isnan(v) else html.escape(f"{v:.6g}")
     if _flat_seq(v):
-        return ", ".join(_fmt(x) for x in v)
+        return ", ".join(_fmt(x) for x in v) or "&ndash;"
     return html.escape(str(v))
 
 
-def _row_table(rows: Mapping[str, Mapping[str, Any]], key_name: str) -> str:
-    """One row per entry, one column per field seen (nested values shown as text)."""
+def _row_table(rows: Mapping[str, Mapping[str, Any]], key_name: str, depth: int) -> str:
+    """One row per entry, one column per field seen (small nested values as `k=v` text)."""
     cols: list[str] = []
     for r in rows.values():
         cols += [k for k in r if k not in cols]
@@ -66,9 +68,10 @@ def _row_table(rows: Mapping[str, Mapping[str, Any]], key_name: str) -> str:
     body = []
     for i, (name, r) in enumerate(rows.items()):
         if i == MAX_ROWS:
-            body.append(f'<tr><td class="k" colspan="{len(cols) + 1}">… {len(rows) - i} more')
+            more = f"… {len(rows) - i} more"
+            body.append(f'<tr><td class="k" colspan="{len(cols) + 1}">{more}</td></tr>')
             break
-        cells = "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols)
+        cells = "".join(f"<td>{_compact(r.get(c), depth)}</td>" for c in cols)
         body.append(f'<tr><td class="k">{html.escape(str(name))}</td>{cells}</tr>')
     return (
         f'<table><tr><th class="k">{html.escape(key_name)}</th>{head}</tr>'
@@ -77,15 +80,35 @@ def _row_table(rows: Mapping[str, Mapping[str, Any]], key_name: str) -> str:
     )
 
 
-def _is_rows(v: Any) -> bool:
-    """A non-empty mapping or list whose entries are all mappings of scalars/flat lists."""
+def _compact(v: Any, depth: int = 2) -> str | None:
+    """A value as one short line (`k=v, k2={a=1}`, mappings nested at most `depth` deep),
+    or None if it does not fit in one."""
+    if _scalar(v) or _flat_seq(v):
+        text = _fmt(v)
+    elif isinstance(v, Mapping) and depth > 0:
+        items = [(html.escape(str(k)), _compact(x, depth - 1)) for k, x in v.items()]
+        if any(x is None for _, x in items):
+            return None
+        text = ", ".join(f"{k}={x}" for k, x in items)
+        text = f"{{{text}}}" if text else "&ndash;"
+    else:
+        return None
+    return text if len(text) <= COMPACT_CHARS else None
+
+
+def _row_depth(v: Any) -> int:
+    """Nesting a cell may show if `v` renders as one row per entry, else 0: entries must be
+    mappings of values that fit in a cell, nested once (entries of a mapping: channels) or
+    twice (entries of a list: steps with their results)."""
     entries = v.values() if isinstance(v, Mapping) else v if isinstance(v, list) else None
+    depth = 2 if isinstance(v, list) else 1
     if not entries:
-        return False
-    return all(
-        isinstance(e, Mapping) and all(_scalar(x) or _flat_seq(x) for x in e.values())
+        return 0
+    ok = all(
+        isinstance(e, Mapping) and all(_compact(x, depth) is not None for x in e.values())
         for e in entries
     )
+    return depth if ok else 0
 
 
 def _section(obj: Mapping[str, Any], level: int) -> str:
@@ -103,9 +126,10 @@ def _section(obj: Mapping[str, Any], level: int) -> str:
         if k in scalars:
             continue
         title = f"<{h}>{html.escape(str(k))}</{h}>"
-        if _is_rows(v):
+        depth = _row_depth(v)
+        if depth:
             rows = v if isinstance(v, Mapping) else {str(i): e for i, e in enumerate(v)}
-            parts.append(title + _row_table(rows, str(k)))
+            parts.append(title + _row_table(rows, str(k), depth))
         elif isinstance(v, Mapping | list) and not v:
             parts.append(title + '<p class="note">none</p>')
         elif isinstance(v, Mapping) and level < MAX_DEPTH:

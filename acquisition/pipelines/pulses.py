@@ -1,0 +1,188 @@
+"""Pipeline `pulses`: resolution of microcalorimeter channels from edge (pulse) and auto
+(noise) records, per channel.
+
+For each channel of the named acquisitions (all parts of each): clean pulses and noise records
+(isolated from other pulse triggers; robust outlier cuts); average pulse and its two-exponential
+fit; noise PSD; optimal filter (DC-free, arrival-safe, `analysis.optimal_filter`); filtered
+amplitudes; linear calibration on the dominant line (`line_eV`); a Poisson-likelihood fit of
+that line (Gaussian broadening of a delta, or of a named natural shape such as "MnKa");
+baseline resolution from the noise records; the filter's predicted resolution; the pulse
+trigger rate per live second. A channel that cannot be analysed is reported with the reason.
+
+Options (all optional): `line_eV` (5898.75, Mn Ka), `line_shape` ("gaussian" or a name in
+`analysis.xray_lines.LINE_SHAPES`), `bin_eV`, `window_eV` (half-width of the line fit),
+`background` (flat term in the line fit), `min_pulses` (20), `min_noise` (20),
+`isolation_decays` (8: no other pulse trigger within this many decay times before a record),
+`channels` (subset), `save_filter` (True: the filters and calibrations as an online
+`StoredFilter` file under `<run>/filters/`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.errors import CryodaqError
+from acquisition.online_analysis import ChannelFilter, StoredFilter
+from acquisition.pipelines import PART_SEPARATOR, PipelineInput, PipelineResult
+from acquisition.pipelines.pulses_channel import (
+    ChannelResult,
+    ChannelSkipped,
+    analyze_channel,
+    read_stream,
+)
+from acquisition.pipelines.pulses_figures import write_figures
+from analysis.xray_lines import LINE_SHAPES
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "line_eV": 5898.75,
+    "line_shape": "gaussian",
+    "bin_eV": None,
+    "window_eV": None,
+    "background": False,
+    "min_pulses": 20,
+    "min_noise": 20,
+    "isolation_decays": 8.0,
+    "channels": None,
+    "save_filter": True,
+}
+#: Means over channels are taken of these results.
+MEAN_KEYS = (
+    "rate_hz",
+    "rise_s",
+    "decay_s",
+    "fwhm_eV",
+    "baseline_fwhm_eV",
+    "predicted_fwhm_eV",
+    "gain_eV_per_unit",
+)
+
+
+class PipelineError(CryodaqError):
+    """The pipeline cannot run at all (bad options, missing acquisition)."""
+
+
+def _geometry(inp: PipelineInput, parts: list[str]) -> dict[str, Any]:
+    """Record geometry, sample rate, scale and trigger holdoff shared by all parts; their
+    live time summed (samples processed, from each part's last commit)."""
+    first = inp.reader.info(parts[0])
+    keys = ("record_length", "pretrigger", "sample_rate_hz")
+    live = 0.0
+    for part in parts:
+        info = inp.reader.info(part)
+        if any(info[k] != first[k] for k in keys):
+            raise PipelineError(
+                f"pulses: acquisitions {parts[0]!r} and {part!r} differ in record geometry or "
+                "sample rate; analyse them in separate steps"
+            )
+        live += inp.reader.commit(part)["processed_samples"] / info["sample_rate_hz"]
+    meta = first.get("metadata") or {}
+    trigger = meta.get("trigger") if isinstance(meta.get("trigger"), dict) else {}
+    holdoff = trigger.get("holdoff")
+    if not isinstance(holdoff, int | float) or holdoff <= 0:
+        holdoff = first["record_length"]  # the trigger engine's default
+    return {
+        "length": int(first["record_length"]),
+        "pre": int(first["pretrigger"]),
+        "fs": float(first["sample_rate_hz"]),
+        "scale": float(meta.get("units_per_value") or 1.0),
+        "unit": str(meta.get("unit") or "a.u."),
+        "live_s": live,
+        "holdoff": int(holdoff),
+    }
+
+
+def _options(inp: PipelineInput) -> dict[str, Any]:
+    unknown = set(inp.options) - set(DEFAULTS)
+    if unknown:
+        raise PipelineError(
+            f"pulses: unknown option(s) {sorted(unknown)}; allowed: {', '.join(DEFAULTS)}"
+        )
+    opts = {**DEFAULTS, **inp.options}
+    if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
+        raise PipelineError(
+            f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
+            + ", ".join(LINE_SHAPES)
+        )
+    if not float(opts["line_eV"]) > 0:
+        raise PipelineError(f"pulses: line_eV must be > 0, got {opts['line_eV']}")
+    return opts
+
+
+def _mean(channels: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    ok = [c for c in channels.values() if "error" not in c]
+    out: dict[str, Any] = {"channels": len(ok)}
+    for key in MEAN_KEYS:
+        vals = [c[key] for c in ok if isinstance(c.get(key), int | float)]
+        out[key] = float(np.mean(vals)) if vals else None
+    errs = [c["fwhm_err_eV"] for c in ok]
+    out["fwhm_err_eV"] = float(np.sqrt(np.sum(np.square(errs))) / len(errs)) if errs else None
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def run(inp: PipelineInput) -> PipelineResult:
+    """The `pulses` pipeline (see module docstring)."""
+    opts = _options(inp)
+    stored = inp.reader.acquisitions()
+    names = list(inp.acquisitions) or [  # all, parts of a resumed acquisition under its name
+        a for a in stored if not any(a.startswith(f"{b}{PART_SEPARATOR}") for b in stored)
+    ]
+    parts = [p for name in names for p in inp.parts(name)]
+    missing = [name for name in names if not inp.parts(name)]
+    if missing or not parts:
+        raise PipelineError(
+            f"pulses: no acquisition {missing or names} in {inp.run_dir}; it has {stored}"
+        )
+    geo = _geometry(inp, parts)
+    chans = sorted({c for p in parts for c in inp.reader.channels(p)})
+    if opts["channels"] is not None:
+        chans = [c for c in chans if c in {int(x) for x in opts["channels"]}]
+    results: dict[int, ChannelResult] = {}
+    channels: dict[str, dict[str, Any]] = {}
+    for ch in chans:
+        try:
+            res = analyze_channel(read_stream(inp.reader, parts, ch), geo, opts)
+        except (ChannelSkipped, ValueError, np.linalg.LinAlgError) as exc:
+            log.warning("pulses: channel %d skipped: %s", ch, exc)
+            channels[str(ch)] = {"error": str(exc)}
+            continue
+        results[ch] = res
+        channels[str(ch)] = _jsonable(res.numbers)
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
+    out: dict[str, Any] = {
+        "acquisitions": names,
+        "parts": parts,
+        "line_eV": float(opts["line_eV"]),
+        "line_shape": opts["line_shape"],
+        "channels": channels,
+        "mean": _jsonable(_mean(channels)),
+    }
+    figures = write_figures(results, geo, inp.figures_dir, f"pulses_{tag}") if results else []
+    if opts["save_filter"] and results:
+        out["filter_file"] = str(_save_filter(results, inp.run_dir / "filters" / f"{tag}.npz"))
+    return PipelineResult(out, figures)
+
+
+def _save_filter(results: dict[int, ChannelResult], path: Path) -> Path:
+    """The filters and linear calibrations (amplitude in data units -> eV) for online use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    filters = {
+        ch: ChannelFilter(r.filt.weights, np.array([r.gain, 0.0]), 1.0) for ch, r in results.items()
+    }
+    return StoredFilter(filters).save(path)

@@ -1,0 +1,247 @@
+"""One channel of the `pulses` pipeline: its records read from the run store, cleaned, and
+turned into a pulse fit, an optimal filter, a calibration and resolutions.
+
+Cleaning: records are kept only with no other pulse trigger from `isolation_decays` decay times
+before their start to their end; pulses with a second pulse inside the record (not triggered,
+being in the holdoff) are cut on their largest step after the peak and on their residual from
+the scaled average pulse; noise records on their rms, largest deviation and filtered amplitude
+(a pulse below the trigger threshold). Cuts are robust (median and MAD) at 5-6 sigma.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from acquisition.events import TriggerKind
+from acquisition.run_reader import RunReader
+from analysis.line_fit import LineFit, fit_line, histogram
+from analysis.optimal_filter import (
+    AveragePulse,
+    OptimalFilter,
+    average_pulse,
+    noise_psd,
+    optimal_filter,
+)
+from analysis.pulse_fit import PulseFit, fit_pulse
+from analysis.record_cuts import (
+    isolated,
+    noise_record_stats,
+    rise_after_peak,
+    robust_sigma,
+    within,
+)
+from analysis.xray_lines import LINE_SHAPES
+
+#: Robust-sigma multiples of the record cuts.
+CUT_SIGMAS = 5.0
+NOISE_AMPLITUDE_SIGMAS = 6.0
+
+
+class ChannelSkipped(Exception):
+    """A channel that cannot be analysed; the message is the reason reported."""
+
+
+@dataclass
+class Stream:
+    """The records of one channel over all parts of the acquisitions, by trigger kind."""
+
+    pulses: np.ndarray  # EDGE records
+    noise: np.ndarray  # AUTO records
+    pulse_at: list[np.ndarray] = field(default_factory=list)  # per part: trigger samples
+    noise_at: list[np.ndarray] = field(default_factory=list)
+    edge_triggers: int = 0
+
+    def isolation(self, before: int, pre: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of pulse and noise records with no other pulse trigger from `before` samples
+        ahead of the record's start to its end (per part: counters are per acquisition)."""
+        p, n = [], []
+        for edges, autos in zip(self.pulse_at, self.noise_at, strict=True):
+            p.append(isolated(edges, edges, before + pre, length - pre, own=True))
+            n.append(isolated(autos, edges, before + pre, length - pre))
+        return _cat(p, bool), _cat(n, bool)
+
+
+@dataclass
+class ChannelResult:
+    """Numbers for summary.json and arrays for the figures of one channel."""
+
+    numbers: dict[str, Any]
+    avg: AveragePulse
+    fit: PulseFit
+    filt: OptimalFilter
+    scale: float  # physical units per data unit
+    line: LineFit
+    edges: np.ndarray
+    counts: np.ndarray
+    gain: float  # eV per data unit
+    energy_scale: float  # final / first calibration (the line was fitted before it)
+
+
+def _cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
+
+
+def read_stream(reader: RunReader, parts: list[str], ch: int) -> Stream:
+    """Edge and auto records of channel `ch` in acquisitions `parts` (skipping parts without it)."""
+    pulses, noise, p_at, n_at, n_edge = [], [], [], [], 0
+    for part in parts:
+        if ch not in reader.channels(part):
+            continue
+        d = reader.read(part, ch, ["records", "trigger_kind", "sample_index"])
+        kind, at = d["trigger_kind"], d["sample_index"]
+        edge, auto = kind == TriggerKind.EDGE, kind == TriggerKind.AUTO
+        n_edge += int(edge.sum())
+        pulses.append(d["records"][edge])
+        noise.append(d["records"][auto])
+        p_at.append(at[edge])
+        n_at.append(at[auto])
+    if not pulses:
+        raise ChannelSkipped("channel not in these acquisitions")
+    return Stream(np.concatenate(pulses), np.concatenate(noise), p_at, n_at, n_edge)
+
+
+def _clean_noise(records: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`mask` narrowed by robust upper cuts on each record's rms and largest deviation."""
+    out = mask.copy()
+    if mask.any():
+        rms, dev = noise_record_stats(records[mask])
+        out[mask] = within(rms, CUT_SIGMAS, upper_only=True) & within(
+            dev, CUT_SIGMAS, upper_only=True
+        )
+    return out
+
+
+def _need(what: str, n: int, minimum: int) -> None:
+    if n < minimum:
+        raise ChannelSkipped(f"only {n} {what} (need {minimum})")
+
+
+def _dominant_peak(values: np.ndarray, fraction: float = 0.1) -> float:
+    """Centre of the shortest interval holding `fraction` of the values (robust mode)."""
+    v = np.sort(values[np.isfinite(values)])
+    k = max(int(fraction * v.size), 3)
+    if v.size <= k:
+        return float(np.median(v))
+    i = int(np.argmin(v[k:] - v[:-k]))
+    return float(np.median(v[i : i + k + 1]))
+
+
+def _without_pileup(records: np.ndarray, ok: np.ndarray, pre: int, fs: float) -> AveragePulse:
+    """Narrow `ok` to pulses without a second pulse in the record (none is triggered during
+    the holdoff): robust cuts on the largest step after the peak and on the rms residual from
+    the scaled average pulse; returns the average of the pulses left."""
+    sign = average_pulse(records[ok], pre, fs).sign
+    ok[ok] = within(rise_after_peak(records[ok], sign), CUT_SIGMAS, upper_only=True)
+    template = average_pulse(records[ok], pre, fs).template
+    x = records[ok].astype(np.float64)
+    x -= x[:, :pre].mean(axis=1, keepdims=True)
+    resid = x - np.outer(x @ template / (template @ template), template)
+    ok[ok] = within(np.sqrt((resid**2).mean(axis=1)), CUT_SIGMAS, upper_only=True)
+    return average_pulse(records[ok], pre, fs)
+
+
+def analyze_channel(stream: Stream, geo: dict[str, Any], opts: dict[str, Any]) -> ChannelResult:
+    """The whole per-channel analysis (see module docstring); raises ChannelSkipped."""
+    length, pre, fs = geo["length"], geo["pre"], geo["fs"]
+    _need("pulse (edge) triggers", len(stream.pulses), opts["min_pulses"])
+    _need("noise (auto) records", len(stream.noise), opts["min_noise"])
+    # Pass 1: isolation by one record length; a first average pulse gives the decay time.
+    p_ok, _ = stream.isolation(length, pre, length)
+    _need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    avg = _without_pileup(stream.pulses, p_ok, pre, fs)
+    fit = fit_pulse(avg.sign * avg.average, pre, fs)
+    # Pass 2: isolation by `isolation_decays` decay times, so no earlier tail is left.
+    guard = max(length, int(np.ceil(opts["isolation_decays"] * fit.decay_s * fs)))
+    p_ok, n_ok = stream.isolation(guard, pre, length)
+    n_ok = _clean_noise(stream.noise, n_ok)
+    _need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    _need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    avg = _without_pileup(stream.pulses, p_ok, pre, fs)
+    _need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
+    # Noise records holding a pulse below the trigger threshold; then the final filter.
+    amp_n = filt.apply(stream.noise[n_ok])
+    n_ok[n_ok] = within(amp_n, NOISE_AMPLITUDE_SIGMAS)
+    _need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
+    amp_p = filt.apply(stream.pulses[p_ok])
+    amp_p = amp_p[amp_p > 0]
+    amp_n = filt.apply(stream.noise[n_ok])
+    noise_rms = float(np.sqrt(np.median(noise_record_stats(stream.noise[n_ok])[0] ** 2)))
+    fit = fit_pulse(
+        avg.sign * avg.average, pre, fs, sigma=max(noise_rms, 1e-12) / np.sqrt(avg.n_records)
+    )
+    return _calibrate(stream, geo, opts, avg, fit, filt, amp_p, amp_n)
+
+
+def _calibrate(
+    stream: Stream,
+    geo: dict[str, Any],
+    opts: dict[str, Any],
+    avg: AveragePulse,
+    fit: PulseFit,
+    filt: OptimalFilter,
+    amp_p: np.ndarray,
+    amp_n: np.ndarray,
+) -> ChannelResult:
+    line_eV = float(opts["line_eV"])
+    gain = line_eV / _dominant_peak(amp_p)
+    pred_eV = gain * filt.predicted_fwhm
+    window = float(opts["window_eV"] or max(50.0, 10.0 * pred_eV))
+    bin_eV = float(opts["bin_eV"] or max(0.5, pred_eV / 10.0))
+    counts, edges = histogram(gain * amp_p, line_eV - window, line_eV + window, bin_eV)
+    shape = LINE_SHAPES.get(opts["line_shape"])
+    try:
+        line = fit_line(
+            counts, edges, shape, reference=line_eV if shape else None,
+            background=bool(opts["background"]), centre=line_eV, fwhm=max(pred_eV, bin_eV),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ChannelSkipped(f"line fit failed: {exc}") from None
+    if not (np.isfinite(line.centre) and line.centre > 0 and np.isfinite(line.fwhm_err)):
+        raise ChannelSkipped("line fit did not converge")
+    scale = line_eV / line.centre  # the fitted centre lands on line_eV
+    gain *= scale
+    base_fit = _baseline_fit(gain * amp_n)
+    live, n_edge = geo["live_s"], stream.edge_triggers
+    rate = n_edge / live if live > 0 else float("nan")
+    dead = geo["holdoff"] / geo["fs"]
+    numbers = {
+        "rate_hz": rate,
+        "rate_err_hz": np.sqrt(n_edge) / live if live > 0 else float("nan"),
+        "rate_deadtime_corrected_hz": rate / (1.0 - rate * dead) if rate * dead < 1 else None,
+        "rise_s": fit.rise_s,
+        "rise_err_s": fit.rise_err_s,
+        "decay_s": fit.decay_s,
+        "decay_err_s": fit.decay_err_s,
+        "fwhm_eV": line.fwhm * scale,
+        "fwhm_err_eV": line.fwhm_err * scale,
+        "baseline_fwhm_eV": base_fit.fwhm,
+        "baseline_fwhm_err_eV": base_fit.fwhm_err,
+        "predicted_fwhm_eV": gain * filt.predicted_fwhm,
+        "ideal_fwhm_eV": gain * filt.ideal_fwhm,
+        "counts": int(counts.sum()),
+        "pulses": int(amp_p.size),
+        "pulse_triggers": int(n_edge),
+        "noise_records": int(amp_n.size),
+        "live_time_s": live,
+        "gain_eV_per_unit": gain / geo["scale"],
+        "unit": geo["unit"],
+        "polarity": int(avg.sign),
+        "line_cash": line.cash,
+        "line_dof": line.dof,
+    }
+    return ChannelResult(numbers, avg, fit, filt, geo["scale"], line, edges, counts, gain, scale)
+
+
+def _baseline_fit(energies: np.ndarray) -> LineFit:
+    """Gaussian fit of the filtered noise energies (their histogram over +-6 robust sigma)."""
+    s = robust_sigma(energies)
+    if not s > 0:
+        raise ChannelSkipped("filtered noise records have no spread")
+    med = float(np.median(energies))
+    counts, edges = histogram(energies, med - 6 * s, med + 6 * s, s / 4)
+    return fit_line(counts, edges, None, centre=med, fwhm=2.3548 * s)

@@ -1,0 +1,56 @@
+"""Selection of clean records: robust outlier cuts and isolation from other triggers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def robust_sigma(x: np.ndarray) -> float:
+    """Gaussian-equivalent sigma from the median absolute deviation."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def within(x: np.ndarray, k: float, *, upper_only: bool = False) -> np.ndarray:
+    """True where x is within k robust sigmas of the median (or only not above it)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros(0, dtype=bool)
+    med, sig = np.median(x), robust_sigma(x)
+    if sig == 0:
+        return x <= med if upper_only else x == med
+    dev = x - med
+    return dev <= k * sig if upper_only else np.abs(dev) <= k * sig
+
+
+def isolated(
+    at: np.ndarray, triggers: np.ndarray, before: int, after: int, *, own: bool = False
+) -> np.ndarray:
+    """True for records triggered at samples `at` with no trigger in [at - before, at + after).
+
+    `triggers` are sample indices (any order) of the same stream. With `own`, each record's
+    own trigger (one at exactly `at`) is among `triggers` and does not count.
+    """
+    at = np.asarray(at, dtype=np.int64)
+    t = np.sort(np.asarray(triggers, dtype=np.int64))
+    count = np.searchsorted(t, at + after, side="left") - np.searchsorted(t, at - before, "left")
+    if own:
+        count = count - (np.searchsorted(t, at, "right") > np.searchsorted(t, at, "left"))
+    return count == 0
+
+
+def noise_record_stats(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rms about the mean, largest |deviation| from the mean) of each record."""
+    x = np.asarray(records, dtype=np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    return np.sqrt((x * x).mean(axis=1)), np.abs(x).max(axis=1)
+
+
+def rise_after_peak(records: np.ndarray, sign: float = 1.0) -> np.ndarray:
+    """Largest one-sample rise (times `sign`) after each record's peak: pile-up shows here."""
+    x = sign * np.asarray(records, dtype=np.float64)
+    steps = np.diff(x, axis=1)
+    after = np.arange(steps.shape[1])[None, :] >= np.argmax(x, axis=1)[:, None]
+    return np.where(after, steps, -np.inf).max(axis=1)
