@@ -2,10 +2,12 @@
 
 The VST looks through a cryogenic amplification chain at a microwave cavity whose antenna
 also sees the noise of an attenuator (Chang et al. 2024, Fig. 1b). Its power spectrum is the
-lossless cavity-emitted radiation of Eqs 1-4 at the current temperatures of the attenuator and
-cavity plates of the World's thermal plant; its reflection sweep is Eq 2a seen through the
-input line, the circulator and the chain (baseline, electrical delay), with the receiver's
-noise on top. A capture takes its integration time on the World's clock.
+cavity-emitted radiation through the lossy chain of Eqs 5-9 (cables 1-3 with linear
+temperature profiles, circulator on the mixing plate, HEMT plate) at the current temperatures
+of the World's thermal plant, times the chain's gain ripple r(f) and slow linear drift; with
+every loss 1 and no ripple or drift it is the lossless model of Eqs 1-4. Its reflection sweep
+is Eq 2a seen through the input line, the circulator and the chain (baseline, electrical
+delay), with the receiver's noise on top. A capture takes its integration time on the World's clock.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.cavity import Cavity, Chain, line_reflection, lossless_emitted_power, reflection
+from analysis.cavity import Cavity, Chain, line_reflection, reflection
+from analysis.cavity_chain import ChainLosses, Temperatures, received_spectrum
 from sim_instruments.blocks import array_block
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
@@ -28,6 +31,20 @@ from sim_instruments.world import World
 #: Cavity of the seed paper (Sec. IV.1) and its amplification chain (Sec. IV.2).
 DEFAULT_CAVITY = {"kappa0_Hz": 432e3, "kappae_Hz": 149e3, "fc_Hz": 4.944458e9}
 DEFAULT_CHAIN = {"gain_dB": 93.07, "added_noise_K": 5.28}
+#: The rest of the chain: HEMT plate, gain ripple (rms over frequency, its longest period)
+#: and gain drift (linear in virtual time).
+DEFAULT_CHAIN_EXTRAS = {
+    "hemt_K": 4.0,
+    "ripple_percent": 0.3,
+    "ripple_period_Hz": 6e6,
+    "drift_percent_per_hour": 0.04,
+}
+#: Manufacturers' specifications quoted by the paper (A1, A2, A_cir) and a lossy cable 3.
+DEFAULT_CABLES = {"A1": 0.96, "A2": 0.94, "A3": 0.9}
+DEFAULT_CIRCULATOR = {"A": 0.96}
+#: Relative periods of the ripple's sinusoids (times `ripple_period_Hz`) and their weights.
+RIPPLE_PERIODS = (1.0, 0.43, 0.27)
+RIPPLE_WEIGHTS = (1.0, 0.6, 0.35)
 #: Frequency coverage of the instrument and the largest spectrum one capture returns.
 F_MIN_HZ, F_MAX_HZ = 9e3, 6e9
 MAX_BINS = 1 << 20
@@ -63,10 +80,14 @@ class _Sweep:
 class VstModel(SimModel):
     """Power spectra and S11 of a haloscope cavity behind an amplification chain.
 
-    World params: `cavity` {kappa0_Hz, kappae_Hz, fc_Hz} and `chain` {gain_dB, added_noise_K}
-    (defaults: the seed paper's values). Instrument params: `attenuator_plate`, `cavity_plate`
-    (plates of `world.thermal`, defaults "attenuator" and "cavity"), `input_attenuation_dB`
-    from the source to the cavity, `line_phase_rad` and `delay_s` of the line seen by S11, and
+    World params: `cavity` {kappa0_Hz, kappae_Hz, fc_Hz}, `chain` {gain_dB, added_noise_K,
+    hemt_K, ripple_percent, ripple_period_Hz, drift_percent_per_hour}, `cables` {A1, A2, A3}
+    and `circulator` {A} (defaults: the seed paper's values and specs). The circulator sits on
+    the thermal plant's mixing plate; the gain ripple is a seeded sum of sinusoids in absolute
+    frequency scaled to `ripple_percent` rms; the drift is linear in the World's time.
+    Instrument params: `attenuator_plate`, `cavity_plate` (plates of `world.thermal`, defaults
+    "attenuator" and "cavity"), `input_attenuation_dB` from the source to the cavity,
+    `line_phase_rad` and `delay_s` of the line seen by S11, and
     `thermal_sample_s`, the spacing of the temperature samples averaged over a capture.
     """
 
@@ -86,6 +107,38 @@ class VstModel(SimModel):
             number(chain, "gain_dB", dg["gain_dB"], "world.chain", -100.0, 250.0),
             number(chain, "added_noise_K", dg["added_noise_K"], "world.chain", 0.0, 1e5),
         )
+        de = DEFAULT_CHAIN_EXTRAS
+        self.hemt_K = number(chain, "hemt_K", de["hemt_K"], "world.chain", 0.0, 400.0)
+        self.ripple_percent = number(
+            chain, "ripple_percent", de["ripple_percent"], "world.chain", 0.0, 50.0
+        )
+        self.ripple_period_Hz = number(
+            chain, "ripple_period_Hz", de["ripple_period_Hz"], "world.chain", 1.0, 1e12
+        )
+        self.drift_per_s = (
+            number(
+                chain,
+                "drift_percent_per_hour",
+                de["drift_percent_per_hour"],
+                "world.chain",
+                -100.0,
+                100.0,
+            )
+            / 100.0
+            / 3600.0
+        )
+        cables = world.params.get("cables") or {}
+        circ = world.params.get("circulator") or {}
+        dcab = DEFAULT_CABLES
+        self.losses = ChainLosses(
+            A1=number(cables, "A1", dcab["A1"], "world.cables", 1e-6, 1.0),
+            A2=number(cables, "A2", dcab["A2"], "world.cables", 1e-6, 1.0),
+            A3=number(cables, "A3", dcab["A3"], "world.cables", 1e-6, 1.0),
+            A_cir=number(circ, "A", DEFAULT_CIRCULATOR["A"], "world.circulator", 1e-6, 1.0),
+        )
+        ripple_rng = world.rng("chain.ripple")
+        self._ripple_phases = ripple_rng.uniform(0.0, 2.0 * math.pi, len(RIPPLE_PERIODS))
+        self._drift_origin_s = world.now()
         where = f"{name}.sim"
         self.attenuator_plate = self._plate("attenuator_plate", "attenuator")
         self.cavity_plate = self._plate("cavity_plate", "cavity")
@@ -131,17 +184,47 @@ class VstModel(SimModel):
         amplitude = math.sqrt(self.chain.gain * 10.0 ** (-self.input_attenuation_dB / 10.0))
         return amplitude * complex(math.cos(self.line_phase_rad), math.sin(self.line_phase_rad))
 
-    def noise_power(self, f: np.ndarray, bin_Hz: float) -> np.ndarray:
-        """Eqs 1-4: received noise power (W) per bin at the plates' current temperatures."""
+    def temperatures(self) -> Temperatures:
+        """The chain's temperatures now: attenuator, cavity, mixing plate, HEMT."""
         thermal = self.world.thermal
-        emitted = lossless_emitted_power(
-            f,
-            self.cavity,
+        return Temperatures(
             thermal.temperature(self.attenuator_plate),
             thermal.temperature(self.cavity_plate),
+            thermal.temperature("mixing"),
+            self.hemt_K,
+        )
+
+    def gain_ripple(self, f: np.ndarray) -> np.ndarray:
+        """r(f) = 1 + sum_k a_k sin(2 pi f / P_k + phi_k), rms `ripple_percent` over a period."""
+        f = np.asarray(f, dtype=float)
+        if self.ripple_percent == 0.0:
+            return np.ones_like(f)
+        weights = np.asarray(RIPPLE_WEIGHTS)
+        amplitudes = weights * (self.ripple_percent / 100.0) * math.sqrt(2.0 / np.sum(weights**2))
+        r = np.ones_like(f)
+        for amp, rel, phase in zip(amplitudes, RIPPLE_PERIODS, self._ripple_phases, strict=True):
+            r += amp * np.sin(2.0 * math.pi * f / (rel * self.ripple_period_Hz) + phase)
+        return r
+
+    def gain_drift(self) -> float:
+        """Relative gain now: 1 + drift rate x time since the World started the model."""
+        return 1.0 + self.drift_per_s * (self.world.now() - self._drift_origin_s)
+
+    def noise_power(self, f: np.ndarray, bin_Hz: float) -> np.ndarray:
+        """Eqs 5-9: received noise power (W) per bin at the plates' current temperatures,
+        times the gain's ripple and drift."""
+        power = received_spectrum(
+            f,
+            self.cavity,
+            self.temperatures(),
+            self.losses,
+            self.chain.gain_dB,
+            self.chain.added_noise_K,
             bin_Hz,
         )
-        return self.chain.received_power(emitted, bin_Hz)
+        if self.ripple_percent == 0.0 and self.drift_per_s == 0.0:
+            return power
+        return power * self.gain_ripple(f) * self.gain_drift()
 
     def tone_power(self, f: float, source_W: float) -> float:
         """Received power (W) of a CW tone reflected by the cavity."""

@@ -18,6 +18,7 @@ from analysis.cavity import (
     lossless_emitted_power,
     reflection,
 )
+from analysis.cavity_chain import ChainLosses, Temperatures, received_spectrum
 from drivers.errors import InstrumentError, SettingRangeError
 from drivers.vst import VectorSignalTransceiver
 from sim_instruments.library import device_file
@@ -27,6 +28,12 @@ from tests.conftest import ADDRESS, open_simulated
 
 PAPER = Cavity(**DEFAULT_CAVITY)
 CHAIN = Chain(**DEFAULT_CHAIN)
+#: World params of a lossless chain without ripple or drift: the model of Eqs 1-4.
+LOSSLESS: dict[str, Any] = {
+    "cables": {"A1": 1.0, "A2": 1.0, "A3": 1.0},
+    "circulator": {"A": 1.0},
+    "chain": {"ripple_percent": 0.0, "drift_percent_per_hour": 0.0},
+}
 #: Heater powers (W) that hold a plate of the default thermal plant near 0.34 K and 0.9 K.
 WARM_W, HOT_W = 5.7e-6, 4.0e-5
 
@@ -36,8 +43,11 @@ def make_vst(
     world_params: dict[str, Any] | None = None,
     sim: dict[str, Any] | None = None,
     silent: bool = False,
+    lossless: bool = True,
 ) -> tuple[VectorSignalTransceiver, World, VstModel]:
     params: dict[str, Any] = {"seed": 7, "thermal": {"plates": {"attenuator": {}, "cavity": {}}}}
+    if lossless:
+        params.update(LOSSLESS)
     params.update(world_params or {})
     world = World(params)
     model = VstModel(world, "vst", sim)
@@ -98,6 +108,36 @@ def test_spectrum_mean_matches_model(
         assert abs(contrast) < noise
     else:
         assert sign * contrast > noise
+
+
+def test_default_chain_is_lossy_with_ripple_and_drift(closing: list[Any]) -> None:
+    """Default World: Eqs 5-9 with the specs' losses, mixing plate from the thermal plant,
+    times the gain ripple r(f) and a linear drift in virtual time."""
+    vst, world, model = make_vst(closing, lossless=False)
+    assert model.losses == ChainLosses(A1=0.96, A2=0.94, A3=0.9, A_cir=0.96)
+    settle(world, 0.0, HOT_W)
+    vst.centre_frequency, vst.span, vst.rbw, vst.integration_time = PAPER.fc_Hz, 4e6, 1e3, 180.0
+    start = world.now()
+    s = vst.spectrum()
+    f = s.frequencies_Hz
+    temps = Temperatures(
+        world.thermal.temperature("attenuator"),
+        world.thermal.temperature("cavity"),
+        world.thermal.temperature("mixing"),
+        4.0,
+    )
+    lossy = received_spectrum(f, PAPER, temps, model.losses, 93.07, 5.28, 1e3)
+    r = model.gain_ripple(f)
+    assert 100 * np.std(r) == pytest.approx(0.3, rel=0.5)
+    drift = 1 + 0.04 / 100 * (start + 90.0) / 3600  # mid-capture
+    ratio = s.power_W / (lossy * r * drift)
+    assert abs(ratio.mean() - 1) < 5 * s.relative_scatter / np.sqrt(ratio.size)
+    # Without the ripple the data would be off by it: the ripple is really there.
+    plain = s.power_W / (lossy * drift)
+    assert np.polyfit(r - 1, plain - 1, 1)[0] == pytest.approx(1.0, abs=0.1)
+    # The lossy chain differs from the lossless one by much more than the scatter.
+    lossless = expected_power(world, f, 1e3)
+    assert abs(np.mean(lossy / lossless) - 1) > 0.01
 
 
 @pytest.mark.parametrize(("rbw", "tau"), [(1e3, 1.0), (1e4, 0.01)])

@@ -20,6 +20,7 @@ PART_SEPARATOR = "-part"
 #: name -> "module:function" (imported on first use, so a slow import costs only its users).
 PIPELINES: dict[str, str] = {
     "pulses": "acquisition.pipelines.pulses:run",
+    "haloscope": "acquisition.pipelines.haloscope:run",
 }
 
 

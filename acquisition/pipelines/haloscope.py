@@ -1,0 +1,284 @@
+"""Pipeline `haloscope`: the amplification chain of a haloscope calibrated from the cavity's own
+radiation (Chang et al. 2024; REFERENCE.md section 4), from a reflection sweep and a set of
+power spectra taken at different attenuator and cavity temperatures.
+
+Steps: the S11 sweep (amplitude and phase) is fitted with the line's baseline and delay
+(`analysis.cavity.fit_reflection`) -> kappa0, kappae, f_c with errors. Every spectrum is read
+with the thermometer readings stored beside it; Eq 9 is fitted to all of them at once
+(`analysis.chain_fit.fit_chain`) with five free parameters G', T_a', A1, A_cir, A2, and again
+with the losses fixed to given values (the manufacturer's specs). The gain ripple r(f) is the
+mean data/fit ratio over the spectra, smoothed by a Savitzky-Golay filter; its rms (percent) is
+`ripple.rms_percent`. The drift is taken from the first and the last spectrum in time: each
+one's mean data/fit ratio over all its bins, m_first and m_last, gives
+`ripple.drift_percent = 100 (m_last - m_first) / (t_last - t_first) x 1 h`, percent per hour
+(the span in hours is `ripple.drift_span_h`).
+
+Options (all optional): `reflection` ("s11", the reflection step's name), `spectra` ("spec",
+the spectrum step's name; a sweep's points `spec.0`, `spec.1`, ... are all read, in order),
+`thermometers` ({att: "tc.2", cav: "tc.3", mx: "tc.1"}, keys of the stored readings),
+`hemt_K` (4.0, the HEMT plate), `A3` (0.9, cable 3's transmission: a spec the fit needs for
+the outward noise it carries, not a fitted value),
+`fixed_losses` ({A1: 0.96, A2: 0.94, A_cir: 0.96}),
+`ripple_window_bins` (201, Savitzky-Golay window), `ripple_polyorder` (2).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.errors import CryodaqError
+from acquisition.pipelines import PipelineInput, PipelineResult
+from analysis.cavity import Cavity, ReflectionFit, fit_reflection
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "reflection": "s11",
+    "spectra": "spec",
+    "thermometers": {"att": "tc.2", "cav": "tc.3", "mx": "tc.1"},
+    "hemt_K": 4.0,
+    "A3": 0.9,
+    "fixed_losses": {"A1": 0.96, "A2": 0.94, "A_cir": 0.96},
+    "ripple_window_bins": 201,
+    "ripple_polyorder": 2,
+}
+LOSSES = ("A1", "A_cir", "A2")
+FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
+CHAIN_MODULE = "analysis.chain_fit"
+
+
+class PipelineError(CryodaqError):
+    """The pipeline cannot run (missing data, bad options, missing chain model)."""
+
+
+@dataclass(frozen=True)
+class StoredSpectrum:
+    """One stored power spectrum with the thermometer readings taken when it started."""
+
+    name: str
+    f_hz: np.ndarray
+    power_W: np.ndarray
+    bin_width_Hz: float
+    integration_s: float
+    time_s: float
+    temperatures_K: dict[str, float]
+
+    def temperature(self, key: str) -> float:
+        try:
+            return float(self.temperatures_K[key])
+        except KeyError:
+            raise PipelineError(
+                f"haloscope: spectrum {self.name!r} has no reading {key!r}; it has "
+                f"{', '.join(sorted(self.temperatures_K)) or 'none'} (option `thermometers`)"
+            ) from None
+
+
+def _options(inp: PipelineInput) -> dict[str, Any]:
+    unknown = set(inp.options) - set(DEFAULTS)
+    if unknown:
+        raise PipelineError(
+            f"haloscope: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(DEFAULTS))}"
+        )
+    opts = {**DEFAULTS, **inp.options}
+    therm = {**DEFAULTS["thermometers"], **(inp.options.get("thermometers") or {})}
+    if set(therm) != {"att", "cav", "mx"}:
+        raise PipelineError(f"haloscope: `thermometers` takes att, cav, mx; got {sorted(therm)}")
+    opts["thermometers"] = therm
+    fixed = {**DEFAULTS["fixed_losses"], **(inp.options.get("fixed_losses") or {})}
+    bad = set(fixed) - set(LOSSES)
+    if bad or not all(0.0 < float(v) <= 1.0 for v in fixed.values()):
+        raise PipelineError(
+            f"haloscope: `fixed_losses` takes A1, A_cir, A2 in (0, 1]; got {fixed}"
+        )
+    opts["fixed_losses"] = {k: float(v) for k, v in fixed.items()}
+    return opts
+
+
+def _data_names(data_dir: Path, name: str) -> list[str]:
+    """`name` itself, or its sweep/repeat points `name.0`, `name.1`, ... in numeric order."""
+    if (data_dir / f"{name}.npz").exists():
+        return [name]
+    pattern = re.compile(rf"^{re.escape(name)}((?:\.\d+)+)\.npz$")
+    found = []
+    for path in data_dir.glob(f"{name}.*.npz"):
+        m = pattern.match(path.name)
+        if m:
+            found.append((tuple(int(x) for x in m.group(1).strip(".").split(".")), path.stem))
+    return [stem for _, stem in sorted(found)]
+
+
+def _load(data_dir: Path, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with np.load(data_dir / f"{name}.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta_path = data_dir / f"{name}.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return arrays, meta
+
+
+def read_reflection(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies (Hz) and complex S11 of the reflection sweep `name`."""
+    names = _data_names(data_dir, name)
+    if not names:
+        raise PipelineError(f"haloscope: no reflection sweep {name!r} in {data_dir}")
+    arrays, _ = _load(data_dir, names[0])
+    if "s11" not in arrays:
+        raise PipelineError(f"haloscope: {names[0]!r} holds no S11 (is it a reflection step?)")
+    return arrays["frequencies_Hz"], arrays["s11"]
+
+
+def read_spectra(data_dir: Path, name: str) -> list[StoredSpectrum]:
+    """Every stored spectrum of the step `name` (all its sweep points), in time order."""
+    names = _data_names(data_dir, name)
+    if not names:
+        raise PipelineError(f"haloscope: no spectrum {name!r} in {data_dir}")
+    out = []
+    for stem in names:
+        arrays, meta = _load(data_dir, stem)
+        if "power_W" not in arrays:
+            raise PipelineError(f"haloscope: {stem!r} holds no power spectrum")
+        out.append(
+            StoredSpectrum(
+                name=stem,
+                f_hz=arrays["frequencies_Hz"],
+                power_W=arrays["power_W"],
+                bin_width_Hz=float(meta["bin_width_Hz"]),
+                integration_s=float(meta["integration_s"]),
+                time_s=float(meta.get("time_s", 0.0)),
+                temperatures_K={k: float(v) for k, v in meta.get("temperatures_K", {}).items()},
+            )
+        )
+    return sorted(out, key=lambda s: s.time_s)
+
+
+def cavity_results(fit: ReflectionFit) -> dict[str, float]:
+    c = fit.cavity
+    return {
+        "kappa0_Hz": c.kappa0_Hz,
+        "kappa0_Hz_err": fit.kappa0_err_Hz,
+        "kappae_Hz": c.kappae_Hz,
+        "kappae_Hz_err": fit.kappae_err_Hz,
+        "fc_Hz": c.fc_Hz,
+        "fc_Hz_err": fit.fc_err_Hz,
+        "loaded_q": c.loaded_q,
+        "delay_s": fit.delay_s,
+        "residual_rms": fit.residual_rms,
+    }
+
+
+def _chain_module() -> Any:
+    try:
+        return importlib.import_module(CHAIN_MODULE)
+    except ImportError as exc:
+        raise PipelineError(
+            f"haloscope: the chain fit needs {CHAIN_MODULE} (Eqs 5-9), which cannot be "
+            f"imported: {exc}"
+        ) from None
+
+
+def _fit_numbers(fit: Any, keys: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key in keys:
+        out[key] = float(getattr(fit, key))
+        out[f"{key}_err"] = float(getattr(fit, f"{key}_err"))
+    out["chi2"] = float(fit.chi2)
+    out["dof"] = int(fit.dof)
+    out["reduced_chi2"] = float(fit.chi2) / max(int(fit.dof), 1)
+    return out
+
+
+def drift_percent_per_hour(
+    spectra: list[StoredSpectrum], models: list[np.ndarray]
+) -> tuple[float, float]:
+    """Drift of the gain between the first and last spectrum (time order): their mean
+    data/fit ratios m over all bins, 100 (m_last - m_first) per hour; also the span (h)."""
+    first, last = 0, len(spectra) - 1
+    span_h = (spectra[last].time_s - spectra[first].time_s) / 3600.0
+    if last == 0 or span_h <= 0:
+        return 0.0, 0.0
+    m_first = float(np.mean(spectra[first].power_W / models[first]))
+    m_last = float(np.mean(spectra[last].power_W / models[last]))
+    return 100.0 * (m_last - m_first) / span_h, span_h
+
+
+def run(inp: PipelineInput) -> PipelineResult:
+    """The `haloscope` pipeline (see module docstring)."""
+    from acquisition.pipelines import haloscope_figures as figs
+
+    opts = _options(inp)
+    data_dir = inp.run_dir / "data"
+    f_s11, s11 = read_reflection(data_dir, str(opts["reflection"]))
+    refl = fit_reflection(f_s11, s11)
+    spectra = read_spectra(data_dir, str(opts["spectra"]))
+    therm = opts["thermometers"]
+    temps = [{k: s.temperature(v) for k, v in therm.items()} for s in spectra]
+    prefix = "haloscope"
+    out_dir = inp.figures_dir
+    figures = [figs.s11_figure(f_s11, s11, refl, out_dir / f"{prefix}_s11.png")]
+    results: dict[str, Any] = {
+        "cavity": cavity_results(refl),
+        "spectra": [
+            {"name": s.name, "time_s": s.time_s, **{f"T_{k}_K": t[k] for k in therm}}
+            for s, t in zip(spectra, temps, strict=True)
+        ],
+    }
+
+    chain = _chain_module()
+    from analysis.cavity_chain import Temperatures
+
+    data = [
+        chain.SpectrumData(
+            f_hz=s.f_hz,
+            power_W=s.power_W,
+            bin_width_Hz=s.bin_width_Hz,
+            integration_s=s.integration_s,
+            temps=Temperatures(
+                att_K=t["att"], cav_K=t["cav"], mx_K=t["mx"], hemt_K=float(opts["hemt_K"])
+            ),
+        )
+        for s, t in zip(spectra, temps, strict=True)
+    ]
+    cavity: Cavity = refl.cavity
+    a3 = float(opts["A3"])
+    free = chain.fit_chain(data, cavity, A3=a3)
+    fixed = chain.fit_chain(data, cavity, fixed=dict(opts["fixed_losses"]), A3=a3)
+    window = int(opts["ripple_window_bins"])
+    order = int(opts["ripple_polyorder"])
+    ripple = chain.gain_ripple(data, free, window, polyorder=order)
+    ripple_fixed = chain.gain_ripple(data, fixed, window, polyorder=order)
+    models = [np.asarray(free.model(d)) for d in data]
+    drift, span_h = drift_percent_per_hour(spectra, models)
+    results["fit"] = _fit_numbers(free, FIT_KEYS)
+    results["fixed_loss_fit"] = {
+        **_fit_numbers(fixed, ("gain_dB", "added_noise_K")),
+        **opts["fixed_losses"],
+    }
+    results["ripple"] = {
+        "rms_percent": float(ripple.rms_percent),
+        "drift_percent": drift,
+        "drift_span_h": span_h,
+        "window_bins": window,
+        "fixed_loss_rms_percent": float(ripple_fixed.rms_percent),
+    }
+    figures += [
+        figs.spectra_figure(spectra, temps, models, out_dir / f"{prefix}_spectra.png"),
+        figs.ripple_figure(
+            spectra,
+            temps,
+            [(free, ripple, [np.asarray(free.model(d)) for d in data]),
+             (fixed, ripple_fixed, [np.asarray(fixed.model(d)) for d in data])],
+            out_dir / f"{prefix}_ripple.png",
+        ),
+        figs.cable_noise_figure(
+            float(np.mean([s.f_hz.mean() for s in spectra])), out_dir / f"{prefix}_cable_noise.png"
+        ),
+    ]
+    return PipelineResult(results, figures)

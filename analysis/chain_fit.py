@@ -1,0 +1,338 @@
+"""Calibration of a haloscope amplification chain from cavity-emitted radiation (Eqs 8-9).
+
+`fit_chain` fits P_r = G' (P_c + k_B T_a' B) to several spectra taken at different attenuator,
+cavity and mixing-plate temperatures, with P_c from Eq 8 (the input line's losses A1, A_cir,
+A2 free), weights from the radiometer equation. `gain_ripple` turns the data/fit ratio into
+the gain's frequency ripple r(f); `y_factor_noise` is the switch-based method it replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, signal
+
+from analysis.cavity import K_B, Cavity, effective_temperature, transmission_power
+from analysis.cavity_chain import ChainLosses, Temperatures, cable_noise_temperature
+
+#: Free parameters of `fit_chain`, in order.
+PARAMETERS = ("gain_dB", "added_noise_K", "A1", "A_cir", "A2")
+LOSSES = ("A1", "A_cir", "A2")
+#: Frequencies at which the cable integrals are evaluated inside the fit (then interpolated).
+_GRID_POINTS = 9
+_A_MIN = 1e-3
+
+
+@dataclass(frozen=True)
+class SpectrumData:
+    """One measured power spectrum (W per bin) and the temperatures it was taken at."""
+
+    f_hz: np.ndarray
+    power_W: np.ndarray
+    bin_width_Hz: float
+    integration_s: float
+    temps: Temperatures
+
+    @property
+    def relative_sigma(self) -> float:
+        """Radiometer scatter of one bin, 1 / sqrt(B tau)."""
+        return 1.0 / float(np.sqrt(self.bin_width_Hz * self.integration_s))
+
+
+class _Prepared:
+    """The spectra's fixed ingredients, so that one model evaluation costs a few array ops.
+
+    The cable integrals (Eq 5) are evaluated on a coarse frequency grid across the span and
+    interpolated: over a few MHz at GHz frequencies T~ is linear in f to ~1e-6.
+    """
+
+    def __init__(self, spectra: Sequence[SpectrumData], cavity: Cavity, a3: float) -> None:
+        self.spectra = list(spectra)
+        self.cavity = cavity
+        self.a3 = float(a3)
+        f_all = np.concatenate([s.f_hz for s in self.spectra])
+        lo, hi = float(f_all.min()), float(f_all.max())
+        self.grid = np.linspace(lo, hi, _GRID_POINTS) if hi > lo else np.array([lo])
+        col = (slice(None), None)
+        self.t_att = np.array([s.temps.att_K for s in self.spectra])[col]
+        self.t_cav = np.array([s.temps.cav_K for s in self.spectra])[col]
+        self.t_mx = np.array([s.temps.mx_K for s in self.spectra])[col]
+        self.t_hemt = np.array([s.temps.hemt_K for s in self.spectra])[col]
+        self.att_eff = [effective_temperature(s.temps.att_K, s.f_hz) for s in self.spectra]
+        self.mx_eff = [effective_temperature(s.temps.mx_K, s.f_hz) for s in self.spectra]
+        self.mx_eff_grid = effective_temperature(self.t_mx, self.grid)
+        self.st2 = [transmission_power(s.f_hz, cavity, s.bin_width_Hz) for s in self.spectra]
+        self.cav_eff = [effective_temperature(s.temps.cav_K, s.f_hz) for s in self.spectra]
+        # Cable 3 does not depend on the fitted parameters: T~3* on the grid, once.
+        self.t3_grid = cable_noise_temperature(self.t_mx, self.t_hemt, self.a3, self.grid)
+
+    def _interp(self, on_grid: np.ndarray) -> list[np.ndarray]:
+        if self.grid.size == 1:
+            return [
+                np.full(s.f_hz.shape, row[0]) for s, row in zip(self.spectra, on_grid, strict=True)
+            ]
+        return [
+            np.interp(s.f_hz, self.grid, row) for s, row in zip(self.spectra, on_grid, strict=True)
+        ]
+
+    def predict(
+        self, p: np.ndarray, outward_noise: bool, varying_grid: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """Eq 9 in its effective form for every spectrum, parameters `p` (see PARAMETERS);
+        `varying_grid` overrides the temperature-following part of T_a' (on the grid)."""
+        gain_dB, t_a, a1, ac, a2 = (float(v) for v in p)
+        t1 = self._interp(cable_noise_temperature(self.t_att, self.t_mx, a1, self.grid))
+        t2 = self._interp(cable_noise_temperature(self.t_mx, self.t_cav, a2, self.grid))
+        varying: list[np.ndarray | float] = [0.0] * len(self.spectra)
+        if varying_grid is not None:
+            varying = self._interp(varying_grid)
+        elif outward_noise:
+            varying = self._interp(self.outward(ac, a2))
+        gain = 10.0 ** (gain_dB / 10.0)
+        out = []
+        for i, s in enumerate(self.spectra):
+            t_in = a2 * (ac * (a1 * self.att_eff[i] + t1[i]) + (1.0 - ac) * self.mx_eff[i]) + t2[i]
+            st2 = self.st2[i]
+            p_c = ((1.0 - st2) * t_in + st2 * self.cav_eff[i]) * K_B * s.bin_width_Hz
+            out.append(gain * (p_c + K_B * (t_a + varying[i]) * s.bin_width_Hz))
+        return out
+
+    def outward(self, ac: float, a2: float) -> np.ndarray:
+        """`_outward` of every spectrum minus its mean over the spectra (on the grid)."""
+        g = self.outward_raw(ac, a2)
+        return g - g.mean(axis=0)
+
+    def outward_raw(self, ac: float, a2: float) -> np.ndarray:
+        """The part of T^_r / A_r that follows the temperatures (K, on the grid):
+        T~2*- / A2 + (1 - A_cir) T~_mx / (A_cir A2) + T~3* / A_r (Eq 9)."""
+        t2_out = cable_noise_temperature(self.t_cav, self.t_mx, a2, self.grid)
+        g = t2_out / a2 + (1.0 - ac) * self.mx_eff_grid / (ac * a2)
+        return g + self.t3_grid / (self.a3 * ac * a2)
+
+
+@dataclass(frozen=True)
+class ChainFit:
+    """Result of `fit_chain`: effective gain (dB) and added noise (K), input-line losses, with
+    one-sigma errors from the covariance (scaled by sqrt(chi2/dof) when that exceeds 1).
+
+    `added_noise_K` is T_a' averaged over the fitted spectra's temperatures (with
+    `outward_noise`), or the one constant T_a' (without)."""
+
+    gain_dB: float
+    gain_dB_err: float
+    added_noise_K: float
+    added_noise_K_err: float
+    A1: float
+    A1_err: float
+    A_cir: float
+    A_cir_err: float
+    A2: float
+    A2_err: float
+    chi2: float
+    dof: int
+    cavity: Cavity
+    fixed: tuple[str, ...] = ()
+    outward_noise: bool = True
+    A3: float = 1.0
+    temperatures: tuple[Temperatures, ...] = ()
+
+    @property
+    def parameters(self) -> np.ndarray:
+        return np.array([self.gain_dB, self.added_noise_K, self.A1, self.A_cir, self.A2])
+
+    def model(self, spectrum: SpectrumData) -> np.ndarray:
+        """Fitted received power (W per bin) for `spectrum` (any temperatures)."""
+        one = _Prepared([spectrum], self.cavity, self.A3)
+        varying = None
+        if self.outward_noise and self.temperatures:
+            f_grid = one.grid
+            refs = [SpectrumData(f_grid, f_grid, 1.0, 1.0, t) for t in self.temperatures]
+            reference = _Prepared(refs, self.cavity, self.A3).outward_raw(self.A_cir, self.A2)
+            varying = one.outward_raw(self.A_cir, self.A2) - reference.mean(axis=0)
+        return one.predict(self.parameters, False, varying)[0]
+
+
+def fit_chain(
+    spectra: Sequence[SpectrumData],
+    cavity: Cavity,
+    *,
+    fixed: Mapping[str, float] | None = None,
+    outward_noise: bool = True,
+    A3: float = 0.9,
+    initial: Mapping[str, float] | None = None,
+) -> ChainFit:
+    """Global least-squares fit of Eq 9, P_r = G' (P_c + k_B T_a' B), to all spectra at once.
+
+    P_c is Eq 8 with the incoming noise of Eq 6; free parameters are G' (dB), T_a' (K) and the
+    input line's transmissions A1, A_cir, A2 in (0, 1]; `fixed` pins any of A1/A_cir/A2.
+    Each bin is weighted by its radiometer scatter, model / sqrt(B tau) (a first pass weighted
+    by the data sets the weights of the second).
+
+    T_a' = (T^_r + T_a) / A_r follows the temperatures a little: cable 2's outward noise and
+    the circulator's follow T_c and T_mx, cable 3's follows T_mx. With `outward_noise`
+    (default) that part is carried along (cable 3 with the assumed transmission `A3`, a spec
+    value: it only scales how T^_r follows T_mx), and T_a' is the effective added noise averaged
+    over the spectra's temperatures. With `outward_noise=False`, T_a' is one constant, as in the
+    paper's fit.
+    """
+    spectra = list(spectra)
+    if not spectra:
+        raise ValueError("fit_chain needs at least one spectrum")
+    fixed = {k: float(v) for k, v in (fixed or {}).items()}
+    unknown = set(fixed) - set(LOSSES)
+    if unknown:
+        raise ValueError(f"fixed may pin only {', '.join(LOSSES)}; got {sorted(unknown)}")
+    for name, value in fixed.items():
+        if not (0.0 < value <= 1.0):
+            raise ValueError(f"fixed {name} must be in (0, 1], got {value!r}")
+    if not (0.0 < A3 <= 1.0):
+        raise ValueError(f"A3 must be in (0, 1], got {A3!r}")
+    prepared = _Prepared(spectra, cavity, A3)
+    free = [name for name in PARAMETERS if name not in fixed]
+
+    # Starting point: losses 0.95; gain and added noise from a straight line of the wings'
+    # power (off resonance P_r ~ G' k_B B (T_in + T_a')) against T_in.
+    start = {"A1": 0.95, "A_cir": 0.95, "A2": 0.95, **fixed, **(initial or {})}
+    if "gain_dB" not in start or "added_noise_K" not in start:
+        trial = np.array([0.0, 0.0, start["A1"], start["A_cir"], start["A2"]])
+        no_gain = prepared.predict(trial, False)  # k_B B T_in off resonance, gain 1, T_a' 0
+        x, y = [], []
+        for s, m in zip(spectra, no_gain, strict=True):
+            wing = np.abs(s.f_hz - cavity.fc_Hz) > 3.0 * cavity.linewidth_Hz
+            if not np.any(wing):
+                wing = np.ones_like(s.f_hz, dtype=bool)
+            x.append(m[wing].mean() / (K_B * s.bin_width_Hz))
+            y.append(s.power_W[wing].mean() / (K_B * s.bin_width_Hz))
+        if len(spectra) > 1 and np.ptp(x) > 0:
+            slope, intercept = np.polyfit(x, y, 1)
+        else:
+            slope, intercept = y[0] / (x[0] + 5.0), 5.0 * y[0] / (x[0] + 5.0)
+        slope = max(float(slope), 1e-30)
+        start.setdefault("gain_dB", 10.0 * np.log10(slope))
+        start.setdefault("added_noise_K", max(intercept / slope, 0.01))
+
+    def full(q: np.ndarray) -> np.ndarray:
+        values = dict(fixed)
+        values.update(zip(free, q, strict=True))
+        return np.array([values[name] for name in PARAMETERS], dtype=float)
+
+    power = [s.power_W for s in spectra]
+    sigmas = [s.power_W * s.relative_sigma for s in spectra]
+
+    def residuals(q: np.ndarray) -> np.ndarray:
+        model = prepared.predict(full(q), outward_noise)
+        return np.concatenate([(d - m) / sg for d, m, sg in zip(power, model, sigmas, strict=True)])
+
+    lower = [-np.inf if n == "gain_dB" else (0.0 if n == "added_noise_K" else _A_MIN) for n in free]
+    upper = [np.inf if n in ("gain_dB", "added_noise_K") else 1.0 for n in free]
+    q = np.array([min(max(start[n], lo), hi) for n, lo, hi in zip(free, lower, upper, strict=True)])
+    for _ in range(2):  # second pass: weights from the first pass' model
+        result = optimize.least_squares(
+            residuals,
+            q,
+            bounds=(lower, upper),
+            method="trf",
+            x_scale="jac",
+            xtol=1e-10,
+            ftol=1e-10,
+            gtol=1e-10,
+        )
+        q = result.x
+        model = prepared.predict(full(q), outward_noise)
+        sigmas = [m * s.relative_sigma for s, m in zip(spectra, model, strict=True)]
+    res = residuals(q)
+    jac = result.jac
+    chi2 = float(res @ res)
+    dof = max(res.size - len(free), 1)
+    cov = np.linalg.pinv(jac.T @ jac) * max(1.0, chi2 / dof)
+    err = dict(zip(free, np.sqrt(np.clip(np.diag(cov), 0.0, None)), strict=True))
+    values = dict(zip(PARAMETERS, full(q), strict=True))
+    return ChainFit(
+        gain_dB=float(values["gain_dB"]),
+        gain_dB_err=float(err.get("gain_dB", 0.0)),
+        added_noise_K=float(values["added_noise_K"]),
+        added_noise_K_err=float(err.get("added_noise_K", 0.0)),
+        A1=float(values["A1"]),
+        A1_err=float(err.get("A1", 0.0)),
+        A_cir=float(values["A_cir"]),
+        A_cir_err=float(err.get("A_cir", 0.0)),
+        A2=float(values["A2"]),
+        A2_err=float(err.get("A2", 0.0)),
+        chi2=chi2,
+        dof=int(dof),
+        cavity=cavity,
+        fixed=tuple(sorted(fixed)),
+        outward_noise=outward_noise,
+        A3=float(A3),
+        temperatures=tuple(s.temps for s in spectra),
+    )
+
+
+@dataclass(frozen=True)
+class Ripple:
+    """Gain ripple r(f): mean data/fit ratio over the spectra, its Savitzky-Golay smoothing,
+    the rms of the smoothed ripple about its mean (percent), and each spectrum's mean ratio
+    (`levels`, in time order of the spectra given: their spread is the gain drift)."""
+
+    f_hz: np.ndarray
+    ratio: np.ndarray
+    smoothed: np.ndarray
+    rms_percent: float
+    levels: np.ndarray
+
+    @property
+    def drift_percent(self) -> float:
+        """Peak-to-peak of the spectra's mean data/fit ratio, in percent."""
+        return float(100.0 * np.ptp(self.levels)) if self.levels.size else 0.0
+
+
+def gain_ripple(
+    spectra: Sequence[SpectrumData], fit: ChainFit, window_bins: int, polyorder: int = 2
+) -> Ripple:
+    """r(f) = mean over spectra of data / fit, smoothed by a Savitzky-Golay filter of
+    `window_bins` (odd, made odd if even) and `polyorder`; all spectra must share one grid."""
+    spectra = list(spectra)
+    if not spectra:
+        raise ValueError("gain_ripple needs at least one spectrum")
+    f = spectra[0].f_hz
+    for s in spectra[1:]:
+        if s.f_hz.shape != f.shape or not np.allclose(s.f_hz, f, rtol=0, atol=1e-6):
+            raise ValueError("gain_ripple needs spectra on one frequency grid")
+    ratios = np.array([s.power_W / fit.model(s) for s in spectra])
+    ratio = ratios.mean(axis=0)
+    window = int(window_bins) | 1
+    window = min(window, f.size if f.size % 2 else f.size - 1)
+    if window <= polyorder:
+        raise ValueError(f"window_bins {window_bins} must exceed polyorder {polyorder}")
+    smoothed = signal.savgol_filter(ratio, window, polyorder, mode="interp")
+    rms = float(100.0 * np.sqrt(np.mean((smoothed - smoothed.mean()) ** 2)))
+    return Ripple(f, ratio, smoothed, rms, ratios.mean(axis=1))
+
+
+def y_factor_noise(
+    p_hot_W: np.ndarray | float,
+    p_cold_W: np.ndarray | float,
+    t_hot_K: float,
+    t_cold_K: float,
+    f_hz: np.ndarray | float,
+) -> np.ndarray:
+    """Y-factor system noise: Y = P_hot / P_cold, T_sys = (T~_hot - Y T~_cold) / (Y - 1),
+    with T~ the effective temperatures of Eq 3 at `f_hz`."""
+    y = np.asarray(p_hot_W, dtype=float) / np.asarray(p_cold_W, dtype=float)
+    hot = effective_temperature(t_hot_K, f_hz)
+    cold = effective_temperature(t_cold_K, f_hz)
+    return (hot - y * cold) / (y - 1.0)
+
+
+__all__ = [
+    "ChainFit",
+    "ChainLosses",
+    "Ripple",
+    "SpectrumData",
+    "Temperatures",
+    "fit_chain",
+    "gain_ripple",
+    "y_factor_noise",
+]
