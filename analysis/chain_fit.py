@@ -3,13 +3,17 @@
 `fit_chain` fits P_r = G' (P_c + k_B T_a' B) to several spectra taken at different attenuator,
 cavity and mixing-plate temperatures, with P_c from Eq 8 (the input line's losses A1, A_cir,
 A2 free), weights from the radiometer equation. `gain_ripple` turns the data/fit ratio into
-the gain's frequency ripple r(f); `y_factor_noise` is the switch-based method it replaces.
+the gain's frequency ripple r(f); `fit_chain_corrected` divides the spectra by r(f) and refits
+(Fig. 5). Given the spectra's capture times, the fit also carries a linear gain drift in time;
+`level_drift` is the regression of each spectrum's mean data/fit level against time.
+`y_factor_noise` is the switch-based method it replaces.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy import optimize, signal
@@ -19,6 +23,8 @@ from analysis.cavity_chain import ChainLosses, Temperatures, cable_noise_tempera
 
 #: Free parameters of `fit_chain`, in order.
 PARAMETERS = ("gain_dB", "added_noise_K", "A1", "A_cir", "A2")
+#: The extra free parameter of `fit_chain` when it is given the spectra's times.
+DRIFT = "drift_percent_per_hour"
 LOSSES = ("A1", "A_cir", "A2")
 #: Frequencies at which the cable integrals are evaluated inside the fit (then interpolated).
 _GRID_POINTS = 9
@@ -137,13 +143,23 @@ class ChainFit:
     outward_noise: bool = True
     A3: float = 1.0
     temperatures: tuple[Temperatures, ...] = ()
+    #: Linear gain drift (percent per hour) and its error, with `times_s`; 0 without.
+    drift_percent_per_hour: float = 0.0
+    drift_percent_per_hour_err: float = 0.0
+    #: The time (s) at which the drift factor is 1: the mean of the spectra's times.
+    time_origin_s: float = 0.0
+
+    def drift_factor(self, time_s: float) -> float:
+        """The fitted gain at `time_s` relative to the gain at `time_origin_s`."""
+        return 1.0 + self.drift_percent_per_hour / 100.0 * (time_s - self.time_origin_s) / 3600.0
 
     @property
     def parameters(self) -> np.ndarray:
         return np.array([self.gain_dB, self.added_noise_K, self.A1, self.A_cir, self.A2])
 
     def model(self, spectrum: SpectrumData) -> np.ndarray:
-        """Fitted received power (W per bin) for `spectrum` (any temperatures)."""
+        """Fitted received power (W per bin) for `spectrum` (any temperatures), at the gain of
+        `time_origin_s` (times `drift_factor(t)` for a spectrum taken at t)."""
         one = _Prepared([spectrum], self.cavity, self.A3)
         varying = None
         if self.outward_noise and self.temperatures:
@@ -162,6 +178,7 @@ def fit_chain(
     outward_noise: bool = True,
     A3: float = 0.9,
     initial: Mapping[str, float] | None = None,
+    times_s: Sequence[float] | None = None,
 ) -> ChainFit:
     """Global least-squares fit of Eq 9, P_r = G' (P_c + k_B T_a' B), to all spectra at once.
 
@@ -176,10 +193,26 @@ def fit_chain(
     value: it only scales how T^_r follows T_mx), and T_a' is the effective added noise averaged
     over the spectra's temperatures. With `outward_noise=False`, T_a' is one constant, as in the
     paper's fit.
+
+    With `times_s` (each spectrum's capture time, s), the gain drifts linearly in time: the
+    model of a spectrum taken at t is multiplied by 1 + d (t - t_mean) / 1 h, d (percent per
+    hour) a sixth free parameter. Without time information a drift is mostly absorbed by the
+    other parameters (the temperatures change in time too), so it cannot be recovered from the
+    residual levels afterwards.
     """
     spectra = list(spectra)
     if not spectra:
         raise ValueError("fit_chain needs at least one spectrum")
+    drifting = times_s is not None
+    times = np.zeros(len(spectra))
+    if times_s is not None:
+        times = np.asarray(times_s, dtype=float)
+        if times.shape != (len(spectra),):
+            raise ValueError(f"times_s needs one time per spectrum ({len(spectra)})")
+        if len(spectra) < 2 or np.ptp(times) <= 0:
+            raise ValueError("times_s needs at least two different times")
+    origin = float(times.mean())
+    dt_h = (times - origin) / 3600.0
     fixed = {k: float(v) for k, v in (fixed or {}).items()}
     unknown = set(fixed) - set(LOSSES)
     if unknown:
@@ -191,10 +224,11 @@ def fit_chain(
         raise ValueError(f"A3 must be in (0, 1], got {A3!r}")
     prepared = _Prepared(spectra, cavity, A3)
     free = [name for name in PARAMETERS if name not in fixed]
+    n_chain = len(free)
 
     # Starting point: losses 0.95; gain and added noise from a straight line of the wings'
     # power (off resonance P_r ~ G' k_B B (T_in + T_a')) against T_in.
-    start = {"A1": 0.95, "A_cir": 0.95, "A2": 0.95, **fixed, **(initial or {})}
+    start = {"A1": 0.95, "A_cir": 0.95, "A2": 0.95, DRIFT: 0.0, **fixed, **(initial or {})}
     if "gain_dB" not in start or "added_noise_K" not in start:
         trial = np.array([0.0, 0.0, start["A1"], start["A_cir"], start["A2"]])
         no_gain = prepared.predict(trial, False)  # k_B B T_in off resonance, gain 1, T_a' 0
@@ -215,18 +249,31 @@ def fit_chain(
 
     def full(q: np.ndarray) -> np.ndarray:
         values = dict(fixed)
-        values.update(zip(free, q, strict=True))
+        values.update(zip(free[:n_chain], q[:n_chain], strict=True))
         return np.array([values[name] for name in PARAMETERS], dtype=float)
+
+    def predict(q: np.ndarray) -> list[np.ndarray]:
+        model = prepared.predict(full(q), outward_noise)
+        if not drifting:
+            return model
+        factor = 1.0 + q[n_chain] / 100.0 * dt_h
+        return [m * f for m, f in zip(model, factor, strict=True)]
+
+    if drifting:
+        free = [*free, DRIFT]
 
     power = [s.power_W for s in spectra]
     sigmas = [s.power_W * s.relative_sigma for s in spectra]
 
     def residuals(q: np.ndarray) -> np.ndarray:
-        model = prepared.predict(full(q), outward_noise)
+        model = predict(q)
         return np.concatenate([(d - m) / sg for d, m, sg in zip(power, model, sigmas, strict=True)])
 
-    lower = [-np.inf if n == "gain_dB" else (0.0 if n == "added_noise_K" else _A_MIN) for n in free]
-    upper = [np.inf if n in ("gain_dB", "added_noise_K") else 1.0 for n in free]
+    lower = [
+        -np.inf if n in ("gain_dB", DRIFT) else (0.0 if n == "added_noise_K" else _A_MIN)
+        for n in free
+    ]
+    upper = [np.inf if n in ("gain_dB", "added_noise_K", DRIFT) else 1.0 for n in free]
     q = np.array([min(max(start[n], lo), hi) for n, lo, hi in zip(free, lower, upper, strict=True)])
     for _ in range(2):  # second pass: weights from the first pass' model
         result = optimize.least_squares(
@@ -240,7 +287,7 @@ def fit_chain(
             gtol=1e-10,
         )
         q = result.x
-        model = prepared.predict(full(q), outward_noise)
+        model = predict(q)
         sigmas = [m * s.relative_sigma for s, m in zip(spectra, model, strict=True)]
     res = residuals(q)
     jac = result.jac
@@ -249,6 +296,7 @@ def fit_chain(
     cov = np.linalg.pinv(jac.T @ jac) * max(1.0, chi2 / dof)
     err = dict(zip(free, np.sqrt(np.clip(np.diag(cov), 0.0, None)), strict=True))
     values = dict(zip(PARAMETERS, full(q), strict=True))
+    drift = float(q[n_chain]) if drifting else 0.0
     return ChainFit(
         gain_dB=float(values["gain_dB"]),
         gain_dB_err=float(err.get("gain_dB", 0.0)),
@@ -267,6 +315,9 @@ def fit_chain(
         outward_noise=outward_noise,
         A3=float(A3),
         temperatures=tuple(s.temps for s in spectra),
+        drift_percent_per_hour=drift,
+        drift_percent_per_hour_err=float(err.get(DRIFT, 0.0)),
+        time_origin_s=origin,
     )
 
 
@@ -289,10 +340,15 @@ class Ripple:
 
 
 def gain_ripple(
-    spectra: Sequence[SpectrumData], fit: ChainFit, window_bins: int, polyorder: int = 2
+    spectra: Sequence[SpectrumData],
+    fit: ChainFit,
+    window_bins: int,
+    polyorder: int = 2,
+    times_s: Sequence[float] | None = None,
 ) -> Ripple:
     """r(f) = mean over spectra of data / fit, smoothed by a Savitzky-Golay filter of
-    `window_bins` (odd, made odd if even) and `polyorder`; all spectra must share one grid."""
+    `window_bins` (odd, made odd if even) and `polyorder`; all spectra must share one grid.
+    With `times_s`, the fit's model of each spectrum includes the fit's drift factor."""
     spectra = list(spectra)
     if not spectra:
         raise ValueError("gain_ripple needs at least one spectrum")
@@ -300,7 +356,14 @@ def gain_ripple(
     for s in spectra[1:]:
         if s.f_hz.shape != f.shape or not np.allclose(s.f_hz, f, rtol=0, atol=1e-6):
             raise ValueError("gain_ripple needs spectra on one frequency grid")
-    ratios = np.array([s.power_W / fit.model(s) for s in spectra])
+    factors = np.ones(len(spectra))
+    if times_s is not None:
+        factors = np.array([fit.drift_factor(float(t)) for t in times_s])
+        if factors.shape != (len(spectra),):
+            raise ValueError(f"times_s needs one time per spectrum ({len(spectra)})")
+    ratios = np.array(
+        [s.power_W / (fit.model(s) * k) for s, k in zip(spectra, factors, strict=True)]
+    )
     ratio = ratios.mean(axis=0)
     window = int(window_bins) | 1
     window = min(window, f.size if f.size % 2 else f.size - 1)
@@ -309,6 +372,72 @@ def gain_ripple(
     smoothed = signal.savgol_filter(ratio, window, polyorder, mode="interp")
     rms = float(100.0 * np.sqrt(np.mean((smoothed - smoothed.mean()) ** 2)))
     return Ripple(f, ratio, smoothed, rms, ratios.mean(axis=1))
+
+
+def fit_chain_corrected(
+    spectra: Sequence[SpectrumData],
+    cavity: Cavity,
+    *,
+    window_bins: int,
+    polyorder: int = 2,
+    iterations: int = 2,
+    fixed: Mapping[str, float] | None = None,
+    outward_noise: bool = True,
+    A3: float = 0.9,
+    times_s: Sequence[float] | None = None,
+    uncorrected: ChainFit | None = None,
+) -> tuple[ChainFit, Ripple]:
+    """`fit_chain` with the gain ripple divided out (Fig. 5): fit, estimate r(f) (`gain_ripple`,
+    normalised to mean 1 so that it does not absorb G'), divide every spectrum by the ripple
+    found so far, refit; `iterations` times. Returns the last fit (on the corrected spectra) and
+    the ripple of the raw spectra against it: `smoothed` is the total r(f) divided out times the
+    last iteration's remainder, `ratio` and `levels` the raw data / fit. `uncorrected`, the
+    plain `fit_chain` of the same spectra and options if already done, saves the first fit."""
+    spectra = list(spectra)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations!r}")
+    kwargs: dict[str, Any] = {
+        "fixed": fixed,
+        "outward_noise": outward_noise,
+        "A3": A3,
+        "times_s": times_s,
+    }
+    fit = uncorrected if uncorrected is not None else fit_chain(spectra, cavity, **kwargs)
+    r = np.ones_like(spectra[0].f_hz, dtype=float)
+    for _ in range(iterations):
+        corrected = [replace(s, power_W=s.power_W / r) for s in spectra]
+        step = gain_ripple(corrected, fit, window_bins, polyorder, times_s=times_s)
+        r = r * step.smoothed / step.smoothed.mean()
+        start = {name: float(getattr(fit, name)) for name in (*PARAMETERS, DRIFT)}
+        corrected = [replace(s, power_W=s.power_W / r) for s in spectra]
+        fit = fit_chain(corrected, cavity, initial=start, **kwargs)
+    raw = gain_ripple(spectra, fit, window_bins, polyorder, times_s=times_s)
+    corrected = [replace(s, power_W=s.power_W / r) for s in spectra]
+    rest = gain_ripple(corrected, fit, window_bins, polyorder, times_s=times_s).smoothed
+    total = r * rest
+    total = total / total.mean()
+    rms = float(100.0 * np.sqrt(np.mean((total - total.mean()) ** 2)))
+    return fit, Ripple(raw.f_hz, raw.ratio, total, rms, raw.levels)
+
+
+def level_drift(
+    levels: Sequence[float], times_s: Sequence[float], level_errors: Sequence[float] | float
+) -> tuple[float, float]:
+    """Weighted straight line of the spectra's mean data/fit levels against their times: the
+    slope relative to the mean level in percent per hour, and its error (scaled by
+    sqrt(chi2/dof) when that exceeds 1). Only meaningful against a fit that knew the times:
+    a fit without them absorbs most of a drift into its other parameters."""
+    y = np.asarray(levels, dtype=float)
+    t_h = np.asarray(times_s, dtype=float) / 3600.0
+    sig = np.broadcast_to(np.asarray(level_errors, dtype=float), y.shape)
+    if y.size < 2 or np.ptp(t_h) <= 0:
+        raise ValueError("level_drift needs at least two different times")
+    (slope, intercept), cov = np.polyfit(t_h, y, 1, w=1.0 / sig, cov="unscaled")
+    dof = y.size - 2
+    chi2 = float(np.sum(((y - (slope * t_h + intercept)) / sig) ** 2))
+    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
+    mean = float(np.mean(y))
+    return float(100.0 * slope / mean), float(100.0 * np.sqrt(cov[0, 0] * scale) / mean)
 
 
 def y_factor_noise(
@@ -333,6 +462,8 @@ __all__ = [
     "SpectrumData",
     "Temperatures",
     "fit_chain",
+    "fit_chain_corrected",
     "gain_ripple",
+    "level_drift",
     "y_factor_noise",
 ]

@@ -7,11 +7,15 @@ Steps: the S11 sweep (amplitude and phase) is fitted with the line's baseline an
 with the thermometer readings stored beside it; Eq 9 is fitted to all of them at once
 (`analysis.chain_fit.fit_chain`) with five free parameters G', T_a', A1, A_cir, A2, and again
 with the losses fixed to given values (the manufacturer's specs). The gain ripple r(f) is the
-mean data/fit ratio over the spectra, smoothed by a Savitzky-Golay filter; its rms (percent) is
-`ripple.rms_percent`. The drift is taken from the first and the last spectrum in time: each
-one's mean data/fit ratio over all its bins, m_first and m_last, gives
-`ripple.drift_percent = 100 (m_last - m_first) / (t_last - t_first) x 1 h`, percent per hour
-(the span in hours is `ripple.drift_span_h`).
+mean data/fit ratio over the spectra, smoothed by a Savitzky-Golay filter. As in Fig. 5 the
+spectra are divided by r(f) and refitted (`fit_chain_corrected`, `ripple_iterations` times):
+`fit` is that ripple-corrected fit, `fit_uncorrected` the plain one, and `ripple.rms_percent`
+the rms of the r(f) divided out. Both free-loss fits know each spectrum's capture time
+(`time_s`) and carry a linear gain drift in time: `ripple.drift_percent_per_hour` (with `_err`)
+and `ripple.drift_percent`, the drift over the programme's span `ripple.drift_span_h` (first to
+last spectrum). Without the times the drift would be mostly absorbed by T_a' and the losses
+(the temperatures change in time too); `ripple.residual_drift_percent_per_hour` is the
+regression of the spectra's mean data/fit levels against time left after the fit (~0).
 
 Options (all optional): `reflection` ("s11", the reflection step's name), `spectra` ("spec",
 the spectrum step's name; a sweep's points `spec.0`, `spec.1`, ... are all read, in order),
@@ -19,7 +23,8 @@ the spectrum step's name; a sweep's points `spec.0`, `spec.1`, ... are all read,
 `hemt_K` (4.0, the HEMT plate), `A3` (0.9, cable 3's transmission: a spec the fit needs for
 the outward noise it carries, not a fitted value),
 `fixed_losses` ({A1: 0.96, A2: 0.94, A_cir: 0.96}),
-`ripple_window_bins` (201, Savitzky-Golay window), `ripple_polyorder` (2).
+`ripple_window_bins` (201, Savitzky-Golay window), `ripple_polyorder` (2),
+`ripple_iterations` (2, divide-and-refit passes).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "fixed_losses": {"A1": 0.96, "A2": 0.94, "A_cir": 0.96},
     "ripple_window_bins": 201,
     "ripple_polyorder": 2,
+    "ripple_iterations": 2,
 }
 LOSSES = ("A1", "A_cir", "A2")
 FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
@@ -195,20 +201,6 @@ def _fit_numbers(fit: Any, keys: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-def drift_percent_per_hour(
-    spectra: list[StoredSpectrum], models: list[np.ndarray]
-) -> tuple[float, float]:
-    """Drift of the gain between the first and last spectrum (time order): their mean
-    data/fit ratios m over all bins, 100 (m_last - m_first) per hour; also the span (h)."""
-    first, last = 0, len(spectra) - 1
-    span_h = (spectra[last].time_s - spectra[first].time_s) / 3600.0
-    if last == 0 or span_h <= 0:
-        return 0.0, 0.0
-    m_first = float(np.mean(spectra[first].power_W / models[first]))
-    m_last = float(np.mean(spectra[last].power_W / models[last]))
-    return 100.0 * (m_last - m_first) / span_h, span_h
-
-
 def run(inp: PipelineInput) -> PipelineResult:
     """The `haloscope` pipeline (see module docstring)."""
     from acquisition.pipelines import haloscope_figures as figs
@@ -248,23 +240,50 @@ def run(inp: PipelineInput) -> PipelineResult:
     ]
     cavity: Cavity = refl.cavity
     a3 = float(opts["A3"])
-    free = chain.fit_chain(data, cavity, A3=a3)
-    fixed = chain.fit_chain(data, cavity, fixed=dict(opts["fixed_losses"]), A3=a3)
+    times = [s.time_s for s in spectra]
+    span_h = (max(times) - min(times)) / 3600.0
+    timed = times if len(spectra) > 1 and span_h > 0 else None
     window = int(opts["ripple_window_bins"])
     order = int(opts["ripple_polyorder"])
-    ripple = chain.gain_ripple(data, free, window, polyorder=order)
+    uncorrected = chain.fit_chain(data, cavity, A3=a3, times_s=timed)
+    free, ripple = chain.fit_chain_corrected(
+        data,
+        cavity,
+        window_bins=window,
+        polyorder=order,
+        iterations=int(opts["ripple_iterations"]),
+        A3=a3,
+        times_s=timed,
+        uncorrected=uncorrected,
+    )
+    fixed = chain.fit_chain(data, cavity, fixed=dict(opts["fixed_losses"]), A3=a3)
     ripple_fixed = chain.gain_ripple(data, fixed, window, polyorder=order)
-    models = [np.asarray(free.model(d)) for d in data]
-    drift, span_h = drift_percent_per_hour(spectra, models)
+    factors = [free.drift_factor(t) for t in times]
+    models = [np.asarray(free.model(d)) * k for d, k in zip(data, factors, strict=True)]
+    rate, rate_err = float(free.drift_percent_per_hour), float(free.drift_percent_per_hour_err)
+    residual_rate, residual_err = 0.0, 0.0
+    if timed is not None:
+        level_errors = [d.relative_sigma / np.sqrt(d.f_hz.size) for d in data]
+        residual_rate, residual_err = chain.level_drift(ripple.levels, times, level_errors)
     results["fit"] = _fit_numbers(free, FIT_KEYS)
+    results["fit_uncorrected"] = _fit_numbers(uncorrected, FIT_KEYS)
     results["fixed_loss_fit"] = {
         **_fit_numbers(fixed, ("gain_dB", "added_noise_K")),
         **opts["fixed_losses"],
     }
     results["ripple"] = {
         "rms_percent": float(ripple.rms_percent),
-        "drift_percent": drift,
+        "drift_percent": rate * span_h,
+        "drift_percent_err": rate_err * span_h,
+        "drift_percent_per_hour": rate,
+        "drift_percent_per_hour_err": rate_err,
+        "residual_drift_percent_per_hour": residual_rate,
+        "residual_drift_percent_per_hour_err": residual_err,
         "drift_span_h": span_h,
+        "iterations": int(opts["ripple_iterations"]),
+        "uncorrected_rms_percent": float(
+            chain.gain_ripple(data, uncorrected, window, order, times_s=timed).rms_percent
+        ),
         "window_bins": window,
         "fixed_loss_rms_percent": float(ripple_fixed.rms_percent),
     }
@@ -273,7 +292,7 @@ def run(inp: PipelineInput) -> PipelineResult:
         figs.ripple_figure(
             spectra,
             temps,
-            [(free, ripple, [np.asarray(free.model(d)) for d in data]),
+            [(free, ripple, models),
              (fixed, ripple_fixed, [np.asarray(fixed.model(d)) for d in data])],
             out_dir / f"{prefix}_ripple.png",
         ),
