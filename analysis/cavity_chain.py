@@ -194,3 +194,52 @@ def effective_chain(
     if a_r <= 0.0:
         raise ValueError("A_r = A3 A_cir A2 must be > 0 for an effective chain")
     return gain_dB + 10.0 * float(np.log10(a_r)), (t_hat_r + added_noise_K) / a_r
+
+
+def load_spectrum(
+    f_hz: ArrayLike,
+    load_K: float,
+    temps: Temperatures,
+    losses: ChainLosses,
+    gain_dB: float,
+    added_noise_K: float,
+    bin_width_Hz: ArrayLike,
+    path_A: float = 1.0,
+    switch_K: float | None = None,
+) -> np.ndarray:
+    """Y-factor configuration (the paper's Fig. 1a): received power (W per bin) with a cryogenic
+    switch at the cavity's port turned to a matched black-body load at `load_K`.
+
+    The load's noise replaces the cavity's output P_c of Eq 9; its extra path to the switch
+    (the path difference) has transmission `path_A` at the switch body's temperature `switch_K`
+    (default: the mixing plate): P_load = (A_p T~_load + (1 - A_p) T~_sw) k_B B, then
+    P_r = G (A_r P_load + k_B T^_r B + k_B T_a B) through the same chain as the cavity.
+    """
+    a_p = _check_transmission("path_A", path_A)
+    f = np.asarray(f_hz, dtype=float)
+    b = np.asarray(bin_width_Hz, dtype=float)
+    t_sw = temps.mx_K if switch_K is None else switch_K
+    t_load = a_p * effective_temperature(load_K, f) + (1.0 - a_p) * effective_temperature(t_sw, f)
+    a_r, t_hat_r = output_noise(f, temps, losses)
+    before_amp = K_B * b * (a_r * t_load + t_hat_r)
+    return received_power(before_amp, b, 10.0 ** (gain_dB / 10.0), added_noise_K)
+
+
+def y_factor_system_noise(
+    temps: Temperatures,
+    losses: ChainLosses,
+    added_noise_K: float,
+    f_hz: ArrayLike,
+    path_A: float = 1.0,
+    switch_K: float | None = None,
+) -> np.ndarray:
+    """System noise (K) a Y-factor measurement through `load_spectrum` finds at fixed
+    temperatures: referred to the load, T_sys = (T_a' + (1 - A_p) T~_sw) / A_p, with T_a' the
+    effective added noise of Eq 9 at the cavity's port (`effective_chain`). With A_p = 1 it is
+    T_a' itself; a path difference biases it upwards by ~ (1 - A_p) (T_a' + T~_sw)."""
+    a_p = _check_transmission("path_A", path_A)
+    if a_p <= 0.0:
+        raise ValueError("path_A must be > 0 for a Y-factor")
+    _, t_a_eff = effective_chain(temps, losses, 0.0, added_noise_K, f_hz)
+    t_sw = temps.mx_K if switch_K is None else switch_K
+    return (t_a_eff + (1.0 - a_p) * effective_temperature(t_sw, f_hz)) / a_p

@@ -6,7 +6,7 @@ A2 free), weights from the radiometer equation. `gain_ripple` turns the data/fit
 the gain's frequency ripple r(f); `fit_chain_corrected` divides the spectra by r(f) and refits
 (Fig. 5). Given the spectra's capture times, the fit also carries a linear gain drift in time;
 `level_drift` is the regression of each spectrum's mean data/fit level against time.
-`y_factor_noise` is the switch-based method it replaces.
+`analysis.yfactor` is the switch-based method it replaces.
 """
 
 from __future__ import annotations
@@ -440,21 +440,6 @@ def level_drift(
     return float(100.0 * slope / mean), float(100.0 * np.sqrt(cov[0, 0] * scale) / mean)
 
 
-def y_factor_noise(
-    p_hot_W: np.ndarray | float,
-    p_cold_W: np.ndarray | float,
-    t_hot_K: float,
-    t_cold_K: float,
-    f_hz: np.ndarray | float,
-) -> np.ndarray:
-    """Y-factor system noise: Y = P_hot / P_cold, T_sys = (T~_hot - Y T~_cold) / (Y - 1),
-    with T~ the effective temperatures of Eq 3 at `f_hz`."""
-    y = np.asarray(p_hot_W, dtype=float) / np.asarray(p_cold_W, dtype=float)
-    hot = effective_temperature(t_hot_K, f_hz)
-    cold = effective_temperature(t_cold_K, f_hz)
-    return (hot - y * cold) / (y - 1.0)
-
-
 __all__ = [
     "ChainFit",
     "ChainLosses",
@@ -465,5 +450,4 @@ __all__ = [
     "fit_chain_corrected",
     "gain_ripple",
     "level_drift",
-    "y_factor_noise",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.base import Instrument, Range, Setting
+from drivers.base import Instrument, OneOf, Range, Setting
 from drivers.errors import InstrumentError
 
 F_RANGE_HZ = Range(9e3, 6e9)
@@ -55,6 +55,12 @@ class VectorSignalTransceiver(Instrument):
     sweep_start = Setting("SWE:STAR", float, unit="Hz", allowed=F_RANGE_HZ)
     sweep_stop = Setting("SWE:STOP", float, unit="Hz", allowed=F_RANGE_HZ)
     sweep_points = Setting("SWE:POIN", int, allowed=Range(2, 100001))
+    switch = Setting(
+        "SWIT",
+        str,
+        allowed=OneOf(("CAVITY", "LOAD")),
+        doc="Cryogenic switch at the cavity's port: the cavity, or a black-body load (Y-factor)",
+    )
 
     def _query_float64(self, command: str, duration_s: float) -> np.ndarray:
         """A float64 block, with the reply timeout stretched by the acquisition time."""

@@ -100,6 +100,18 @@ class ThermalPlant:
         else:
             self._plate(name).heater_W = max(0.0, power_W)
 
+    def deposit(self, name: str, energy_J: float) -> None:
+        """Dump `energy_J` into a plate at once (C = gamma T: T -> sqrt(T^2 + 2 E / gamma)).
+
+        The mixing plate has no heat capacity in this model; a pulse must go into a plate."""
+        if name == MIXING:
+            raise ThermalError("the mixing plate has no heat capacity; deposit into a plate")
+        plate = self._plate(name)
+        energy = max(0.0, float(energy_J))
+        t2 = plate.temperature_K**2 + 2.0 * energy / plate.gamma_J_per_K2
+        plate.temperature_K = math.sqrt(t2)
+        self._update_mixing()
+
     def heater(self, name: str) -> float:
         return self.mixing_heater_W if name == MIXING else self._plate(name).heater_W
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from analysis.cavity import Cavity, Chain, line_reflection, reflection
-from analysis.cavity_chain import ChainLosses, Temperatures, received_spectrum
+from analysis.cavity_chain import ChainLosses, Temperatures, load_spectrum, received_spectrum
 from sim_instruments.blocks import array_block
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
@@ -42,6 +42,10 @@ DEFAULT_CHAIN_EXTRAS = {
 #: Manufacturers' specifications quoted by the paper (A1, A2, A_cir) and a lossy cable 3.
 DEFAULT_CABLES = {"A1": 0.96, "A2": 0.94, "A3": 0.9}
 DEFAULT_CIRCULATOR = {"A": 0.96}
+#: Cryogenic switch of the Y-factor configuration (Fig. 1a): relative transmission of the load's
+#: path, heat (J) dissipated per actuation into the switch's plate.
+DEFAULT_SWITCH = {"path_A": 1.0, "heat_J": 0.0}
+SWITCH_POSITIONS = ("CAVITY", "LOAD")
 #: Relative periods of the ripple's sinusoids (times `ripple_period_Hz`) and their weights.
 RIPPLE_PERIODS = (1.0, 0.43, 0.27)
 RIPPLE_WEIGHTS = (1.0, 0.6, 0.35)
@@ -83,10 +87,16 @@ class VstModel(SimModel):
     World params: `cavity` {kappa0_Hz, kappae_Hz, fc_Hz}, `chain` {gain_dB, added_noise_K,
     hemt_K, ripple_percent, ripple_period_Hz, drift_percent_per_hour}, `cables` {A1, A2, A3}
     and `circulator` {A} (defaults: the seed paper's values and specs). The circulator sits on
-    the thermal plant's mixing plate; the gain ripple is a seeded sum of sinusoids in absolute
-    frequency scaled to `ripple_percent` rms; the drift is linear in the World's time.
+    the thermal plant's mixing plate. `switch` {path_A, heat_J, plate} is the Y-factor
+    configuration's cryogenic switch at the cavity's port (setting `switch` CAVITY | LOAD): on
+    LOAD the chain sees a black-body load (plate `load_plate`) through an extra path of
+    transmission `path_A` at the switch body's temperature (plate `plate` if given, else the
+    mixing plate); each actuation dumps `heat_J` into the switch's plate. The gain ripple is a
+    seeded sum of sinusoids in absolute frequency scaled to `ripple_percent` rms; the drift is
+    linear in the World's time.
     Instrument params: `attenuator_plate`, `cavity_plate` (plates of `world.thermal`, defaults
-    "attenuator" and "cavity"), `input_attenuation_dB` from the source to the cavity,
+    "attenuator" and "cavity"), `load_plate` (default "load", needed only on LOAD),
+    `input_attenuation_dB` from the source to the cavity,
     `line_phase_rad` and `delay_s` of the line seen by S11, and
     `thermal_sample_s`, the spacing of the temperature samples averaged over a capture.
     """
@@ -136,6 +146,21 @@ class VstModel(SimModel):
             A3=number(cables, "A3", dcab["A3"], "world.cables", 1e-6, 1.0),
             A_cir=number(circ, "A", DEFAULT_CIRCULATOR["A"], "world.circulator", 1e-6, 1.0),
         )
+        sw = world.params.get("switch") or {}
+        ds = DEFAULT_SWITCH
+        self.switch_path_A = number(sw, "path_A", ds["path_A"], "world.switch", 1e-6, 1.0)
+        self.switch_heat_J = number(sw, "heat_J", ds["heat_J"], "world.switch", 0.0, 10.0)
+        self.switch_plate: str | None = None
+        if sw.get("plate") is not None:
+            self.switch_plate = str(sw["plate"])
+            if self.switch_plate not in world.thermal.names():
+                raise ValueError(
+                    f"world.switch.plate: no plate {self.switch_plate!r} in world.thermal "
+                    f"(plates: {', '.join(world.thermal.names())})"
+                )
+        if self.switch_heat_J > 0.0 and self.switch_plate in (None, "mixing"):
+            raise ValueError("world.switch.heat_J > 0 needs world.switch.plate (a thermal plate)")
+        self._switch_position = SWITCH_POSITIONS[0]
         ripple_rng = world.rng("chain.ripple")
         self._ripple_phases = ripple_rng.uniform(0.0, 2.0 * math.pi, len(RIPPLE_PERIODS))
         self._drift_origin_s = world.now()
@@ -143,6 +168,7 @@ class VstModel(SimModel):
         self.attenuator_plate = self._plate("attenuator_plate", "attenuator")
         self.cavity_plate = self._plate("cavity_plate", "cavity")
         p = self.params
+        self.load_plate = str(p.get("load_plate", "load"))
         self.input_attenuation_dB = number(p, "input_attenuation_dB", 60.0, where, 0.0, 200.0)
         self.line_phase_rad = number(p, "line_phase_rad", 0.6, where, -math.pi, math.pi)
         self.delay_s = number(p, "delay_s", 45e-9, where, 0.0, 1e-5)
@@ -175,6 +201,35 @@ class VstModel(SimModel):
     def on_reset(self) -> None:
         self._capture = None
         self._sweep = None
+        self._actuate(str(self.setting("switch")))
+
+    def check_setting(self, name: str, ch: str | None, value: Any) -> None:
+        if (
+            name == "switch"
+            and str(value).upper() == "LOAD"
+            and self.load_plate not in self.world.thermal.names()
+        ):
+            raise SCPIError(
+                -221, f"Settings conflict; no load plate {self.load_plate!r} in world.thermal"
+            )
+        super().check_setting(name, ch, value)
+
+    def on_setting(self, name: str, ch: str | None, value: Any) -> None:
+        if name == "switch":
+            self._actuate(str(value))
+
+    def _actuate(self, position: str) -> None:
+        """Move the switch; a real move dissipates `heat_J` into the switch's plate."""
+        position = position.upper()
+        if position == self._switch_position:
+            return
+        self._switch_position = position
+        if self.switch_heat_J > 0.0 and self.switch_plate is not None:
+            self.world.thermal.deposit(self.switch_plate, self.switch_heat_J)
+
+    @property
+    def switch_position(self) -> str:
+        return self._switch_position
 
     # -- physics ------------------------------------------------------------------------------
 
@@ -212,16 +267,32 @@ class VstModel(SimModel):
 
     def noise_power(self, f: np.ndarray, bin_Hz: float) -> np.ndarray:
         """Eqs 5-9: received noise power (W) per bin at the plates' current temperatures,
-        times the gain's ripple and drift."""
-        power = received_spectrum(
-            f,
-            self.cavity,
-            self.temperatures(),
-            self.losses,
-            self.chain.gain_dB,
-            self.chain.added_noise_K,
-            bin_Hz,
-        )
+        times the gain's ripple and drift; with the switch on LOAD, the load's black body
+        through the path difference instead of the cavity (`load_spectrum`)."""
+        if self._switch_position == "LOAD":
+            thermal = self.world.thermal
+            switch_K = None if self.switch_plate is None else thermal.temperature(self.switch_plate)
+            power = load_spectrum(
+                f,
+                thermal.temperature(self.load_plate),
+                self.temperatures(),
+                self.losses,
+                self.chain.gain_dB,
+                self.chain.added_noise_K,
+                bin_Hz,
+                path_A=self.switch_path_A,
+                switch_K=switch_K,
+            )
+        else:
+            power = received_spectrum(
+                f,
+                self.cavity,
+                self.temperatures(),
+                self.losses,
+                self.chain.gain_dB,
+                self.chain.added_noise_K,
+                bin_Hz,
+            )
         if self.ripple_percent == 0.0 and self.drift_per_s == 0.0:
             return power
         return power * self.gain_ripple(f) * self.gain_drift()

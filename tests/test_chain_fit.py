@@ -22,8 +22,8 @@ from analysis.chain_fit import (
     fit_chain_corrected,
     gain_ripple,
     level_drift,
-    y_factor_noise,
 )
+from analysis.yfactor import y_factor_noise
 
 PAPER = Cavity(432e3, 149e3, 4.944458e9)
 #: Table 1 (mK): T_att, T_c, T_mx for a1-a5, b1-b3.

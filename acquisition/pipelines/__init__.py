@@ -21,6 +21,7 @@ PART_SEPARATOR = "-part"
 PIPELINES: dict[str, str] = {
     "pulses": "acquisition.pipelines.pulses:run",
     "haloscope": "acquisition.pipelines.haloscope:run",
+    "yfactor": "acquisition.pipelines.yfactor:run",
 }
 
 
