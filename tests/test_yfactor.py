@@ -62,11 +62,17 @@ def _injected(run_dir: Path, path_A: float = 1.0) -> tuple[float, float]:
     for name in ("yspec.0", "yspec.1"):
         t = _temps(run_dir, name)
         temps = Temperatures(att_K=t["tc.2"], cav_K=t["tc.3"], mx_K=t["tc.1"])
-        _, ta = effective_chain(temps, _losses(), WORLD["chain"]["gain_dB"],
-                                WORLD["chain"]["added_noise_K"], fc)
+        _, ta = effective_chain(
+            temps, _losses(), WORLD["chain"]["gain_dB"], WORLD["chain"]["added_noise_K"], fc
+        )
         t_eff.append(float(ta))
-        t_sys.append(float(y_factor_system_noise(
-            temps, _losses(), WORLD["chain"]["added_noise_K"], fc, path_A=path_A)))
+        t_sys.append(
+            float(
+                y_factor_system_noise(
+                    temps, _losses(), WORLD["chain"]["added_noise_K"], fc, path_A=path_A
+                )
+            )
+        )
     return float(np.mean(t_eff)), float(np.mean(t_sys))
 
 
@@ -94,8 +100,13 @@ def test_ideal_switch_recovers_the_effective_added_noise(
     # chain's own noise is ~2 mK higher in the hot spectrum, which the Y formula reads as
     # ~ -15 mK on T_sys (x 1/(Y - 1) ~ 6.4), plus the load thermometer's noise: held to 1 %.
     assert res["system_noise_K"] == pytest.approx(t_a_eff, rel=1e-2)
-    gain, _ = effective_chain(Temperatures(0.03, 0.03, 0.03), _losses(),
-                              WORLD["chain"]["gain_dB"], 0.0, WORLD["cavity"]["fc_Hz"])
+    gain, _ = effective_chain(
+        Temperatures(0.03, 0.03, 0.03),
+        _losses(),
+        WORLD["chain"]["gain_dB"],
+        0.0,
+        WORLD["cavity"]["fc_Hz"],
+    )
     assert res["gain_dB"] == pytest.approx(gain, abs=0.03)  # band-mean ripple ~0.01 dB
 
 
@@ -114,8 +125,7 @@ def test_path_difference_biases_the_y_factor_as_the_model_says(
     measured = res["system_noise_K"] - ideal_res["system_noise_K"]
     assert measured == pytest.approx(shift, abs=0.02)
     # and the gain is referred to the load: G' A_p
-    assert res["gain_dB"] - ideal_res["gain_dB"] == pytest.approx(
-        10 * np.log10(path_A), abs=0.01)
+    assert res["gain_dB"] - ideal_res["gain_dB"] == pytest.approx(10 * np.log10(path_A), abs=0.01)
 
 
 def test_switch_heating_adds_a_further_upward_bias(
@@ -135,9 +145,17 @@ def test_switch_heating_adds_a_further_upward_bias(
     p = {}
     for key, t in (("cold", cold), ("hot", hot)):
         temps = Temperatures(att_K=t["tc.2"], cav_K=t["tc.3"], mx_K=t["tc.1"])
-        p[key] = load_spectrum(np.array([fc]), t["tc.4"], temps, _losses(),
-                               WORLD["chain"]["gain_dB"], WORLD["chain"]["added_noise_K"], b,
-                               path_A=path_A, switch_K=t["tc.5"])
+        p[key] = load_spectrum(
+            np.array([fc]),
+            t["tc.4"],
+            temps,
+            _losses(),
+            WORLD["chain"]["gain_dB"],
+            WORLD["chain"]["added_noise_K"],
+            b,
+            path_A=path_A,
+            switch_K=t["tc.5"],
+        )
     est = y_factor(np.array([fc]), p["hot"], p["cold"], hot["tc.4"], cold["tc.4"], b, 0, 0)
     heating_bound = est.system_noise_K - t_sys_no_heat
     assert heating_bound > 0.03
@@ -168,3 +186,44 @@ def test_switch_deposit_warms_a_plate_and_the_mixing_plate() -> None:
     assert plant.mixing_K > before
     with pytest.raises(ValueError):
         plant.deposit("mixing", 1e-3)
+
+
+def test_haloscope_pipeline_reports_the_y_factor_beside_the_cavity_fit(
+    ideal: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A run holding the cavity programme and the load spectra: `haloscope` reports both."""
+    import shutil
+
+    from acquisition.pipelines import PipelineInput, get_pipeline
+    from acquisition.run_reader import RunReader
+
+    root = Path(__file__).resolve().parents[1]
+    halo = tmp_path / "halo"
+    done = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(root / "config/campaigns/haloscope_cavity_calibration.yaml"),
+            "--out",
+            str(halo),
+            "--no-live",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    for path in (ideal[0] / "data").glob("yspec.*"):
+        shutil.copy(path, halo / "data" / path.name)
+    options = {"reflection": "s11", "spectra": "spec", "A3": 0.95}
+    out = get_pipeline("haloscope")(
+        PipelineInput(halo, RunReader(halo / "store"), (), options, halo / "figures")
+    )
+    expected = ideal[1]["analyze"]["yfactor"]["yfactor"]
+    got = out.results["yfactor"]
+    for key in ("y", "system_noise_K", "gain_dB", "T_hot_K", "T_cold_K"):
+        assert got[key] == pytest.approx(expected[key]), key
+    assert "fit" in out.results
+    off = get_pipeline("haloscope")(
+        PipelineInput(
+            halo, RunReader(halo / "store"), (), {**options, "yfactor": None}, halo / "figures"
+        )
+    )
+    assert "yfactor" not in off.results

@@ -30,17 +30,17 @@ the outward noise it carries, not a fitted value),
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from acquisition.errors import CryodaqError
-from acquisition.pipelines import PipelineInput, PipelineResult
+from acquisition.pipelines import PipelineInput, PipelineResult, yfactor
+from acquisition.pipelines.stored_data import (
+    PipelineError,
+    read_reflection,
+    read_spectra,
+)
 from analysis.cavity import Cavity, ReflectionFit, fit_reflection
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "thermometers": {"att": "tc.2", "cav": "tc.3", "mx": "tc.1"},
     "hemt_K": 4.0,
     "A3": 0.9,
+    "yfactor": {},
     "fixed_losses": {"A1": 0.96, "A2": 0.94, "A_cir": 0.96},
     "ripple_window_bins": 201,
     "ripple_polyorder": 2,
@@ -59,32 +60,6 @@ DEFAULTS: dict[str, Any] = {
 LOSSES = ("A1", "A_cir", "A2")
 FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
 CHAIN_MODULE = "analysis.chain_fit"
-
-
-class PipelineError(CryodaqError):
-    """The pipeline cannot run (missing data, bad options, missing chain model)."""
-
-
-@dataclass(frozen=True)
-class StoredSpectrum:
-    """One stored power spectrum with the thermometer readings taken when it started."""
-
-    name: str
-    f_hz: np.ndarray
-    power_W: np.ndarray
-    bin_width_Hz: float
-    integration_s: float
-    time_s: float
-    temperatures_K: dict[str, float]
-
-    def temperature(self, key: str) -> float:
-        try:
-            return float(self.temperatures_K[key])
-        except KeyError:
-            raise PipelineError(
-                f"haloscope: spectrum {self.name!r} has no reading {key!r}; it has "
-                f"{', '.join(sorted(self.temperatures_K)) or 'none'} (option `thermometers`)"
-            ) from None
 
 
 def _options(inp: PipelineInput) -> dict[str, Any]:
@@ -102,67 +77,11 @@ def _options(inp: PipelineInput) -> dict[str, Any]:
     fixed = {**DEFAULTS["fixed_losses"], **(inp.options.get("fixed_losses") or {})}
     bad = set(fixed) - set(LOSSES)
     if bad or not all(0.0 < float(v) <= 1.0 for v in fixed.values()):
-        raise PipelineError(
-            f"haloscope: `fixed_losses` takes A1, A_cir, A2 in (0, 1]; got {fixed}"
-        )
+        raise PipelineError(f"haloscope: `fixed_losses` takes A1, A_cir, A2 in (0, 1]; got {fixed}")
     opts["fixed_losses"] = {k: float(v) for k, v in fixed.items()}
+    raw_y = inp.options.get("yfactor", {})
+    opts["yfactor"] = None if raw_y is None else yfactor.options(raw_y)
     return opts
-
-
-def _data_names(data_dir: Path, name: str) -> list[str]:
-    """`name` itself, or its sweep/repeat points `name.0`, `name.1`, ... in numeric order."""
-    if (data_dir / f"{name}.npz").exists():
-        return [name]
-    pattern = re.compile(rf"^{re.escape(name)}((?:\.\d+)+)\.npz$")
-    found = []
-    for path in data_dir.glob(f"{name}.*.npz"):
-        m = pattern.match(path.name)
-        if m:
-            found.append((tuple(int(x) for x in m.group(1).strip(".").split(".")), path.stem))
-    return [stem for _, stem in sorted(found)]
-
-
-def _load(data_dir: Path, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    with np.load(data_dir / f"{name}.npz") as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    meta_path = data_dir / f"{name}.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return arrays, meta
-
-
-def read_reflection(data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Frequencies (Hz) and complex S11 of the reflection sweep `name`."""
-    names = _data_names(data_dir, name)
-    if not names:
-        raise PipelineError(f"haloscope: no reflection sweep {name!r} in {data_dir}")
-    arrays, _ = _load(data_dir, names[0])
-    if "s11" not in arrays:
-        raise PipelineError(f"haloscope: {names[0]!r} holds no S11 (is it a reflection step?)")
-    return arrays["frequencies_Hz"], arrays["s11"]
-
-
-def read_spectra(data_dir: Path, name: str) -> list[StoredSpectrum]:
-    """Every stored spectrum of the step `name` (all its sweep points), in time order."""
-    names = _data_names(data_dir, name)
-    if not names:
-        raise PipelineError(f"haloscope: no spectrum {name!r} in {data_dir}")
-    out = []
-    for stem in names:
-        arrays, meta = _load(data_dir, stem)
-        if "power_W" not in arrays:
-            raise PipelineError(f"haloscope: {stem!r} holds no power spectrum")
-        out.append(
-            StoredSpectrum(
-                name=stem,
-                f_hz=arrays["frequencies_Hz"],
-                power_W=arrays["power_W"],
-                bin_width_Hz=float(meta["bin_width_Hz"]),
-                integration_s=float(meta["integration_s"]),
-                time_s=float(meta.get("time_s", 0.0)),
-                temperatures_K={k: float(v) for k, v in meta.get("temperatures_K", {}).items()},
-            )
-        )
-    return sorted(out, key=lambda s: s.time_s)
 
 
 def cavity_results(fit: ReflectionFit) -> dict[str, float]:
@@ -292,12 +211,17 @@ def run(inp: PipelineInput) -> PipelineResult:
         figs.ripple_figure(
             spectra,
             temps,
-            [(free, ripple, models),
-             (fixed, ripple_fixed, [np.asarray(fixed.model(d)) for d in data])],
+            [
+                (free, ripple, models),
+                (fixed, ripple_fixed, [np.asarray(fixed.model(d)) for d in data]),
+            ],
             out_dir / f"{prefix}_ripple.png",
         ),
         figs.cable_noise_figure(
             float(np.mean([s.f_hz.mean() for s in spectra])), out_dir / f"{prefix}_cable_noise.png"
         ),
     ]
+    if opts["yfactor"] is not None and yfactor.has_spectra(data_dir, opts["yfactor"]["spectra"]):
+        ystored = read_spectra(data_dir, opts["yfactor"]["spectra"])
+        results["yfactor"] = yfactor.yfactor_results(ystored, opts["yfactor"])
     return PipelineResult(results, figures)

@@ -13,7 +13,7 @@ from acquisition import plots
 from analysis.cavity import ReflectionFit, effective_temperature
 
 if TYPE_CHECKING:
-    from acquisition.pipelines.haloscope import StoredSpectrum
+    from acquisition.pipelines.stored_data import StoredSpectrum
 
 #: Bins averaged for display only (the fits use every bin).
 DISPLAY_BINS = 20

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.pipelines import PipelineInput, PipelineResult
-from acquisition.pipelines.haloscope import PipelineError, StoredSpectrum, read_spectra
+from acquisition.pipelines.stored_data import PipelineError, StoredSpectrum, read_spectra
 from analysis.yfactor import y_factor
 
 DEFAULTS: dict[str, Any] = {
