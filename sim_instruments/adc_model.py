@@ -17,15 +17,16 @@ from sim_instruments.world import Signal, World
 FULL_SCALE = 32767
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _digitise(volts, scale, noise, noise_lsb, out):  # pragma: no cover - numba
-    """Codes = round(volts * scale + noise * noise_lsb), clipped to int16; empty arrays are 0."""
+    """Codes = round(volts * scale + normal * noise_lsb), normals from the Generator `noise`
+    (none drawn if noise_lsb is 0), clipped to int16; empty `volts` are 0."""
     for i in range(out.shape[0]):
         x = 0.0
         if volts.shape[0]:
             x = volts[i] * scale
-        if noise.shape[0]:
-            x += noise[i] * noise_lsb
+        if noise_lsb != 0.0:
+            x += noise.standard_normal() * noise_lsb
         x = round(x)
         out[i] = min(max(x, -FULL_SCALE - 1), FULL_SCALE)
 
@@ -48,7 +49,8 @@ class AdcModel(SimModel):
         self.inputs = {int(ch): str(sig) for ch, sig in inputs.items() if sig}
         self.stream = SampleStream(int(self.params.get("buffer_samples", 1 << 24)))
         self.noise_lsb = float(self.params.get("noise_lsb", 0.7))
-        self._rng = world.rng(f"{name}.adc_noise")
+        # One stream per channel: a channel's noise does not depend on which others are on.
+        self._rngs = dict(zip(range(1, 17), world.rng(f"{name}.adc_noise").spawn(16), strict=True))
 
     def commands(self) -> dict[str, Handler]:
         return {
@@ -86,13 +88,15 @@ class AdcModel(SimModel):
         codes = np.empty((len(channels), n), dtype=np.int16)
         nothing = np.zeros(0)
         for row, ch in enumerate(channels):
-            signal = self._signal(ch)
-            volts = nothing if signal is None else signal.block(t0, n, rate)
-            noise = (
-                self._rng.standard_normal(n, dtype=np.float32)
-                if self.noise_lsb > 0
-                else nothing.astype(np.float32)
-            )
-            _digitise(volts, scale, noise, self.noise_lsb, codes[row])
+            signal, noise_lsb = self._signal(ch), self.noise_lsb
+            if signal is None:
+                volts = nothing
+            elif noise_lsb > 0 and hasattr(signal, "block_with_noise"):
+                # The signal adds this ADC's input noise to its own (one normal per sample).
+                volts = signal.block_with_noise(t0, n, rate, noise_lsb / scale)
+                noise_lsb = 0.0
+            else:
+                volts = signal.block(t0, n, rate)
+            _digitise(volts, scale, self._rngs[ch], noise_lsb, codes[row])
         self.stream.next = first + n
         return stream_block(first, channels, codes)

@@ -20,21 +20,32 @@ CORNER_RATIO = 2.0
 LOWEST_CORNER_HZ = 1e-3
 
 
-@numba.njit(cache=True)
-def _add_one_over_f(out, innovations, state, a, b, stride, phase):  # pragma: no cover - numba
-    """Add the held sum of the components; strides are ascending powers of two."""
+@numba.njit(cache=True, nogil=True)
+def _colored(out, white, sigma, slow, state, a, b, stride, phase):  # pragma: no cover - numba
+    """out[i] = sigma * (a normal of `white`) + the held sum of the 1/f components, whose
+    innovations are normals of `slow`; strides are ascending powers of two. Both streams are
+    drawn in sample order, so the result does not depend on how the samples are blocked."""
+    n = out.shape[0]
+    for i in range(n):
+        out[i] = white.standard_normal() * sigma
+    if state.shape[0] == 0:
+        return
     total = state.sum()
-    j = 0
-    for i in range(out.shape[0]):
+    fastest = stride[0]
+    i = 0
+    while i < n:
         p = phase + i
-        for k in range(state.shape[0]):
-            if p & (stride[k] - 1) != 0:
-                break
-            new = a[k] * state[k] + b[k] * innovations[j]
-            j += 1
-            total += new - state[k]
-            state[k] = new
-        out[i] += total
+        if p & (fastest - 1) == 0:
+            for k in range(state.shape[0]):
+                if p & (stride[k] - 1) != 0:
+                    break
+                new = a[k] * state[k] + b[k] * slow.standard_normal()
+                total += new - state[k]
+                state[k] = new
+        j = min(n, i + fastest - (p & (fastest - 1)))
+        for q in range(i, j):  # the sum is held until the next update
+            out[q] += total
+        i = j
 
 
 class ColoredNoise:
@@ -73,16 +84,22 @@ class ColoredNoise:
         stationary = self._b / np.sqrt(1.0 - self._a**2) if corners else np.zeros(0)
         self._state = self._rng_slow.standard_normal(len(corners)) * stationary
 
-    def block(self, n: int) -> np.ndarray:
-        """The next `n` samples."""
-        out = self._rng_white.standard_normal(n)
-        out *= self._sigma_white
-        if self._state.size:
-            first, last = self._phase, self._phase + n - 1
-            updates = int(np.sum(last // self._stride - (first - 1) // self._stride))
-            innovations = self._rng_slow.standard_normal(updates)
-            _add_one_over_f(
-                out, innovations, self._state, self._a, self._b, self._stride, self._phase
-            )
+    def block(
+        self, n: int, white: np.random.Generator | None = None, sigma: float | None = None
+    ) -> np.ndarray:
+        """The next `n` samples. With `white` and `sigma` the white part is `sigma` times normals
+        of `white` instead of this noise's own (a caller merging independent white noises)."""
+        out = np.empty(n)
+        _colored(
+            out,
+            self._rng_white if white is None else white,
+            self._sigma_white if sigma is None else sigma,
+            self._rng_slow,
+            self._state,
+            self._a,
+            self._b,
+            self._stride,
+            self._phase,
+        )
         self._phase += n
         return out

@@ -13,13 +13,32 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numba
 import numpy as np
-from scipy.signal import lfilter
 
 from sim_instruments.device import Handler, SCPIError
 from sim_instruments.model import SimModel
 from sim_instruments.pulse_source import PulseSource, detector_source
 from sim_instruments.world import World
+
+
+@numba.njit(cache=True, nogil=True)
+def _fll_output(flux, gain, a, state, noise, sigma):  # pragma: no cover - numba
+    """In place: flux -> V = flux * gain through the one-pole low-pass y = (1 - a) x + a y[-1]
+    (filter state `state[0]` = a y[-1], updated), plus `sigma` times normals of `noise`."""
+    z = state[0]
+    b = 1.0 - a
+    for i in range(flux.shape[0]):
+        y = b * (flux[i] * gain) + z
+        z = a * y
+        flux[i] = y + noise.standard_normal() * sigma
+    state[0] = z
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_normal(out, noise, sigma):  # pragma: no cover - numba
+    for i in range(out.shape[0]):
+        out[i] += noise.standard_normal() * sigma
 
 
 class SquidChannelOutput:
@@ -41,12 +60,44 @@ class SquidChannelOutput:
             return np.zeros(n)
         return self.source.block(t0, n, rate_hz)
 
+    def _fll(self, rate_hz: float) -> tuple[float, float]:
+        """(V per Phi0, pole a of the loop's low-pass at `rate_hz`)."""
+        m = self.model
+        gain = m.setting("feedback_resistor", self.ch) * m.feedback_A_per_phi0
+        f3db = m.setting("gain_bandwidth", self.ch) * m.bandwidth_per_gbp
+        return gain, float(np.exp(-2 * np.pi * f3db / rate_hz))
+
+    def block_with_noise(self, t0: float, n: int, rate_hz: float, sigma_V: float) -> np.ndarray:
+        """`block` plus independent white Gaussian noise of rms `sigma_V` (a digitiser's).
+
+        Locked, with the loop's bandwidth so far above the sample rate that its low-pass is the
+        identity in float64 (1 - a == 1), the output is gain x (pulses + 1/f + white flux
+        noise) + amplifier noise + `sigma_V` noise: the three white terms are independent
+        Gaussians, so one normal per sample of their summed variance (from the amplifier's
+        stream) has the same distribution, at a third of the cost."""
+        m = self.model
+        if self.source is not None and m.setting("mode", self.ch) == "FLL" and m.locked[self.ch]:
+            gain, a = self._fll(rate_hz)
+            if gain > 0 and 1.0 - a == 1.0:
+                white = self.source.white_sigma(rate_hz) ** 2
+                sigma = np.sqrt(white + (m.amplifier_noise_V**2 + sigma_V**2) / gain**2)
+                out = self.source.block(t0, n, rate_hz, self._noise, float(sigma))
+                out *= gain
+                if n:
+                    self._filter_state = np.array([a * out[-1]])
+                    self._rate = rate_hz
+                return out
+        out = self.block(t0, n, rate_hz)
+        _add_normal(out, self._noise, sigma_V)
+        return out
+
     def block(self, t0: float, n: int, rate_hz: float) -> np.ndarray:
         """Output voltage at t0 + i / rate_hz."""
         m = self.model
         flux = self._flux(t0, n, rate_hz)
-        noise = self._noise.standard_normal(n) * m.amplifier_noise_V
         mode = m.setting("mode", self.ch)
+        if mode == "AMP" or not m.locked[self.ch]:
+            noise = self._noise.standard_normal(n) * m.amplifier_noise_V
         if mode == "AMP":
             phi_bias = m.setting("flux_bias", self.ch) * m.phi0_per_A_bias
             swing = m.swing_V(self.ch)
@@ -57,14 +108,12 @@ class SquidChannelOutput:
             )
         if not m.locked[self.ch]:
             return noise
-        volts = flux * m.setting("feedback_resistor", self.ch) * m.feedback_A_per_phi0
-        f3db = m.setting("gain_bandwidth", self.ch) * m.bandwidth_per_gbp
-        a = np.exp(-2 * np.pi * f3db / rate_hz)
+        gain, a = self._fll(rate_hz)
         if self._filter_state is None or self._rate != rate_hz:
-            self._filter_state = np.array([a * volts[0]])
+            self._filter_state = np.array([a * flux[0] * gain if n else 0.0])
             self._rate = rate_hz
-        out, self._filter_state = lfilter([1 - a], [1, -a], volts, zi=self._filter_state)
-        return out + noise
+        _fll_output(flux, gain, a, self._filter_state, self._noise, m.amplifier_noise_V)
+        return flux
 
 
 class SquidModel(SimModel):
