@@ -86,7 +86,8 @@ def _report(run_dir: Path) -> None:
     if summary.get("error"):
         errors.print(f"[bold red]error:[/] {escape(summary['error'])}", highlight=False)
     for name, results in summary.get("analyze", {}).items():
-        means = results.get("mean", results) if isinstance(results, dict) else {}
+        # A pipeline's headline: its means over channels, or its fit, or its top level.
+        means = (results.get("mean") or results.get("fit") or results) if results else {}
         headline = {k: v for k, v in means.items() if isinstance(v, int | float)}
         console.print(f"  {escape(name)}: {escape(_short(headline))}", highlight=False)
     if status == "interrupted":
