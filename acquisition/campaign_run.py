@@ -118,8 +118,13 @@ class CampaignRunner:
 
     def run(self) -> int:
         """Execute the campaign; returns the exit code (0 done, 1 failed, 130 interrupted)."""
-        self._prepare_directory()
-        with self._logging(), Rig(self.rig_spec) as rig:
+        rig = Rig(self.rig_spec)  # a bad World parameter fails here, before anything is written
+        try:
+            self._prepare_directory()
+        except BaseException:
+            rig.close()
+            raise
+        with self._logging(), rig:
             clock = WorldClock(rig) if rig.world is not None else WallClock()
             store = (RunStore.resume if self.resume else RunStore.create)(self.run_dir / STORE)
             ctx = RunContext(rig, clock, store, self.run_dir, on_monitor=self.display.monitor)

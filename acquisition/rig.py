@@ -324,7 +324,10 @@ class Rig:
         self.instruments: dict[str, Instrument] = {}
         self._managers: dict[str, pyvisa.ResourceManager] = {}
         if spec.simulated:
-            self.world = World(spec.world, realtime=realtime)
+            try:
+                self.world = World(spec.world, realtime=realtime)
+            except ValueError as exc:  # a World parameter: name it at the rig's `world` key
+                raise spec.doc.error(("world",), str(exc)) from None
             self.library = CryoSimLibrary.serving(
                 [SimInstrument(i.address, i.sim_kind or "", self._model(i)) for i in spec.simulated]
             )

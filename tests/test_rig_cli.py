@@ -279,3 +279,15 @@ def test_a_labs_own_driver_class_can_be_named(
     )
     with pytest.raises(ConfigError, match="set sim.kind to one of"):
         load_rig(missing_kind)
+
+
+def test_bad_world_parameter_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        world: {seed: abc, thermal: {plates: {stage: {link_W_per_Kn: -1}}}}
+        instruments:
+          adc: {driver: adc, address: "TCPIP0::127.0.0.1::5025::SOCKET"}
+        """)
+    with pytest.raises(ConfigError, match=r"rig.yaml:1:\d+ world: world.seed must be an integer"):
+        Rig(load_rig(path))
+    result = CliRunner().invoke(app, ["instruments", str(path)])
+    assert result.exit_code == 2 and "world.seed must be an integer" in result.output
