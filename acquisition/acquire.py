@@ -24,6 +24,7 @@ from acquisition.events import EventBatch
 from acquisition.run_store import AcquisitionWriter, RunWriter
 from acquisition.sinks import CallbackSink, Fanout, Sink
 from acquisition.sources import Block, BlockSource
+from acquisition.store_format import RunStoreError
 from acquisition.trigger import TriggerConfig, TriggerEngine
 from drivers.errors import InstrumentError
 
@@ -33,7 +34,14 @@ STORE_SINK = "store"
 
 
 class AcquisitionError(CryodaqError):
-    """The source failed during an acquisition; what was acquired before is stored."""
+    """An acquisition stopped on a fault (source or run store); what was committed before is
+    kept, and `result` says how much."""
+
+    result: AcquisitionResult | None = None
+
+
+class StoreFailed(CryodaqError):
+    """The run store could not take a batch (disk full, ...): the acquisition must stop."""
 
 
 @dataclass(frozen=True)
@@ -159,21 +167,29 @@ class Acquisition:
             except (InstrumentError, CryodaqError, OSError) as exc:
                 failure = exc
                 result.end_reason = f"error: {exc}"
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 result.end_reason = "aborted"
-                failure = KeyboardInterrupt()
+                failure = exc
             finally:
                 with contextlib.suppress(InstrumentError, OSError):
                     self.source.stop()
                 self._finish(result)
                 result.wall_time_s = time.monotonic() - start
         if isinstance(failure, KeyboardInterrupt):
+            failure.result = result  # type: ignore[attr-defined]
             raise failure
         if failure is not None:
-            raise AcquisitionError(
-                f"{self.name}: source {self.source.name!r} failed after "
-                f"{result.live_time_s:.6g} s of data ({result.records} records kept): {failure}"
-            ) from failure
+            culprit = (
+                "the run store"
+                if isinstance(failure, StoreFailed | RunStoreError)
+                else f"source {self.source.name!r}"
+            )
+            error = AcquisitionError(
+                f"{self.name}: {culprit} failed after {result.live_time_s:.6g} s of data "
+                f"({result.records} records kept): {failure}"
+            )
+            error.result = result
+            raise error from failure
         return result
 
     # -- the loop --------------------------------------------------------------------------
@@ -240,6 +256,9 @@ class Acquisition:
     def _publish(self, batch: EventBatch, result: AcquisitionResult) -> None:
         self._fanout.publish(batch)
         result.blocks += 1
+        failed = self._fanout.failures().get(STORE_SINK)
+        if failed is not None:  # nothing more would be stored: stop rather than run on
+            raise StoreFailed(f"{type(failed).__name__}: {failed}")
 
     def _finish(self, result: AcquisitionResult) -> None:
         engine = getattr(self, "_engine", None)
@@ -263,6 +282,7 @@ class Acquisition:
                 if self._writer is not None:
                     self._writer.add_drops(sink_name, drops.records, drops.batches)
         if self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(CryodaqError, OSError):  # a failed store is reported above
+                self._writer.close()
         if sink_error is not None and result.end_reason == "completed":
             result.end_reason = f"sink failed: {sink_error}"

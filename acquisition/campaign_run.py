@@ -12,6 +12,7 @@ into `<name>-part2`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -118,6 +119,8 @@ class CampaignRunner:
 
     def run(self) -> int:
         """Execute the campaign; returns the exit code (0 done, 1 failed, 130 interrupted)."""
+        if self.resume:
+            self._reseed()
         rig = Rig(self.rig_spec)  # a bad World parameter fails here, before anything is written
         try:
             self._prepare_directory()
@@ -126,29 +129,50 @@ class CampaignRunner:
             raise
         with self._logging(), rig:
             clock = WorldClock(rig) if rig.world is not None else WallClock()
-            store = (RunStore.resume if self.resume else RunStore.create)(self.run_dir / STORE)
-            ctx = RunContext(rig, clock, store, self.run_dir, on_monitor=self.display.monitor)
-            for name in self.rig_spec.instruments:  # the rig file's settings hold from the start
-                ctx.instrument(name)
+            if self.resume and rig.world is not None:  # the virtual time line goes on
+                rig.world.advance_to(float(self.summary.get("virtual_time_s", 0.0)))
             self._start_summary(rig, clock)
             wall0, virtual0 = time.monotonic(), clock.now()
-            status, error, code = "completed", None, EXIT_OK
+            status, error, code = "failed", None, EXIT_FAILED
+            store = None
             with self.display:
                 try:
+                    store = (RunStore.resume if self.resume else RunStore.create)(
+                        self.run_dir / STORE
+                    )
+                    ctx = RunContext(
+                        rig, clock, store, self.run_dir, on_monitor=self.display.monitor
+                    )
+                    for name in self.rig_spec.instruments:  # rig file settings hold from the start
+                        ctx.instrument(name)
                     self._steps(self.campaign.steps, "", "", ctx)
-                except Interrupted:
+                    status, code = "completed", EXIT_OK
+                except (Interrupted, KeyboardInterrupt):
                     status, code = "interrupted", EXIT_INTERRUPTED
                 except (StepError, AcquisitionError, InstrumentError, CryodaqError) as exc:
-                    status, error, code = "failed", str(exc), EXIT_FAILED
+                    error = str(exc)
                     log.error("%s", exc)
-                except KeyboardInterrupt:
-                    status, code = "interrupted", EXIT_INTERRUPTED
+                except Exception as exc:  # a bug or an unforeseen fault: failed, never completed
+                    error = f"unexpected {type(exc).__name__}: {exc} (traceback in cryodaq.log)"
+                    log.exception("unexpected failure")
                 finally:
-                    store.close(end_reason=status if error is None else f"failed: {error}")
+                    if store is not None:
+                        store.close(end_reason=status if error is None else f"failed: {error}")
                     self._finish_summary(
                         status, error, clock.now() - virtual0, time.monotonic() - wall0
                     )
         return code
+
+    def _reseed(self) -> None:
+        """A resumed simulated rig is a later stretch of the same experiment: its random events
+        (pulses, noise) must be new ones, not a replay of the first part's."""
+        if not self.rig_spec.simulated:
+            return
+        path = self.run_dir / SUMMARY
+        resumes = len(json.loads(path.read_text()).get("resumed", [])) if path.exists() else 0
+        base = self.rig_spec.world.get("seed", 0)
+        digest = hashlib.sha256(f"{base}:resume{resumes + 1}".encode()).digest()
+        self.rig_spec.world["seed"] = int.from_bytes(digest[:4], "little")
 
     def _prepare_directory(self) -> None:
         if self.resume:
@@ -273,7 +297,20 @@ class CampaignRunner:
             name if not part["parts"] else f"{name}{PART_SEPARATOR}{len(part['parts']) + 1}"
         )
         remaining = step.duration - part["live_s"]
-        result = steps_impl.run_acquire(ctx, step, store_name, remaining)
+        try:
+            result = steps_impl.run_acquire(ctx, step, store_name, remaining)
+        except (AcquisitionError, KeyboardInterrupt) as exc:
+            # What was stored stays a part of this step; a resume adds the rest, never redoes it.
+            stored = getattr(exc, "result", None)
+            if stored is not None and store_name in RunReader(self.run_dir / STORE).acquisitions():
+                self.progress.partial[sid] = {
+                    "parts": [*part["parts"], store_name],
+                    "live_s": part["live_s"] + stored.live_time_s,
+                }
+                self.summary["acquisitions"][store_name] = stored.as_dict()
+                self.progress.save()
+                self._save_summary()
+            raise
         part = {
             "parts": [*part["parts"], store_name],
             "live_s": part["live_s"] + result.live_time_s,

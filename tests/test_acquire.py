@@ -158,3 +158,33 @@ def test_ctrl_c_stops_after_the_block_and_leaves_a_complete_store(tmp_path: Path
     assert stored == result["records"]
     commit = reader.commit("adc1")
     assert commit["processed_samples"] == result["samples_processed"]
+
+
+def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full: the acquisition must not run on with nothing stored and call it done."""
+    import errno
+
+    from acquisition.run_store import AcquisitionWriter
+
+    real = AcquisitionWriter.append
+    calls = {"n": 0}
+
+    def append(self: AcquisitionWriter, batch: EventBatch) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, batch)
+
+    monkeypatch.setattr(AcquisitionWriter, "append", append)
+    data = np.zeros((1, 100_000), dtype=np.int16)
+    source = ReplaySource(data, 10e3, 1000)
+    config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=100)})
+    run = RunStore.create(tmp_path / "run")
+    with pytest.raises(AcquisitionError, match="the run store failed .*No space left"):
+        Acquisition(source, config, store=run).run()
+    run.close("failed")
+    # The two batches stored before the failure: 9 + 10 auto records (the first record needs
+    # 21 samples of history; one record of each block waits for the next block to complete).
+    assert RunReader(tmp_path / "run").committed("acquisition", 1) == 19

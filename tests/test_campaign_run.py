@@ -138,6 +138,11 @@ def test_resume_after_ctrl_c_mid_acquisition_completes_every_step_once(tmp_path:
     live = sum(reader.commit(a)["processed_samples"] for a in reader.acquisitions()) / 500e3
     assert live == pytest.approx(300.0, abs=1 / 500e3)  # nothing missing, nothing twice
     assert summary["steps"][2]["result"]["parts"] == ["calib", "calib-part2"]
+    # The resumed simulated rig is a later stretch of the experiment: new events, later times.
+    first = reader.read("calib", 1, ["records", "timestamp_ns"])
+    second = reader.read("calib-part2", 1, ["records", "timestamp_ns"])
+    assert second["timestamp_ns"].min() > first["timestamp_ns"].max()
+    assert not np.array_equal(first["records"][:3], second["records"][:3])
 
 
 def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> None:
@@ -159,3 +164,27 @@ def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and [s["id"] for s in summary["steps"]] == ["0"]
+
+
+def test_an_unexpected_error_fails_the_campaign_and_resume_finishes_it(tmp_path: Path) -> None:
+    """A bug-like exception (bad pipeline option) must never be recorded as completed."""
+    path = campaign(
+        tmp_path,
+        """\
+        name: bad-option
+        rig: RIGS/maxs30_sim.yaml
+        steps:
+          - set: {adc1.channels.3-16.enabled: false}
+          - acquire: {name: calib, source: adc1, duration: 2 s,
+                      trigger: {all: {edge_threshold: 3 mV}}}
+          - analyze: {pipeline: pulses, acquisitions: [calib], options: {line_eV: [1, 2]}}
+          - wait: 1 s
+        """,
+    )
+    run_dir = tmp_path / "run"
+    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-live")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "unexpected" in done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and [s["id"] for s in summary["steps"]] == ["0", "1"]
+    assert RunReader(run_dir / "store").metadata["end_reason"].startswith("failed")
