@@ -50,7 +50,15 @@ def parse_stream_block(raw: np.ndarray, dtype: str, instrument: str, command: st
         raise InstrumentError(instrument, command, f"block of {raw.size} bytes has no preamble")
     first, mask, n_ch, n_s = STREAM_PREAMBLE.unpack(raw[:size].tobytes())
     channels = tuple(i + 1 for i in range(64) if mask >> i & 1)
-    data = raw[size:].view(np.dtype(dtype).newbyteorder("<"))
+    payload = raw[size:]
+    item = np.dtype(dtype).itemsize
+    if payload.size % item:
+        raise InstrumentError(
+            instrument,
+            command,
+            f"block payload of {payload.size} bytes is not whole {dtype} values",
+        )
+    data = payload.view(np.dtype(dtype).newbyteorder("<"))
     if len(channels) != n_ch or data.size != n_ch * n_s:
         raise InstrumentError(
             instrument,
@@ -116,7 +124,9 @@ class OneOf:
             if isinstance(allowed, str):
                 if str(value).upper() == allowed.upper():
                     return allowed
-            elif isinstance(value, int | float) and np.isclose(float(value), float(allowed)):
+            elif isinstance(value, int | float) and np.isclose(
+                float(value), float(allowed), rtol=1e-9, atol=0.0
+            ):
                 return allowed
         shown = ", ".join(str(v) for v in self.values)
         raise ValueError(f"{value!r} is not one of the allowed values: {shown} {unit}".rstrip())

@@ -120,3 +120,20 @@ def test_plain_pyvisa_sim_opens_the_device_file() -> None:
     inst.write("SAMP:RATE 2.000000000e+05")
     assert float(inst.query("SAMP:RATE?")) == 2e5
     rm.close()
+
+
+def test_malformed_stream_block_is_an_instrument_error() -> None:
+    from drivers.base import STREAM_PREAMBLE, parse_stream_block
+
+    raw = np.frombuffer(STREAM_PREAMBLE.pack(0, 1, 1, 2) + b"\x01\x02\x03", dtype=np.uint8)
+    with pytest.raises(InstrumentError, match="3 bytes is not whole i2 values"):
+        parse_stream_block(raw, "i2", "adc1", "FETC? 2")
+
+
+def test_allowed_values_match_relatively_not_absolutely() -> None:
+    from drivers.base import OneOf
+
+    tiny = OneOf((1e-9, 2e-9))
+    assert tiny.check(2e-9, "A") == 2e-9  # atol would have matched 1e-9 first
+    with pytest.raises(ValueError):
+        tiny.check(1.5e-9, "A")
