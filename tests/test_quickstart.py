@@ -80,3 +80,24 @@ def test_unknown_pipeline_and_missing_run_dir_are_one_line(tmp_path: Path) -> No
     done = cryodaq("analyze", str(tmp_path))
     assert done.returncode == 2 and "not a cryodaq run directory" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_kbeta_lands_at_its_energy_though_only_kalpha_calibrated(quickstart: Path) -> None:
+    """An independent check of filter and calibration: the pipeline was told only the Ka
+    energy; the simulator's (linear) detector puts Kb at 6490.45 eV."""
+    from acquisition.events import TriggerKind
+    from acquisition.online_analysis import StoredFilter
+
+    reader = RunReader(quickstart / "store")
+    stored = StoredFilter.load(quickstart / "filters" / "calib.npz")
+    kbeta = []
+    for ch in reader.channels("calib"):
+        data = reader.read("calib", ch, ["records", "summaries", "trigger_kind"])
+        pulses = data["trigger_kind"] == TriggerKind.EDGE
+        _, energy = stored.filters[ch].energies(
+            data["records"][pulses], data["summaries"]["pretrig_mean"][pulses]
+        )
+        kbeta.extend(energy[np.abs(energy - 6490) < 40])
+    assert len(kbeta) > 20  # 12 % of ~1000 pulses
+    # ~4 eV FWHM per event: the median of >20 events is good to ~1 eV.
+    assert np.median(kbeta) == pytest.approx(6490.45, abs=2.0)
