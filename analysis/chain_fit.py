@@ -3,8 +3,9 @@
 `fit_chain` fits P_r = G' (P_c + k_B T_a' B) to several spectra taken at different attenuator,
 cavity and mixing-plate temperatures, with P_c from Eq 8 (the input line's losses A1, A_cir,
 A2 free), weights from the radiometer equation. `gain_ripple` turns the data/fit ratio into
-the gain's frequency ripple r(f); `fit_chain_corrected` divides the spectra by r(f) and refits
-(Fig. 5). Given the spectra's capture times, the fit also carries a linear gain drift in time;
+the gain's frequency ripple r(f); `fit_chain_corrected` fits the ripple jointly with the chain
+(a spline common to all spectra) and shows it as the paper does (Fig. 5). Given the spectra's
+capture times, the fit also carries a linear gain drift in time;
 `level_drift` is the regression of each spectrum's mean data/fit level against time.
 `analysis.yfactor` is the switch-based method it replaces.
 """
@@ -12,11 +13,11 @@ the gain's frequency ripple r(f); `fit_chain_corrected` divides the spectra by r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize, signal
+from scipy import interpolate, optimize, signal
 
 from analysis.cavity import K_B, Cavity, effective_temperature, transmission_power
 from analysis.cavity_chain import ChainLosses, Temperatures, cable_noise_temperature
@@ -148,6 +149,10 @@ class ChainFit:
     drift_percent_per_hour_err: float = 0.0
     #: The time (s) at which the drift factor is 1: the mean of the spectra's times.
     time_origin_s: float = 0.0
+    #: With a fitted ripple: its grid, r(f) there (mean 1) and the spline's knot spacing.
+    ripple_f_hz: np.ndarray = field(default_factory=lambda: np.ones(0))
+    ripple_r: np.ndarray = field(default_factory=lambda: np.ones(0))
+    ripple_knot_Hz: float = 0.0
 
     def drift_factor(self, time_s: float) -> float:
         """The fitted gain at `time_s` relative to the gain at `time_origin_s`."""
@@ -179,6 +184,7 @@ def fit_chain(
     A3: float = 0.9,
     initial: Mapping[str, float] | None = None,
     times_s: Sequence[float] | None = None,
+    ripple_knot_Hz: float | None = None,
 ) -> ChainFit:
     """Global least-squares fit of Eq 9, P_r = G' (P_c + k_B T_a' B), to all spectra at once.
 
@@ -199,6 +205,12 @@ def fit_chain(
     hour) a sixth free parameter. Without time information a drift is mostly absorbed by the
     other parameters (the temperatures change in time too), so it cannot be recovered from the
     residual levels afterwards.
+
+    With `ripple_knot_Hz`, the gain also carries a frequency ripple common to all spectra,
+    G'(f) = r(f) G', r a cubic B-spline with knots this far apart and mean 1 over the bins (so
+    G' stays the mean gain), fitted jointly: for given chain parameters the spline is the
+    linear least-squares solution (variable projection), so the chain parameters' errors
+    include their correlation with the ripple. The spectra must share one frequency grid.
     """
     spectra = list(spectra)
     if not spectra:
@@ -223,6 +235,7 @@ def fit_chain(
     if not (0.0 < A3 <= 1.0):
         raise ValueError(f"A3 must be in (0, 1], got {A3!r}")
     prepared = _Prepared(spectra, cavity, A3)
+    ripple = None if ripple_knot_Hz is None else _RippleBasis(spectra, float(ripple_knot_Hz))
     free = [name for name in PARAMETERS if name not in fixed]
     n_chain = len(free)
 
@@ -252,12 +265,19 @@ def fit_chain(
         values.update(zip(free[:n_chain], q[:n_chain], strict=True))
         return np.array([values[name] for name in PARAMETERS], dtype=float)
 
-    def predict(q: np.ndarray) -> list[np.ndarray]:
+    def physics(q: np.ndarray) -> list[np.ndarray]:
         model = prepared.predict(full(q), outward_noise)
         if not drifting:
             return model
         factor = 1.0 + q[n_chain] / 100.0 * dt_h
         return [m * f for m, f in zip(model, factor, strict=True)]
+
+    def predict(q: np.ndarray) -> list[np.ndarray]:
+        model = physics(q)
+        if ripple is None:
+            return model
+        r = ripple.solve(power, model, sigmas)
+        return [m * r for m in model]
 
     if drifting:
         free = [*free, DRIFT]
@@ -292,11 +312,14 @@ def fit_chain(
     res = residuals(q)
     jac = result.jac
     chi2 = float(res @ res)
-    dof = max(res.size - len(free), 1)
+    dof = max(res.size - len(free) - (0 if ripple is None else ripple.size), 1)
     cov = np.linalg.pinv(jac.T @ jac) * max(1.0, chi2 / dof)
     err = dict(zip(free, np.sqrt(np.clip(np.diag(cov), 0.0, None)), strict=True))
     values = dict(zip(PARAMETERS, full(q), strict=True))
     drift = float(q[n_chain]) if drifting else 0.0
+    ripple_r = np.ones(0)
+    if ripple is not None:
+        ripple_r = ripple.solve(power, physics(q), sigmas)
     return ChainFit(
         gain_dB=float(values["gain_dB"]),
         gain_dB_err=float(err.get("gain_dB", 0.0)),
@@ -318,7 +341,50 @@ def fit_chain(
         drift_percent_per_hour=drift,
         drift_percent_per_hour_err=float(err.get(DRIFT, 0.0)),
         time_origin_s=origin,
+        ripple_f_hz=spectra[0].f_hz.copy() if ripple is not None else np.ones(0),
+        ripple_r=ripple_r,
+        ripple_knot_Hz=float(ripple_knot_Hz) if ripple is not None else 0.0,
     )
+
+
+class _RippleBasis:
+    """r(f) = 1 + sum_k c_k (B_k(f) - <B_k>): cubic B-splines with uniform knots over the
+    shared grid, each minus its mean over the bins, so that <r> = 1 whatever the c_k."""
+
+    def __init__(self, spectra: Sequence[SpectrumData], knot_Hz: float) -> None:
+        f = spectra[0].f_hz
+        for s in spectra[1:]:
+            if s.f_hz.shape != f.shape or not np.allclose(s.f_hz, f, rtol=0, atol=1e-6):
+                raise ValueError("a fitted ripple needs spectra on one frequency grid")
+        span = float(f.max() - f.min())
+        if not (knot_Hz > 0.0) or span <= 0.0:
+            raise ValueError(f"ripple_knot_Hz must be > 0 Hz, got {knot_Hz!r}")
+        n_inner = int(np.ceil(span / knot_Hz))
+        if n_inner + 3 >= f.size:
+            raise ValueError(
+                f"ripple_knot_Hz {knot_Hz:g} gives {n_inner + 3} spline coefficients for "
+                f"{f.size} bins; it must be more than {span / max(f.size - 4, 1):g} Hz"
+            )
+        inner = np.linspace(f.min(), f.max(), n_inner + 1)
+        knots = np.concatenate([[inner[0]] * 3, inner, [inner[-1]] * 3])
+        basis = interpolate.BSpline.design_matrix(np.clip(f, inner[0], inner[-1]), knots, 3)
+        basis = basis.toarray()
+        self.basis = basis - basis.mean(axis=0)
+        self.size = self.basis.shape[1]
+
+    def solve(
+        self, power: Sequence[np.ndarray], model: Sequence[np.ndarray], sigmas: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """The ripple r(f) that best scales `model` to `power` (weighted linear least squares)."""
+        weight = np.zeros(self.basis.shape[0])
+        target = np.zeros(self.basis.shape[0])
+        for d, m, sg in zip(power, model, sigmas, strict=True):  # the basis is shared
+            w = (m / sg) ** 2
+            weight += w
+            target += w * (d - m) / m
+        normal = self.basis.T @ (self.basis * weight[:, None])
+        coef = np.linalg.lstsq(normal, self.basis.T @ target, rcond=None)[0]
+        return 1.0 + self.basis @ coef
 
 
 @dataclass(frozen=True)
@@ -379,45 +445,19 @@ def fit_chain_corrected(
     cavity: Cavity,
     *,
     window_bins: int,
+    knot_Hz: float,
     polyorder: int = 2,
-    iterations: int = 2,
     fixed: Mapping[str, float] | None = None,
     outward_noise: bool = True,
     A3: float = 0.9,
     times_s: Sequence[float] | None = None,
-    uncorrected: ChainFit | None = None,
 ) -> tuple[ChainFit, Ripple]:
-    """`fit_chain` with the gain ripple divided out (Fig. 5): fit, estimate r(f) (`gain_ripple`,
-    normalised to mean 1 so that it does not absorb G'), divide every spectrum by the ripple
-    found so far, refit; `iterations` times. Returns the last fit (on the corrected spectra) and
-    the ripple of the raw spectra against it: `smoothed` is the total r(f) divided out times the
-    last iteration's remainder, `ratio` and `levels` the raw data / fit. `uncorrected`, the
-    plain `fit_chain` of the same spectra and options if already done, saves the first fit."""
-    spectra = list(spectra)
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations!r}")
-    kwargs: dict[str, Any] = {
-        "fixed": fixed,
-        "outward_noise": outward_noise,
-        "A3": A3,
-        "times_s": times_s,
-    }
-    fit = uncorrected if uncorrected is not None else fit_chain(spectra, cavity, **kwargs)
-    r = np.ones_like(spectra[0].f_hz, dtype=float)
-    for _ in range(iterations):
-        corrected = [replace(s, power_W=s.power_W / r) for s in spectra]
-        step = gain_ripple(corrected, fit, window_bins, polyorder, times_s=times_s)
-        r = r * step.smoothed / step.smoothed.mean()
-        start = {name: float(getattr(fit, name)) for name in (*PARAMETERS, DRIFT)}
-        corrected = [replace(s, power_W=s.power_W / r) for s in spectra]
-        fit = fit_chain(corrected, cavity, initial=start, **kwargs)
-    raw = gain_ripple(spectra, fit, window_bins, polyorder, times_s=times_s)
-    corrected = [replace(s, power_W=s.power_W / r) for s in spectra]
-    rest = gain_ripple(corrected, fit, window_bins, polyorder, times_s=times_s).smoothed
-    total = r * rest
-    total = total / total.mean()
-    rms = float(100.0 * np.sqrt(np.mean((total - total.mean()) ** 2)))
-    return fit, Ripple(raw.f_hz, raw.ratio, total, rms, raw.levels)
+    """`fit_chain` with the gain ripple fitted jointly (a spline with knots `knot_Hz` apart),
+    and the ripple as the paper shows it (Fig. 5): the mean ratio of the data to that fit's
+    ripple-free model, smoothed by a Savitzky-Golay filter (`gain_ripple`)."""
+    kwargs: dict[str, Any] = {"fixed": fixed, "outward_noise": outward_noise, "A3": A3}
+    fit = fit_chain(spectra, cavity, times_s=times_s, ripple_knot_Hz=knot_Hz, **kwargs)
+    return fit, gain_ripple(spectra, fit, window_bins, polyorder, times_s=times_s)
 
 
 def level_drift(

@@ -191,6 +191,7 @@ class TemperatureControllerModel(SimModel):
         if len(set(heaters.values())) < len(heaters):
             raise ValueError(f"{where}: two outputs drive the same plate ({heaters})")
         self.loops = {out: HeaterLoop(heaters.get(out)) for out in OUTPUT_IDS}
+        self._settings_cache: dict[int, dict[str, Any]] = {}
         self.loop_period_s = number(self.params, "loop_period_s", 0.1, name, 1e-3, 10.0)
         self._readout_rng = world.rng(f"{name}.readout")
         self._loop_rng = world.rng(f"{name}.loop")
@@ -233,9 +234,13 @@ class TemperatureControllerModel(SimModel):
         return "1" if self._loop(out).ramping(bool(self.setting("ramp_enabled", out))) else "0"
 
     def _output_settings(self, out: int) -> dict[str, Any]:
-        names = ("heater_range", "manual_power", "mode", "setpoint", "ramp_rate", "ramp_enabled",
-                 "p", "i", "d", "input_channel")
-        return {n: self.setting(n, out) for n in names}
+        """An output's loop settings, read once per change (`on_setting`/`on_reset` forget)."""
+        cached = self._settings_cache.get(out)
+        if cached is None:
+            names = ("heater_range", "manual_power", "mode", "setpoint", "ramp_rate",
+                     "ramp_enabled", "p", "i", "d", "input_channel")
+            cached = self._settings_cache[out] = {n: self.setting(n, out) for n in names}
+        return cached
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -265,6 +270,7 @@ class TemperatureControllerModel(SimModel):
             raise SCPIError(-221, f"{where} is disabled")
 
     def on_setting(self, name: str, ch: str | None, value: Any) -> None:
+        self._settings_cache.clear()
         if ch is None or name == "enabled":
             return
         out = int(ch)
@@ -289,6 +295,7 @@ class TemperatureControllerModel(SimModel):
             self.world.thermal.set_heater(loop.plate, loop.power_W)
 
     def on_reset(self) -> None:
+        self._settings_cache.clear()
         for loop in self.loops.values():
             loop.stop()
             loop.power_W = 0.0

@@ -53,14 +53,29 @@ def _run(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, dict[str, An
     return run_dir, json.loads((run_dir / "summary.json").read_text())
 
 
+#: The programme with 1-hour spectra (20x the paper's 3 minutes): the losses' statistical
+#: errors shrink ~4.5x, to ~0.014 (A1) and ~0.006 (A_cir). The plates are regulated and stable
+#: through a capture, so the simulated VST samples their temperatures every 10 min, not 10 s.
+LONG = (
+    "steps.2.sweep.steps.2.spectrum.integration=60 min",
+    "rig.instruments.vst.sim.thermal_sample_s=600",
+)
+
+
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     return _run(tmp_path_factory.mktemp("halo"), "paper")
 
 
 @pytest.fixture(scope="module")
+def paper_long(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    return _run(tmp_path_factory.mktemp("halo"), "paper_long", *LONG)
+
+
+@pytest.fixture(scope="module")
 def other_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    sets = [
+    sets = [*LONG]
+    sets += [
         f"rig.world.{group}.{key}={value}"
         for group, values in OTHER.items()
         for key, value in values.items()
@@ -128,21 +143,29 @@ def _injected_chain(world: dict[str, Any], run_dir: Path) -> tuple[float, float]
     return float(np.mean(gains)), float(np.mean(noises))
 
 
-def _check_chain(result: dict[str, Any], world: dict[str, Any], run_dir: Path) -> None:
+def _check_chain(
+    result: dict[str, Any], world: dict[str, Any], run_dir: Path, *, long: bool
+) -> None:
     fit = result["fit"]
     gain_dB, noise_K = _injected_chain(world, run_dir)
     assert fit["gain_dB"] == pytest.approx(gain_dB, abs=0.05)
     assert fit["added_noise_K"] == pytest.approx(noise_K, rel=0.03)
-    # A1 and A_cir are nearly degenerate with T_mx at 23-63 mK (T~_mx ~ the half quantum
-    # throughout): eight 3-minute spectra determine them to ~0.07 and ~0.035 (1 sigma), so each
-    # loss is held to 0.03 or to twice its fitted error, whichever is larger.
-    truth = {"A1": world["cables"]["A1"], "A2": world["cables"]["A2"],
-             "A_cir": world["circulator"]["A"]}
-    for key, value in truth.items():
-        assert fit[key] == pytest.approx(value, abs=max(0.03, 2 * fit[f"{key}_err"])), key
-    assert fit["A2"] == pytest.approx(truth["A2"], abs=0.03)
     for key in ("gain_dB", "added_noise_K", "A1", "A_cir", "A2"):
         assert np.isfinite(fit[f"{key}_err"]) and fit[f"{key}_err"] > 0
+    truth = {"A1": world["cables"]["A1"], "A2": world["cables"]["A2"],
+             "A_cir": world["circulator"]["A"]}
+    assert fit["A2"] == pytest.approx(truth["A2"], abs=0.03)
+    if long:  # 1-hour spectra: every loss within 0.03, and within 2.5 sigma of its error
+        for key, value in truth.items():
+            assert fit[key] == pytest.approx(value, abs=0.03), key
+            assert abs(fit[key] - value) < 2.5 * fit[f"{key}_err"] + 1e-3, key
+    else:
+        # A1 and A_cir are nearly degenerate with T_mx at 23-63 mK (T~_mx ~ the half quantum
+        # throughout): eight 3-minute spectra determine them only to ~0.06 and ~0.03 (1 sigma,
+        # measured), so here they are held to twice their fitted errors, which must say so.
+        for key in ("A1", "A_cir"):
+            assert fit[f"{key}_err"] < 0.1, key
+            assert abs(fit[key] - truth[key]) < 2 * fit[f"{key}_err"], key
 
 
 def test_summary_has_the_issue_keys(paper_run: tuple[Path, dict[str, Any]]) -> None:
@@ -175,7 +198,7 @@ def _injected_ripple(run_dir: Path) -> tuple[float, float]:
 
 @needs_lossy_sim
 def test_ripple_correction_and_drift_match_the_rig(
-    paper_run: tuple[Path, dict[str, Any]],
+    paper_run: tuple[Path, dict[str, Any]], paper_long: tuple[Path, dict[str, Any]]
 ) -> None:
     run_dir, summary = paper_run
     result = summary["analyze"]["haloscope"]
@@ -185,13 +208,18 @@ def test_ripple_correction_and_drift_match_the_rig(
     # The ripple is divided out: chi2 ~1 (the plain fit's ~1.8 is the ripple).
     assert result["fit"]["reduced_chi2"] == pytest.approx(1.0, abs=0.05)
     assert result["fit_uncorrected"]["reduced_chi2"] > 1.3
-    # 0.04 %/h over the programme's ~0.6 h: the fit's error (~0.027 %/h) exceeds the drift.
+    # 0.04 %/h over the programme's ~0.6 h: the fit's error (~0.037 %/h) is as large as the
+    # drift. Over the long programme (~8 h) it is measured to a few percent.
     err = ripple["drift_percent_per_hour_err"]
-    assert 0 < err < 0.1
-    assert abs(ripple["drift_percent_per_hour"] - rate) < max(3 * err, 0.02)
+    assert 0.01 < err < 0.1
+    assert abs(ripple["drift_percent_per_hour"] - rate) < 3 * err
     assert ripple["drift_percent"] == pytest.approx(
         ripple["drift_percent_per_hour"] * ripple["drift_span_h"]
     )
+    long_ripple = paper_long[1]["analyze"]["haloscope"]["ripple"]
+    long_err = long_ripple["drift_percent_per_hour_err"]
+    assert 0 < long_err < 0.003
+    assert abs(long_ripple["drift_percent_per_hour"] - rate) < 3 * long_err
 
 
 def test_reflection_fit_recovers_the_cavity_at_both_parameter_sets(
@@ -206,9 +234,11 @@ def test_reflection_fit_recovers_the_cavity_at_both_parameter_sets(
 
 
 @needs_lossy_sim
-def test_chain_fit_recovers_the_paper_rig(paper_run: tuple[Path, dict[str, Any]]) -> None:
-    run_dir, summary = paper_run
-    _check_chain(summary["analyze"]["haloscope"], _world(), run_dir)
+def test_chain_fit_recovers_the_paper_rig(
+    paper_run: tuple[Path, dict[str, Any]], paper_long: tuple[Path, dict[str, Any]]
+) -> None:
+    for (run_dir, summary), long in ((paper_run, False), (paper_long, True)):
+        _check_chain(summary["analyze"]["haloscope"], _world(), run_dir, long=long)
 
 
 @needs_lossy_sim
@@ -216,7 +246,7 @@ def test_chain_fit_recovers_another_chain_set_by_overrides(
     other_run: tuple[Path, dict[str, Any]],
 ) -> None:
     run_dir, summary = other_run
-    _check_chain(summary["analyze"]["haloscope"], _world(OTHER), run_dir)
+    _check_chain(summary["analyze"]["haloscope"], _world(OTHER), run_dir, long=True)
 
 
 def test_figures_are_written_and_in_the_report(paper_run: tuple[Path, dict[str, Any]]) -> None:

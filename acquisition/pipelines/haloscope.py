@@ -7,10 +7,12 @@ Steps: the S11 sweep (amplitude and phase) is fitted with the line's baseline an
 with the thermometer readings stored beside it; Eq 9 is fitted to all of them at once
 (`analysis.chain_fit.fit_chain`) with five free parameters G', T_a', A1, A_cir, A2, and again
 with the losses fixed to given values (the manufacturer's specs). The gain ripple r(f) is the
-mean data/fit ratio over the spectra, smoothed by a Savitzky-Golay filter. As in Fig. 5 the
-spectra are divided by r(f) and refitted (`fit_chain_corrected`, `ripple_iterations` times):
-`fit` is that ripple-corrected fit, `fit_uncorrected` the plain one, and `ripple.rms_percent`
-the rms of the r(f) divided out. Both free-loss fits know each spectrum's capture time
+mean data/fit ratio over the spectra, smoothed by a Savitzky-Golay filter. The fit that
+corrects for it (`fit_chain_corrected`, Fig. 5) carries r(f) as a spline common to all spectra
+(knots `ripple_knot_Hz` apart) fitted jointly with the chain, so the ripple biases neither
+the gain nor the losses and their errors include the correlation: `fit` is that fit,
+`fit_uncorrected` the plain one, `ripple.rms_percent` the rms of the paper's r(f) (the
+smoothed data / ripple-free model ratio). Both free-loss fits know each spectrum's capture time
 (`time_s`) and carry a linear gain drift in time: `ripple.drift_percent_per_hour` (with `_err`)
 and `ripple.drift_percent`, the drift over the programme's span `ripple.drift_span_h` (first to
 last spectrum). Without the times the drift would be mostly absorbed by T_a' and the losses
@@ -24,7 +26,7 @@ the spectrum step's name; a sweep's points `spec.0`, `spec.1`, ... are all read,
 the outward noise it carries, not a fitted value),
 `fixed_losses` ({A1: 0.96, A2: 0.94, A_cir: 0.96}),
 `ripple_window_bins` (201, Savitzky-Golay window), `ripple_polyorder` (2),
-`ripple_iterations` (2, divide-and-refit passes).
+`ripple_knot_Hz` (250e3, knot spacing of the fitted ripple spline).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "fixed_losses": {"A1": 0.96, "A2": 0.94, "A_cir": 0.96},
     "ripple_window_bins": 201,
     "ripple_polyorder": 2,
-    "ripple_iterations": 2,
+    "ripple_knot_Hz": 250e3,
 }
 LOSSES = ("A1", "A_cir", "A2")
 FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
@@ -169,11 +171,10 @@ def run(inp: PipelineInput) -> PipelineResult:
         data,
         cavity,
         window_bins=window,
+        knot_Hz=float(opts["ripple_knot_Hz"]),
         polyorder=order,
-        iterations=int(opts["ripple_iterations"]),
         A3=a3,
         times_s=timed,
-        uncorrected=uncorrected,
     )
     fixed = chain.fit_chain(data, cavity, fixed=dict(opts["fixed_losses"]), A3=a3)
     ripple_fixed = chain.gain_ripple(data, fixed, window, polyorder=order)
@@ -199,7 +200,7 @@ def run(inp: PipelineInput) -> PipelineResult:
         "residual_drift_percent_per_hour": residual_rate,
         "residual_drift_percent_per_hour_err": residual_err,
         "drift_span_h": span_h,
-        "iterations": int(opts["ripple_iterations"]),
+        "knot_Hz": float(opts["ripple_knot_Hz"]),
         "uncorrected_rms_percent": float(
             chain.gain_ripple(data, uncorrected, window, order, times_s=timed).rms_percent
         ),
