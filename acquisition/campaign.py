@@ -73,7 +73,7 @@ def _str_keys(value: Any) -> Any:
 class TriggerSpec(Model):
     """Trigger settings of one channel (see `acquisition.trigger.ChannelTrigger`)."""
 
-    polarity: Literal[1, -1] = 1
+    polarity: Literal[1, -1, 0] = 1  # 0: both (double meanders), edge triggers only
     edge_threshold: Level | None = None
     level: Level | None = None
     noise_every: Seconds | None = Field(None, description="period of auto (noise) records")
@@ -106,10 +106,19 @@ class WaitStableStep(Step):
     poll: Seconds = 1.0
 
 
+class PublishSpec(Model):
+    """Live records on ZeroMQ PUB in dastard's layout (`acquisition.publisher`)."""
+
+    address: str = Field(description='e.g. "tcp://*:5556"')
+    units_per_count: float | None = Field(None, gt=0, description="float data: units per count")
+
+
 class AcquireStep(Step):
     kind: Literal["acquire"] = "acquire"
     name: str
     source: str
+    #: More boards acquired at the same time as `source`, one Dask task each (multi-board).
+    boards: list[str] = Field(default_factory=list)
     duration: Seconds
     block: int = Field(1 << 15, ge=64, le=1 << 22)
     record_length: int = Field(1024, ge=8, le=1 << 20)
@@ -121,6 +130,7 @@ class AcquireStep(Step):
     fanout: dict[int, list[int]] = Field(default_factory=dict)
     coincidence_window: Seconds = 0.0
     coincidence_min: int = Field(2, ge=2)
+    publish: PublishSpec | None = None
 
     @model_validator(mode="after")
     def _geometry(self) -> AcquireStep:

@@ -128,6 +128,13 @@ class StepChecker:
         """Check `INSTRUMENT.SETTING` or `INSTRUMENT.GROUP.CHANNELS.SETTING` = `value` as a
         `set` step would apply it, and record it in `state` (which checks the uMUX budget)."""
         name, _, rest = str(key).partition(".")
+        if name == "world" and self.state is not None:  # the simulated World (sim rigs)
+            if not rest:
+                self.fail(key_path, "names no World parameter: use world.KEY", at_key=True)
+            elif not self.state.rig.world:
+                self.fail(key_path, "world.* settings need a simulated rig (with `world:`)",
+                          at_key=True)  # fmt: skip
+            return
         spec = self.instrument(key_path, name, (Instrument,), "a setting's instrument", True)
         if spec is None:
             return
@@ -244,6 +251,9 @@ class StepChecker:
         spec = self.instrument(
             (*path, "source"), body.get("source"), (Adc16, UmuxBoard), "an acquire source"
         )
+        boards = body.get("boards")
+        for i, board in enumerate(boards if isinstance(boards, list) else []):
+            self.instrument((*path, "boards", i), board, (Adc16, UmuxBoard), "an acquire board")
         if spec is None:
             return
         ids = tuple(spec.driver.channel_groups()["channels"][0])

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from acquisition import campaign_steps as steps_impl
+from acquisition import distributed_boards as boards_impl
 from acquisition.acquire import AcquisitionError
 from acquisition.campaign import AnyStep, Campaign
 from acquisition.campaign_display import Display
 from acquisition.campaign_steps import RunContext, StepError, WallClock, WorldClock
+from acquisition.cluster import ClusterSpec, connect
 from acquisition.errors import CryodaqError
 from acquisition.pipelines import PART_SEPARATOR, PipelineInput, UnknownPipeline, get_pipeline
 from acquisition.rig import Rig, RigSpec
@@ -104,7 +107,12 @@ class CampaignRunner:
         *,
         resume: bool = False,
         display: Display | None = None,
+        cluster: ClusterSpec | None = None,
+        client: Any = None,
     ) -> None:
+        """`cluster` (or a connected Dask `client`) runs every acquisition as board tasks on
+        it; without either, one-board acquisitions run here and a local cluster of one worker
+        process per board (up to the cores) is started for the first multi-board one."""
         self.campaign = campaign
         self.rig_spec = rig_spec
         self.resolved = resolved
@@ -114,6 +122,9 @@ class CampaignRunner:
         self.progress = Progress.load(run_dir / PROGRESS)
         self.summary: dict[str, Any] = {}
         self.figures: list[Path] = []
+        self.cluster = cluster
+        self.client = client
+        self._cluster_stack = contextlib.ExitStack()
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -158,6 +169,7 @@ class CampaignRunner:
                 finally:
                     if store is not None:
                         store.close(end_reason=status if error is None else f"failed: {error}")
+                    self._cluster_stack.close()
                     self._finish_summary(
                         status, error, clock.now() - virtual0, time.monotonic() - wall0
                     )
@@ -279,6 +291,13 @@ class CampaignRunner:
             return steps_impl.run_wait(ctx, step.duration)
         if kind == "wait_stable":
             return steps_impl.run_wait_stable(ctx, step)
+        if kind == "acquire" and (
+            step.boards
+            or self.cluster is not None
+            or self.client is not None
+            or "boards" in self.progress.partial.get(sid, {})
+        ):  # board tasks on the Dask cluster (one board too, given a cluster)
+            return self._acquire_boards(step, sid, name, ctx)
         if kind == "acquire":
             return self._acquire(step, sid, name, ctx)
         if kind == "spectrum":
@@ -329,6 +348,61 @@ class CampaignRunner:
             "drops": result.drops,
             "end_reason": result.end_reason,
         }
+
+    def _dask(self, boards: int) -> Any:
+        """The Dask client for board tasks (a local cluster is started once, on first use)."""
+        if self.client is None:
+            spec = self.cluster or ClusterSpec(workers=min(boards, os.cpu_count() or 1))
+            self.client = self._cluster_stack.enter_context(connect(spec))
+        return self.client
+
+    def _acquire_boards(
+        self, step: AnyStep, sid: str, name: str, ctx: RunContext
+    ) -> dict[str, Any]:
+        """One acquisition task per board on the Dask cluster; a resumed step re-runs only the
+        boards that miss stream time. A failed board fails the step after the others finished
+        (their parts are kept)."""
+        state = {
+            b: self.progress.partial.get(sid, {}).get("boards", {}).get(b)
+            or {"parts": [], "live_s": 0.0}
+            for b in [step.source, *step.boards]
+        }
+        todo = {
+            b: (len(s["parts"]) + 1, step.duration - s["live_s"])
+            for b, s in state.items()
+            if s["live_s"] < step.duration * (1 - 1e-9)
+        }
+        stop = f"cryodaq-stop-{uuid.uuid4().hex}"
+        tasks = boards_impl.board_tasks(ctx, step, name, todo, stop)
+        outcomes, interrupted = [], False
+        if tasks:
+            client = self._dask(len(tasks))
+            outcomes, interrupted = boards_impl.run_tasks(client, tasks, ctx.store)
+        stored = set(RunReader(self.run_dir / STORE).acquisitions())
+        for out in outcomes:  # a board that stored nothing is named in the step's error only
+            if out.result is not None and out.store_name in stored:
+                s = state[out.board]
+                s["parts"] = [*s["parts"], out.store_name]
+                s["live_s"] += out.result.live_time_s
+                self.summary["acquisitions"][out.store_name] = {
+                    **out.result.as_dict(), "board": out.board, "error": out.error
+                }
+        if ctx.clock.virtual:  # the boards' stream time passed on the campaign's clock too
+            ctx.clock.sleep(max((o.result.live_time_s for o in outcomes if o.result), default=0))
+        failed = [o for o in outcomes if o.error]
+        short = any(s["live_s"] < step.duration * (1 - 1e-9) for s in state.values())
+        if failed or interrupted or short:
+            self.progress.partial[sid] = {"boards": state}
+            self.progress.save()
+            self._save_summary()
+            if failed:
+                raise StepError(
+                    f"acquire {name}: " + "; ".join(f"board {o.board}: {o.error}" for o in failed)
+                    + " (the other boards kept their data; --resume re-runs what is missing)"
+                )
+            raise Interrupted
+        self.progress.partial.pop(sid, None)
+        return {"acquisition": name, **boards_impl.merged(state, self.summary["acquisitions"])}
 
     def _analyze(self, step: AnyStep, name: str, ctx: RunContext) -> dict[str, Any]:
         try:

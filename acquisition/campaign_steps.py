@@ -23,8 +23,10 @@ from acquisition.campaign import (
     TuneStep,
     WaitStableStep,
 )
+from acquisition.distributed_channels import OffsetSource, shifted
 from acquisition.errors import CryodaqError
 from acquisition.live_monitor import LiveMonitor
+from acquisition.publisher import ZmqPublisher
 from acquisition.rig import Rig, channel_selection, planned_settings
 from acquisition.run_store import RunWriter
 from acquisition.sources import AdcSource, BlockSource, UmuxSource
@@ -152,6 +154,10 @@ def apply_settings(ctx: RunContext, settings: Mapping[str, Any]) -> dict[str, An
     """Set instrument parameters given as dotted paths; returns what was set (SI values)."""
     done: dict[str, Any] = {}
     for path, value in settings.items():
+        if path.startswith(WORLD_PREFIX):
+            set_world(ctx, path, value)
+            done[path] = value
+            continue
         name, tree = settings_tree(path, value)
         spec = ctx.rig.spec.instruments.get(name)
         if spec is None:
@@ -163,6 +169,21 @@ def apply_settings(ctx: RunContext, settings: Mapping[str, Any]) -> dict[str, An
             node.set(setting, si_value)
         done[path] = value
     return done
+
+
+#: `set` keys under this prefix change the simulated World (a source swapped, a shield
+#: mounted between acquisitions) rather than an instrument.
+WORLD_PREFIX = "world."
+
+
+def set_world(ctx: RunContext, path: str, value: Any) -> None:
+    """`world.KEY: value` on a simulated rig (see `sim_instruments.world.World.set_param`)."""
+    if ctx.rig.world is None:
+        raise StepError(f"set {path}: world.* settings exist only on simulated rigs")
+    try:
+        ctx.rig.world.set_param(path.removeprefix(WORLD_PREFIX), value)
+    except ValueError as exc:
+        raise StepError(f"set {path}: {exc}") from None
 
 
 def run_set(ctx: RunContext, step: SetStep) -> dict[str, Any]:
@@ -214,14 +235,13 @@ def run_wait_stable(ctx: RunContext, step: WaitStableStep) -> dict[str, Any]:
 # -- acquire ------------------------------------------------------------------------------------
 
 
-def _source(ctx: RunContext, step: AcquireStep) -> BlockSource:
-    inst = ctx.instrument(step.source)
+def _source(inst: Instrument, step: AcquireStep, clock: RunClock) -> BlockSource:
     if isinstance(inst, Adc16):
-        return AdcSource(inst, step.block, ctx.clock.time_ns)
+        return AdcSource(inst, step.block, clock.time_ns)
     if isinstance(inst, UmuxBoard):
-        return UmuxSource(inst, step.block, ctx.clock.time_ns)
+        return UmuxSource(inst, step.block, clock.time_ns)
     raise StepError(
-        f"acquire {step.name}: {step.source!r} is a {type(inst).__name__}, not an ADC or uMUX board"
+        f"acquire {step.name}: {inst.name!r} is a {type(inst).__name__}, not an ADC or uMUX board"
     )
 
 
@@ -261,23 +281,45 @@ def trigger_config(
     )
 
 
-def run_acquire(
-    ctx: RunContext, step: AcquireStep, store_name: str, duration_s: float
-) -> AcquisitionResult:
-    """Acquire `duration_s` of stream into acquisition `store_name` of the run store."""
-    source = _source(ctx, step)
+def acquisition_for(
+    inst: Instrument,
+    step: AcquireStep,
+    store_name: str,
+    duration_s: float,
+    store: Any,
+    clock: RunClock,
+    *,
+    offset: int = 0,
+    sinks: Callable[[tuple[int, ...]], dict[str, SinkSpec]] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Acquisition:
+    """The acquisition of `step` on board `inst` into `store_name` of `store`; its channel
+    numbers shifted by `offset` (a board part of a multi-board step); `sinks(channels)` gives
+    further sinks."""
+    source = _source(inst, step, clock)
     channels = tuple(c for c in source.device.channel_ids if source.device.channel(c).enabled)
     if not channels:
-        raise StepError(f"acquire {step.name}: no channel of {step.source!r} is enabled")
+        raise StepError(f"acquire {step.name}: no channel of {inst.name!r} is enabled")
     config = trigger_config(step, source, channels)
-    monitor = LiveMonitor(channels, duration_s=duration_s)
-    acquisition = Acquisition(
+    if offset:
+        source, config = OffsetSource(source, offset), shifted(config, offset)
+    extra = sinks(tuple(c + offset for c in channels)) if sinks else {}
+    if step.publish is not None:
+        publisher = ZmqPublisher(
+            step.publish.address,
+            [c + offset for c in channels],
+            source.dtype,
+            source.units_per_value,
+            units_per_count=step.publish.units_per_count,
+        )
+        extra["publish"] = SinkSpec(publisher, policy="drop", maxsize=64)
+    return Acquisition(
         source,
         config,
         name=store_name,
-        store=ctx.store,
+        store=store,
         duration_s=duration_s,
-        sinks={"monitor": SinkSpec(monitor, policy="drop", maxsize=8)},
+        sinks=extra,
         metadata={
             "step": step.name,
             "trigger": {
@@ -286,9 +328,26 @@ def run_acquire(
                 "holdoff": config.holdoff or config.record_length,
                 "coincidence_window": config.coincidence_window,
             },
+            **(metadata or {}),
         },
     )
-    ctx.on_monitor(monitor, acquisition.drops)
+
+
+def run_acquire(
+    ctx: RunContext, step: AcquireStep, store_name: str, duration_s: float
+) -> AcquisitionResult:
+    """Acquire `duration_s` of stream into acquisition `store_name` of the run store."""
+    monitors: list[LiveMonitor] = []
+
+    def monitor(channels: tuple[int, ...]) -> dict[str, SinkSpec]:
+        monitors.append(LiveMonitor(channels, duration_s=duration_s))
+        return {"monitor": SinkSpec(monitors[0], policy="drop", maxsize=8)}
+
+    inst = ctx.instrument(step.source)
+    acquisition = acquisition_for(
+        inst, step, store_name, duration_s, ctx.store, ctx.clock, sinks=monitor
+    )
+    ctx.on_monitor(monitors[0], acquisition.drops)
     try:
         return acquisition.run()
     finally:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +17,11 @@ from acquisition.campaign_display import Display
 from acquisition.campaign_run import FIGURES, STORE, SUMMARY, CampaignRunner, run_directory
 from acquisition.campaign_validate import CampaignInvalid, load_campaign
 from acquisition.cli import app
+from acquisition.cluster import ClusterSpec, connect
+from acquisition.distributed_analysis import analyze as analyze_pipeline
 from acquisition.errors import CryodaqError
 from acquisition.ljh import export_ljh, ljh_filename
-from acquisition.pipelines import PipelineInput, UnknownPipeline, get_pipeline
+from acquisition.pipelines import ChannelFailure, PipelineInput, UnknownPipeline
 from acquisition.report import write_report
 from acquisition.run_reader import RunReader
 
@@ -44,11 +49,18 @@ def run(
         Path | None, typer.Option(help="Continue an interrupted run in this directory")
     ] = None,
     live: Annotated[bool, typer.Option(help="Live display on a terminal")] = True,
+    workers: Annotated[
+        int | None, typer.Option(help="Multi-board steps: N local Dask workers")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Multi-board steps: a running Dask scheduler")
+    ] = None,
 ) -> None:
     """Run a campaign on its rig (simulated: on virtual time, as fast as the host allows)."""
     if (campaign is None) == (resume is None):
         raise _fail("give a campaign file, or --resume RUN_DIR")
     try:
+        cluster = ClusterSpec(workers=workers, scheduler=scheduler)
         if resume is not None:
             loaded = load_campaign(resume / "campaign.json")
             run_dir = resume
@@ -62,6 +74,7 @@ def run(
             run_dir,
             resume=resume is not None,
             display=Display(live=live),
+            cluster=cluster if cluster.wanted else None,
         )
         code = runner.run()
     except CampaignInvalid as exc:
@@ -105,6 +118,12 @@ def _short(values: dict[str, Any]) -> str:
 def analyze(
     run_dir: Annotated[Path, typer.Argument(help="A run directory")],
     pipeline: Annotated[str | None, typer.Argument(help="Only this pipeline")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Map per-channel steps over N local Dask workers")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Use a running Dask scheduler, tcp://HOST:PORT")
+    ] = None,
 ) -> None:
     """Re-run the analysis of a stored run (its campaign's analyze steps, or one pipeline)."""
     try:
@@ -119,28 +138,50 @@ def analyze(
         raise _fail(f"{run_dir}: the campaign has no analyze step; name a pipeline")
     reader = RunReader(run_dir / STORE)
     figures: list[Path] = []
-    for step in steps:
-        name = step.get("name") or step["pipeline"]
-        try:
-            outcome = get_pipeline(step["pipeline"])(
-                PipelineInput(
-                    run_dir,
-                    reader,
-                    tuple(step.get("acquisitions", ())),
-                    dict(step.get("options", {})),
-                    run_dir / FIGURES,
+    try:
+        spec = ClusterSpec(workers=workers, scheduler=scheduler)
+        with connect(spec) if spec.wanted else contextlib.nullcontext() as client:
+            for step in steps:
+                name = step.get("name") or step["pipeline"]
+                outcome = analyze_pipeline(
+                    step["pipeline"],
+                    PipelineInput(
+                        run_dir,
+                        reader,
+                        tuple(step.get("acquisitions", ())),
+                        dict(step.get("options", {})),
+                        run_dir / FIGURES,
+                    ),
+                    client,
+                    on_piece=_progress(name),
                 )
-            )
-        except (UnknownPipeline, CryodaqError) as exc:
-            raise _fail(str(exc.args[0] if isinstance(exc, UnknownPipeline) else exc)) from None
-        summary.setdefault("analyze", {})[name] = outcome.results
-        figures.extend(outcome.figures)
+                summary.setdefault("analyze", {})[name] = outcome.results
+                figures.extend(outcome.figures)
+    except (UnknownPipeline, CryodaqError) as exc:
+        raise _fail(str(exc.args[0] if isinstance(exc, UnknownPipeline) else exc)) from None
     summary["figures"] = sorted(
         {*summary.get("figures", []), *(str(p.relative_to(run_dir)) for p in figures)}
     )
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     write_report(run_dir, summary, [run_dir / f for f in summary["figures"]])
     _report(run_dir)
+
+
+def _progress(step: str) -> Callable[[Hashable, Any], None]:
+    """Per-channel completion of an analysis step, one line each (failures with the error)."""
+    done = itertools.count(1)
+
+    def show(key: Hashable, outcome: Any) -> None:
+        n = next(done)
+        if isinstance(outcome, ChannelFailure):
+            errors.print(
+                f"  {escape(step)}: channel {key} [red]failed[/]: {escape(outcome.error)} ({n})",
+                highlight=False,
+            )
+        else:
+            console.print(f"  {escape(step)}: channel {key} done ({n})", highlight=False)
+
+    return show
 
 
 def _leaf_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -513,6 +513,21 @@ class RunWriter:
         with self._lock:
             self._open.pop(acq.name, None)
 
+    def adopt(self, name: str) -> None:
+        """List acquisition `name`, created and written in this run's directory by another
+        process (a board task: `acquisition.distributed_boards`). Its own commits make it
+        crash-safe; only this writer writes the run's root attributes. Idempotent."""
+        check_name(name, f"{self.path}: acquisition name")
+        commit = RunReader(self.path)._acq_attrs(name).get("commit")
+        if commit is None:
+            raise RunStoreError(f"{self.path}: acquisition {name!r} is still being created")
+        with self._lock:
+            if self._closed:
+                raise RunStoreError(f"{self.path}: the run is closed")
+            if name not in self._attrs["acquisitions"]:
+                self._attrs["acquisitions"].append(name)
+                write_group(self.path, self._attrs)
+
     def close(self, end_reason: str = "completed") -> None:
         """Close every open acquisition, then mark the run complete with totals; idempotent."""
         if self._closed:

@@ -31,7 +31,9 @@ class TriggerConfigError(CryodaqError, ValueError):
 class ChannelTrigger:
     """How one channel triggers.
 
-    `polarity` +1 for positive-going pulses, -1 for negative ones. `edge_threshold` applies to
+    `polarity` +1 for positive-going pulses, -1 for negative ones, 0 for both (a double
+    meander: two pixels of opposite sign on one channel; edge triggers only, each record's
+    summaries taken with the sign of its larger excursion). `edge_threshold` applies to
     the derivative kernel x[i] + x[i-1] - x[i-2] - x[i-3] (data units), `level` to the signal;
     `auto_period` (samples, 0: off) takes periodic noise records.
     """
@@ -42,9 +44,13 @@ class ChannelTrigger:
     auto_period: int = 0
 
     def check(self, ch: int) -> None:
-        if self.polarity not in (1, -1):
+        if self.polarity not in (1, -1, 0):
             raise TriggerConfigError(
-                f"channel {ch}: polarity must be +1 or -1, got {self.polarity}"
+                f"channel {ch}: polarity must be +1, -1 or 0 (both), got {self.polarity}"
+            )
+        if self.polarity == 0 and self.level is not None:
+            raise TriggerConfigError(
+                f"channel {ch}: a level trigger needs polarity +1 or -1, not 0 (both)"
             )
         if self.edge_threshold is not None and not self.edge_threshold > 0:
             raise TriggerConfigError(

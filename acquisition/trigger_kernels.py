@@ -41,7 +41,8 @@ def scan(
 ):  # pragma: no cover - numba
     """Find edge, level and auto triggers in `work[c, scan_from[c]:scan_to]` for every channel.
 
-    An edge trigger fires where the derivative kernel (times polarity) reaches `threshold`
+    An edge trigger fires where the derivative kernel (times polarity; polarity 0: its
+    absolute value, for channels with pulses of both signs) reaches `threshold`
     after being below it; its sample is the largest one-sample step among the crossing sample
     and its two neighbours: the pulse's arrival (so `scan_to` must leave one sample after).
     A level trigger fires where polarity * x crosses polarity * level upwards. Both respect
@@ -65,21 +66,23 @@ def scan(
                     continue
                 kind = 0
                 if edge_on[c]:
-                    d = pol * (
-                        (np.float64(work[c, i]) + work[c, i - 1])
-                        - (np.float64(work[c, i - 2]) + work[c, i - 3])
+                    d = (np.float64(work[c, i]) + work[c, i - 1]) - (
+                        np.float64(work[c, i - 2]) + work[c, i - 3]
                     )
-                    if d >= thr:
-                        dp = pol * (
+                    s = pol
+                    if pol == 0.0:  # both polarities: the sign of this step decides
+                        s = 1.0 if d >= 0 else -1.0
+                    if s * d >= thr:
+                        dp = s * (
                             (np.float64(work[c, i - 1]) + work[c, i - 2])
                             - (np.float64(work[c, i - 3]) + work[c, i - 4])
                         )
                         if dp < thr:
                             kind = EDGE
-                            best = pol * (np.float64(work[c, i - 1]) - work[c, i - 2])
+                            best = s * (np.float64(work[c, i - 1]) - work[c, i - 2])
                             at = i - 1
                             for j in (i, i + 1):
-                                step = pol * (np.float64(work[c, j]) - work[c, j - 1])
+                                step = s * (np.float64(work[c, j]) - work[c, j - 1])
                                 if step > best:
                                     best = step
                                     at = j
@@ -134,6 +137,14 @@ def extract(
                 total2 += np.float64(v) * v
         mean = total / pretrigger if pretrigger > 0 else np.float64(work[row, s0])
         var = total2 / pretrigger - mean * mean if pretrigger > 0 else 0.0
+        if pol == 0.0:  # both polarities: the sign of the larger excursion
+            hi_ex = 0.0
+            lo_ex = 0.0
+            for j in range(pretrigger, length):
+                y = np.float64(records[r, j]) - mean
+                hi_ex = max(hi_ex, y)
+                lo_ex = min(lo_ex, y)
+            pol = 1.0 if hi_ex >= -lo_ex else -1.0
         peak = -np.inf
         peak_j = pretrigger
         pulse_sum = 0.0

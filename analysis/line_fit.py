@@ -108,7 +108,7 @@ def line_counts(
         prob = _simpson(off, density)
     else:
         comps = list(shape)
-        ref = _reference(comps) if reference is None else reference
+        ref = reference_energy(comps) if reference is None else reference
         total = sum(c.weight for c in comps)
 
         def density(x: np.ndarray) -> np.ndarray:
@@ -122,7 +122,7 @@ def line_counts(
     return counts * prob + background * np.diff(edges)
 
 
-def _reference(components: Sequence[Lorentzian]) -> float:
+def reference_energy(components: Sequence[Lorentzian]) -> float:
     """Energy of the component with the highest peak (weight / width)."""
     return max(components, key=lambda c: c.weight / c.fwhm_eV).energy_eV
 
@@ -214,6 +214,17 @@ def _jacobian(f: Callable[[np.ndarray], np.ndarray], p: np.ndarray, span: np.nda
         dn[i] -= h
         cols.append((f(up) - f(dn)) / (2 * h))
     return np.stack(cols, axis=1)
+
+
+def dominant_peak(values: np.ndarray, fraction: float = 0.1) -> float:
+    """Centre of the shortest interval holding `fraction` of the values (robust mode)."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    v = v[np.isfinite(v)]
+    k = max(int(fraction * v.size), 3)
+    if v.size <= k:
+        return float(np.median(v))
+    i = int(np.argmin(v[k:] - v[:-k]))
+    return float(np.median(v[i : i + k + 1]))
 
 
 def histogram(values: np.ndarray, lo: float, hi: float, bin_width: float) -> tuple[np.ndarray, ...]:

@@ -170,7 +170,7 @@ def average_pulse(
     return AveragePulse(avg / peak, peak, int(keep.sum()), pretrigger, float(sample_rate_hz), keep)
 
 
-def _derivative(x: np.ndarray) -> np.ndarray:
+def time_derivative(x: np.ndarray) -> np.ndarray:
     """dx/dn at the samples: 4th-order central differences, 2nd order next to the ends."""
     d = np.gradient(x)
     d[2:-2] = (x[:-4] - 8.0 * x[1:-3] + 8.0 * x[3:-1] - x[4:]) / 12.0
@@ -236,7 +236,7 @@ def optimal_filter(
     s = np.fft.rfft(template)
     h = s * inv_j
     if arrival_safe:
-        d = np.fft.rfft(_derivative(template))
+        d = np.fft.rfft(time_derivative(template))
         dd = np.sum(c * np.abs(d) ** 2 * inv_j)
         if dd > 0:
             h = (s - np.sum(c * np.real(np.conj(d) * s) * inv_j) / dd * d) * inv_j

@@ -29,5 +29,12 @@ MN_KB = tuple(
         (6488.83, 2.81, 0.1132),
     )
 )
+#: Ka1/Ka2 doublets of the HOLMES fluorescence target (REFERENCE section 5 energies; natural
+#: widths after Krause & Oliver 1979 and Ka1:Ka2 = 2:1 *(approx.)*).
+AL_KA = (Lorentzian(1486.7, 0.43, 2.0 / 3.0), Lorentzian(1486.3, 0.43, 1.0 / 3.0))
+CL_KA = (Lorentzian(2622.4, 0.69, 2.0 / 3.0), Lorentzian(2620.8, 0.69, 1.0 / 3.0))
+CA_KA = (Lorentzian(3691.7, 0.87, 2.0 / 3.0), Lorentzian(3688.1, 0.87, 1.0 / 3.0))
 #: Line shapes by name, for pipeline options.
-LINE_SHAPES: dict[str, tuple[Lorentzian, ...]] = {"MnKa": MN_KA, "MnKb": MN_KB}
+LINE_SHAPES: dict[str, tuple[Lorentzian, ...]] = {
+    "AlKa": AL_KA, "ClKa": CL_KA, "CaKa": CA_KA, "MnKa": MN_KA, "MnKb": MN_KB,
+}

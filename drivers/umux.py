@@ -1,5 +1,6 @@
 """ROACH2-like microwave SQUID multiplexing (uMUX) board: LO, DAC tone comb, flux ramp,
-complex S21 sweeps and per-channel demodulated phase blocks."""
+complex S21 sweeps, and per-channel blocks of demodulated phase (ACQ:MODE PHASE) or of raw
+channel IQ at the channeliser's rate (ACQ:MODE RAW)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ class UmuxBlock:
     def flux_phi0(self) -> np.ndarray:
         """SQUID flux in Phi0: phase / (2 pi)."""
         return self.phase.astype(float) / (2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class UmuxRawBlock:
+    """Raw channel IQ (complex64, channels x samples) at the channel rate, from counter
+    `first_sample` on: the down-converted tone before flux-ramp demodulation."""
+
+    first_sample: int
+    sample_rate_hz: float
+    channels: tuple[int, ...]
+    iq: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class UmuxBoard(StreamingInstrument):
     ramp_amplitude = Setting("RAMP:AMPL", int, unit="Phi0", allowed=OneOf(tuple(range(1, 9))),
                              doc="Flux quanta per ramp period (n_Phi0)")
     ramp_on = Setting("RAMP:STAT", bool, doc="Flux ramp running")
+    mode = Setting("ACQ:MODE", str, allowed=OneOf(("PHASE", "RAW")),
+                   doc="Stream demodulated phase per ramp period (PHASE) or raw channel IQ (RAW)")
 
     # -- tones ----------------------------------------------------------------------------
 
@@ -95,6 +109,11 @@ class UmuxBoard(StreamingInstrument):
     def lut_resolution_hz(self) -> float:
         """Tone frequency grid of the DAC look-up table."""
         return float(self.query("DAC:RES?"))
+
+    @property
+    def channel_rate_hz(self) -> float:
+        """Sample rate of the channeliser's output (raw IQ)."""
+        return float(self.query("CHAN:RATE?"))
 
     @property
     def channel_budget(self) -> int:
@@ -127,16 +146,27 @@ class UmuxBoard(StreamingInstrument):
     # -- streaming ------------------------------------------------------------------------
 
     def fetch(self, samples: int) -> UmuxBlock:
-        """The next `samples` demodulated samples of every enabled channel."""
+        """The next `samples` demodulated samples of every enabled channel (PHASE mode)."""
+        if self.mode != "PHASE":
+            raise InstrumentError(self.name, "FETC?", "board is in RAW mode; use fetch_raw")
         rate = self.ramp_frequency
         block = self._fetch_stream(samples, rate, "f4")
         return UmuxBlock(block.first_sample, rate, block.channels, block.data)
+
+    def fetch_raw(self, samples: int) -> UmuxRawBlock:
+        """The next `samples` raw IQ samples of every enabled channel (RAW mode)."""
+        if self.mode != "RAW":
+            raise InstrumentError(self.name, "FETC?", "board is in PHASE mode; set mode RAW")
+        rate = self.channel_rate_hz
+        block = self._fetch_stream(samples, rate, "c8")
+        return UmuxRawBlock(block.first_sample, rate, block.channels, block.data)
 
     def summary(self) -> dict[str, object]:
         ramp = "on" if self.ramp_on else "off"
         return {
             "lo": f"{self.lo_frequency / 1e9:.6g} GHz",
             "flux_ramp": f"{self.ramp_frequency / 1e3:g} kHz x {self.ramp_amplitude} Phi0, {ramp}",
+            "mode": self.mode,
             "running": self.running,
             "enabled": f"{len(self.enabled_channels())}/{self.channel_budget}",
         }

@@ -89,6 +89,9 @@ class AdcModel(SimModel):
         nothing = np.zeros(0)
         for row, ch in enumerate(channels):
             signal, noise_lsb = self._signal(ch), self.noise_lsb
+            digitise = getattr(signal, "digitise", None)
+            if digitise is not None and digitise(t0, n, rate, scale, noise_lsb, codes[row]):
+                continue  # the signal rendered its codes, with this ADC's noise, itself
             if signal is None:
                 volts = nothing
             elif noise_lsb > 0 and hasattr(signal, "block_with_noise"):

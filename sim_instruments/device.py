@@ -96,6 +96,10 @@ class PhysicsDevice(Device):
             reply = self._respond_when_ready(command.decode("utf-8", "replace").strip())
             if reply is None or self.silent:
                 continue
+            if isinstance(reply, bytearray):  # a data block: terminated in place, no copy
+                reply += self._response_eom
+                self._out.append(memoryview(reply))
+                continue
             data = reply.encode() if isinstance(reply, str) else bytes(reply)
             self._out.append(memoryview(data + self._response_eom))
 

@@ -49,10 +49,18 @@ def _colored(out, white, sigma, slow, state, a, b, stride, phase):  # pragma: no
 
 
 class ColoredNoise:
-    """Noise of one-sided PSD S(f) = w^2 (1 + f_knee / f) at sample rate `rate_hz`."""
+    """Noise of one-sided PSD S(f) = w^2 (1 + f_knee / f) at sample rate `rate_hz`.
+
+    `components()` gives the 1/f synthesis (state, poles, innovation scales, strides) to a
+    kernel that draws the normals itself (`sim_instruments.mmc_array`)."""
 
     def __init__(
-        self, white_density: float, knee_hz: float, rate_hz: float, rng: np.random.Generator
+        self,
+        white_density: float,
+        knee_hz: float,
+        rate_hz: float,
+        rng: np.random.Generator,
+        top_corner_hz: float | None = None,
     ) -> None:
         if white_density < 0 or knee_hz < 0 or rate_hz <= 0:
             raise ValueError(
@@ -67,7 +75,9 @@ class ColoredNoise:
         self._sigma_white = white_density * math.sqrt(rate_hz / 2.0)
         corners = []
         f = LOWEST_CORNER_HZ
-        top = min(rate_hz / 16.0, 1e3 * knee_hz)
+        # The fastest Lorentzian: 1/f holds up to ~its corner (default 1000 knees, where 1/f is
+        # 0.1 % of the white level); a lower `top_corner_hz` saves updates.
+        top = min(rate_hz / 16.0, 1e3 * knee_hz if top_corner_hz is None else top_corner_hz)
         while knee_hz > 0 and f <= top:
             corners.append(f)
             f *= CORNER_RATIO
@@ -83,6 +93,10 @@ class ColoredNoise:
         # Start each component in its stationary state, so there is no warm-up transient.
         stationary = self._b / np.sqrt(1.0 - self._a**2) if corners else np.zeros(0)
         self._state = self._rng_slow.standard_normal(len(corners)) * stationary
+
+    def components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(state, a, b, stride) of the 1/f components; `state` is updated in place."""
+        return self._state, self._a, self._b, self._stride
 
     def block(
         self, n: int, white: np.random.Generator | None = None, sigma: float | None = None

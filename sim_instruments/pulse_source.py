@@ -27,28 +27,34 @@ ANCHOR_SAMPLES = 64
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_pulses(out, t0, rate, times, heights, rise, decay):  # pragma: no cover - numba
-    """Add the pulses arriving at `times` to out[i], sampled at t0 + i / rate. Each exponential
-    is evaluated exactly every ANCHOR_SAMPLES samples and by multiplication in between (relative
-    error ~1e-14); a rise term below 1e-17 is dropped (no denormals)."""
+def add_pulse(out, t0, rate, time, height, rise, decay):  # pragma: no cover - numba
+    """Add one pulse of peak `height` arriving at `time` to out[i], sampled at t0 + i / rate,
+    for TAIL_DECAYS decay times. Each exponential is evaluated exactly every ANCHOR_SAMPLES
+    samples and by multiplication in between (relative error ~1e-14); a rise term below 1e-17
+    is dropped (no denormals)."""
     n = out.shape[0]
-    norm = peak_norm(rise, decay)
     span = int(TAIL_DECAYS * decay * rate) + 1
     step_d = math.exp(-1.0 / (rate * decay))
     step_r = math.exp(-1.0 / (rate * rise))
+    arrival = int(np.ceil((time - t0) * rate))
+    last = min(n, arrival + span)  # the tail ends span samples after arrival, in any block
+    scale = height / peak_norm(rise, decay)
+    for i in range(max(arrival, 0), last, ANCHOR_SAMPLES):
+        dt = t0 + i / rate - time
+        out[i] += scale * two_exponential(dt, rise, decay)
+        ed = scale * math.exp(-dt / decay)
+        er = scale * math.exp(-dt / rise) if dt < 40.0 * rise else 0.0
+        for j in range(i + 1, min(last, i + ANCHOR_SAMPLES)):
+            ed *= step_d
+            er *= step_r
+            out[j] += ed - er
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_pulses(out, t0, rate, times, heights, rise, decay):  # pragma: no cover - numba
+    """Add the pulses arriving at `times` (shape `rise`, `decay`) to out (see `add_pulse`)."""
     for p in range(times.shape[0]):
-        arrival = int(np.ceil((times[p] - t0) * rate))
-        last = min(n, arrival + span)  # the tail ends span samples after arrival, in any block
-        scale = heights[p] / norm
-        for i in range(max(arrival, 0), last, ANCHOR_SAMPLES):
-            dt = t0 + i / rate - times[p]
-            out[i] += scale * two_exponential(dt, rise, decay)
-            ed = scale * math.exp(-dt / decay)
-            er = scale * math.exp(-dt / rise) if dt < 40.0 * rise else 0.0
-            for j in range(i + 1, min(last, i + ANCHOR_SAMPLES)):
-                ed *= step_d
-                er *= step_r
-                out[j] += ed - er
+        add_pulse(out, t0, rate, times[p], heights[p], rise, decay)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from sim_instruments.device import Handler, SCPIError
+from sim_instruments.mmc_array import MmcChannel, mmc_array
 from sim_instruments.model import SimModel
 from sim_instruments.pulse_source import PulseSource, detector_source
 from sim_instruments.world import World
@@ -47,7 +48,7 @@ class SquidChannelOutput:
     def __init__(self, model: SquidModel, ch: str) -> None:
         self.model = model
         self.ch = ch
-        self.source: PulseSource | None = None
+        self.source: PulseSource | MmcChannel | None = None
         self._filter_state: np.ndarray | None = None
         self._rate = 0.0
         self._noise = model.world.rng(f"{model.name}.ch{ch}.amplifier")
@@ -66,6 +67,28 @@ class SquidChannelOutput:
         gain = m.setting("feedback_resistor", self.ch) * m.feedback_A_per_phi0
         f3db = m.setting("gain_bandwidth", self.ch) * m.bandwidth_per_gbp
         return gain, float(np.exp(-2 * np.pi * f3db / rate_hz))
+
+    def digitise(
+        self, t0: float, n: int, rate_hz: float, codes_per_V: float, noise_lsb: float,
+        out: np.ndarray,
+    ) -> bool:
+        """Fill `out` (int16) with an ADC's codes of this output in one pass, if the source
+        renders codes itself (an `MmcChannel`) and the loop is locked with a bandwidth far
+        above `rate_hz`; the amplifier's and the ADC's (`noise_lsb`) white noise are part of
+        the channel's total. Returns False (nothing done) otherwise."""
+        m = self.model
+        source = self.source
+        if not isinstance(source, MmcChannel) or m.setting("mode", self.ch) != "FLL":
+            return False
+        gain, a = self._fll(rate_hz)
+        if not m.locked[self.ch] or gain <= 0 or 1.0 - a != 1.0:
+            return False
+        electronics = float(np.hypot(m.amplifier_noise_V, noise_lsb / codes_per_V)) / gain
+        source.codes(t0, n, rate_hz, gain * codes_per_V, electronics, out)
+        if n:
+            self._filter_state = np.array([a * out[-1] / codes_per_V])
+            self._rate = rate_hz
+        return True
 
     def block_with_noise(self, t0: float, n: int, rate_hz: float, sigma_V: float) -> np.ndarray:
         """`block` plus independent white Gaussian noise of rms `sigma_V` (a digitiser's).
@@ -117,7 +140,8 @@ class SquidChannelOutput:
 
 
 class SquidModel(SimModel):
-    """Multi-channel FLL electronics; channel n reads detector `detectors[n]` (or `detector`)."""
+    """Multi-channel FLL electronics; channel n reads detector `detectors[n]` (or `detector`),
+    or channel n of the World's detector array `array` (e.g. `mmc`, `sim_instruments.mmc_array`)."""
 
     device_name = "squid32"
 
@@ -149,6 +173,10 @@ class SquidModel(SimModel):
             if kind:
                 output.source = detector_source(world.params, kind, world.rng(f"{name}.ch{ch}"))
             world.register_signal(f"{name}.ch{ch}", output)
+        if p.get("array"):
+            array = mmc_array(world, str(p["array"]))
+            for ch, output in self.outputs.items():
+                output.source = array.channel(int(ch))
 
     def swing_V(self, ch: str) -> float:
         """Peak-to-peak of the V-Phi curve: largest at 1.5 I_c, zero outside the window."""

@@ -3,6 +3,8 @@
 Each plate has a heat capacity C = gamma T (metal at low temperature), a heater, and a link
 that carries P = k (T^n - T_mx^n) to the mixing plate. The mixing plate's temperature rises
 with the total heat load, T_mx = (T_base^2 + P_load / c_mx)^(1/2), as a dilution unit's does.
+Optionally the base temperature wanders (`fluctuation_K` rms, Ornstein-Uhlenbeck with
+correlation time `fluctuation_s`): the slow disturbance a regulated plate's loop must reject.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from sim_instruments.params import number
 
@@ -49,8 +53,14 @@ class Plate:
 class ThermalPlant:
     """The plates of one cryostat; a `Dynamic` of the World."""
 
-    def __init__(self, base_K: float, mixing_cooling: float, plates: list[Plate]) -> None:
+    def __init__(self, base_K: float, mixing_cooling: float, plates: list[Plate],
+                 fluctuation_K: float = 0.0, fluctuation_s: float = 60.0,
+                 rng: np.random.Generator | None = None) -> None:
         self.base_K = base_K
+        self.fluctuation_K = fluctuation_K
+        self.fluctuation_s = fluctuation_s
+        self._wander_K = 0.0
+        self._rng = rng if rng is not None else np.random.default_rng(0)
         self.mixing_cooling = mixing_cooling
         self.mixing_heater_W = 0.0
         self.plates = {p.name: p for p in plates}
@@ -59,11 +69,15 @@ class ThermalPlant:
         self._update_mixing()
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> ThermalPlant:
-        """Build from the World's `thermal` mapping (defaults give a 15 mK fridge)."""
+    def from_params(cls, params: Mapping[str, Any],
+                    rng: np.random.Generator | None = None) -> ThermalPlant:
+        """Build from the World's `thermal` mapping (defaults give a 15 mK fridge); `rng`
+        drives the base-temperature fluctuation."""
         mixing = params.get(MIXING) or {}
         base = number(mixing, "base_K", 0.015, "world.thermal.mixing", low=1e-12)
         cooling = number(mixing, "cooling_W_per_K2", 2.5e-3, "world.thermal.mixing", low=1e-12)
+        wander = number(mixing, "fluctuation_K", 0.0, "world.thermal.mixing", 0.0, base / 3.0)
+        wander_s = number(mixing, "fluctuation_s", 60.0, "world.thermal.mixing", 1e-3, 1e6)
         plates = []
         for name, p in (params.get("plates") or {}).items():
             where = f"world.thermal.plates.{name}"
@@ -77,7 +91,7 @@ class ThermalPlant:
                     temperature_K=number(p, "initial_K", base, where, low=1e-12),
                 )
             )
-        return cls(base, cooling, plates)
+        return cls(base, cooling, plates, wander, wander_s, rng)
 
     def names(self) -> list[str]:
         return [MIXING, *self.plates]
@@ -117,12 +131,18 @@ class ThermalPlant:
 
     def _update_mixing(self) -> None:
         load = self.mixing_heater_W + sum(p.link_power(self.mixing_K) for p in self.plates.values())
-        self.mixing_K = math.sqrt(self.base_K**2 + max(load, 0.0) / self.mixing_cooling)
+        base = self.base_K + self._wander_K
+        self.mixing_K = math.sqrt(base**2 + max(load, 0.0) / self.mixing_cooling)
 
     def step(self, t: float, dt: float) -> None:
-        """Advance every plate by `dt`, then the mixing plate."""
+        """Advance every plate by `dt`, then the base-temperature wander and the mixing
+        plate."""
         for plate in self.plates.values():
             self._step_plate(plate, dt)
+        if self.fluctuation_K > 0:
+            a = math.exp(-dt / self.fluctuation_s)
+            kick = self.fluctuation_K * math.sqrt(1.0 - a * a) * self._rng.standard_normal()
+            self._wander_K = a * self._wander_K + kick
         self._update_mixing()
 
     def _step_plate(self, plate: Plate, dt: float) -> None:

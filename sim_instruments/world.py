@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -60,7 +60,10 @@ class World:
         self._dynamics: list[Dynamic] = []
         self._synced_to = 0.0
         self._signals: dict[str, Signal] = {}
-        self.thermal = ThermalPlant.from_params(self.params.get("thermal") or {})
+        self._arrays: dict[str, Any] = {}
+        self._param_listeners: list[Callable[[str], None]] = []
+        thermal = self.params.get("thermal") or {}
+        self.thermal = ThermalPlant.from_params(thermal, self.rng("thermal"))
         self.add_dynamic(self.thermal)
 
     # -- randomness -------------------------------------------------------------------------
@@ -120,3 +123,44 @@ class World:
         except KeyError:
             known = ", ".join(sorted(self._signals)) or "none"
             raise WorldError(f"no signal {name!r} in the World (known: {known})") from None
+
+    # -- detector arrays (one object behind many instruments' channels) -----------------------
+
+    def detector_array(self, name: str, build: Callable[[], Any] | None = None) -> Any:
+        """The detector array `name` (e.g. "mmc"), built by `build` on first use; tests reach
+        its truth as `rig.world.detector_array("mmc").truth()`."""
+        if name not in self._arrays:
+            if build is None:
+                known = ", ".join(sorted(self._arrays)) or "none (open the instrument reading it)"
+                raise WorldError(f"no detector array {name!r} in the World (built: {known})")
+            self._arrays[name] = build()
+        return self._arrays[name]
+
+    # -- parameters changed while running (a campaign's `set: {world.KEY: value}`) ---------------
+
+    def on_param_change(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(dotted_key)` after `set_param` changes a parameter; the component
+        re-reads what it uses (and raises `WorldError`/`ValueError` naming a bad value)."""
+        self._param_listeners.append(callback)
+
+    def set_param(self, dotted_key: str, value: Any) -> None:
+        """Set World parameter `dotted_key` (e.g. "background.shield") from now on, as a lab
+        would swap a source or mount a shield between acquisitions. A component that does
+        not listen keeps what it read when it was built."""
+        parts = dotted_key.split(".")
+        if not all(parts):
+            raise WorldError(f"world parameter {dotted_key!r}: empty key")
+        with self.lock:
+            node = self.params
+            for part in parts[:-1]:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                elif not isinstance(child, dict):
+                    raise WorldError(f"world.{dotted_key}: world.{part} is not a mapping")
+                else:
+                    child = node[part] = dict(child)
+                node = child
+            node[parts[-1]] = value
+            for callback in self._param_listeners:
+                callback(dotted_key)

@@ -23,7 +23,7 @@ from acquisition.trigger import ChannelTrigger, TriggerConfig
 from drivers.errors import InstrumentError
 
 ROOT = Path(__file__).resolve().parents[1]
-MAXS30 = ROOT / "config" / "rigs" / "maxs30_sim.yaml"
+MAXS30 = ROOT / "config" / "rigs" / "mmc_simple_sim.yaml"  # one positive pixel per channel
 #: 1 V range: 32767 codes/V. A Mn Ka pulse: 5.9 keV x 1e-5 Phi0/eV x 10 kOhm x 44 uA/Phi0 =
 #: 26 mV = 850 codes; its largest one-sample step at 500 kS/s (10 us rise) ~ 160 codes, and the
 #: edge kernel sums two steps. Noise ~0.6 uPhi0/rtHz -> ~3 codes rms: threshold 200 is ~30 sigma.

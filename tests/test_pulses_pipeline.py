@@ -78,7 +78,7 @@ def expected_baseline_fwhm_eV(sim: dict[str, Any]) -> float:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("pulses")
-    doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "config" / "rigs" / "mmc_simple_sim.yaml").read_text())
     doc["world"]["seed"] = 7
     doc["world"]["detectors"]["mmc"] = DETECTOR
     adc = doc["instruments"]["adc1"]["settings"]

@@ -244,3 +244,27 @@ def test_bad_configurations_are_refused_with_the_range() -> None:
         TriggerEngine(TriggerConfig(100, 50, {9: EDGE}), (1, 2), RATE)
     with pytest.raises(TriggerConfigError, match="polarity"):
         TriggerEngine(TriggerConfig(100, 50, {1: ChannelTrigger(polarity=2)}), (1,), RATE)
+
+
+def test_both_polarities_on_one_channel() -> None:
+    # A double meander: pulses of one pixel positive, of the other negative, on one channel
+    # (noise 0.035 each: 0.05 rms summed, as in the other tests).
+    pos, t_pos = pulses(1, 4.0, seed=11, rate_hz=3.0, noise=0.035)
+    neg, t_neg = pulses(1, 4.0, seed=12, rate_hz=3.0, polarity=-1, noise=0.035)
+    data = (pos + neg).astype(np.float32)
+    config = TriggerConfig(256, 64, {1: ChannelTrigger(polarity=0, edge_threshold=0.5)})
+    batches, _ = run(data, config, 5000)
+    index = cat(batches, "sample_index")
+    arrivals = np.sort(np.concatenate([t_pos[0], t_neg[0]]))
+    t = expected(arrivals, data.shape[1], 64, 192, 256)
+    assert index.size == t.size
+    assert np.abs(np.sort(index) - np.ceil(t * RATE)).max() <= 1
+    summ = cat(batches, "summaries")
+    assert summ["peak_value"].min() > 0.9  # each record summarised with its own sign
+    records = cat(batches, "records")
+    signs = np.sign(records[:, 64:].astype(float).sum(axis=1) - 192 * summ["pretrig_mean"])
+    from_pos = np.abs(index[:, None] - np.ceil(t_pos[0] * RATE)[None, :]).min(axis=1) <= 1
+    np.testing.assert_array_equal(signs > 0, from_pos)  # each record has its pixel's sign
+    with pytest.raises(TriggerConfigError, match="level"):
+        config = TriggerConfig(100, 50, {1: ChannelTrigger(polarity=0, level=1.0)})
+        TriggerEngine(config, (1,), RATE)

@@ -16,6 +16,7 @@ from analysis.resonator import find_dips
 from drivers.errors import InstrumentError, SettingRangeError
 from drivers.umux import UmuxBlock, UmuxBoard
 from sim_instruments.library import device_file
+from sim_instruments.pulse_source import PulseSource
 from sim_instruments.umux_model import UmuxModel
 from sim_instruments.world import World
 from tests.conftest import open_simulated
@@ -29,7 +30,7 @@ DETECTORS = {
 }
 NON_DEFAULT_COMB = {
     "count": 20, "first_Hz": 4.905e9, "spacing_Hz": 10e6, "bandwidth_Hz": 1e6, "Qi": 1e5,
-    "scatter": 0.2, "lambda": 0.4, "swing_Hz": 0.6e6,
+    "scatter": 0.2, "frequency_scatter_Hz": 0.8e6, "lambda": 0.4, "swing_Hz": 0.6e6,
 }
 
 
@@ -67,7 +68,7 @@ def test_settings_round_trip(closing: list[Any]) -> None:
     assert board.channel(8).enabled is False
     assert board.enabled_channels() == [7]
     assert board.summary() == {
-        "lo": "5.5 GHz", "flux_ramp": "250 kHz x 3 Phi0, on", "running": False,
+        "lo": "5.5 GHz", "flux_ramp": "250 kHz x 3 Phi0, on", "mode": "PHASE", "running": False,
         "enabled": "1/48",  # 512 MHz / (2 x 250 kHz x 3 x 7) = 48.8
     }
 
@@ -156,9 +157,10 @@ def test_sweep_finds_every_resonator(closing: list[Any], comb: dict[str, Any] | 
     assert truth.size == (33 if comb is None else 20)
     dips = find_dips(sweep.rf_hz, sweep.s21)
     assert len(dips) == truth.size and dips.fitted.all()
-    # Brief: within 50 kHz; measured worst 1.5 kHz (defaults) and 0.6 kHz (20 x 10 MHz).
+    # Brief: within 50 kHz; measured worst 0.96 kHz (defaults) and 0.52 kHz (20 x 10 MHz,
+    # frequencies scattered by 0.3 and 0.8 MHz rms).
     assert np.max(np.abs(dips.freq_hz - np.sort(truth))) < 50e3
-    # Widths are f_r/Q_L of each (scattered) resonator: 2 % (measured <= 0.5 %).
+    # Widths are f_r/Q_L of each (scattered) resonator: 2 % (measured <= 0.8 %).
     order = np.argsort(truth)
     np.testing.assert_allclose(dips.fwhm_hz, (truth / loaded_q(model))[order], rtol=0.02)
     # Off resonance the phase falls as -2 pi f tau: the cable delay, to 1 %.
@@ -220,15 +222,17 @@ def test_channel_budget_follows_the_comb_and_the_ramp(closing: list[Any]) -> Non
 
 
 def _truth_flux(model: UmuxModel, k: int, block: UmuxBlock) -> np.ndarray:
-    """Detector flux the source says it generated, on the block's sample times."""
+    """Detector flux the source says it generated, as each output sample sees it: the flux is
+    given at the ramp periods' boundaries, linear in between, and a demodulated sample is
+    (nearly) its average over the period."""
     source = model.detector(k)
-    assert source is not None
-    t = model.stream.start_s + (block.first_sample + np.arange(block.phase.shape[1])) / (
+    assert isinstance(source, PulseSource)
+    edges = model.stream.start_s + (block.first_sample + np.arange(block.phase.shape[1] + 1)) / (
         block.sample_rate_hz)
-    flux = np.zeros(t.size)
+    flux = np.zeros(edges.size)
     for t_i, energy in source.history:
-        flux += energy * PHI0_PER_EV * unit_pulse(t - t_i, source.rise_s, source.decay_s)
-    return flux
+        flux += energy * PHI0_PER_EV * unit_pulse(edges - t_i, source.rise_s, source.decay_s)
+    return 0.5 * (flux[:-1] + flux[1:])
 
 
 @pytest.mark.parametrize(("f_ramp", "k"), [(500e3, 5), (200e3, 17)])
@@ -249,37 +253,45 @@ def test_demodulated_flux_follows_the_detector(closing: list[Any], f_ramp: float
     assert source is not None and len(source.history) >= 6  # seeded: 8 and 12 pulses
     residual = flux - truth
     residual -= np.median(residual)  # static flux + demodulator phase offset
-    # Expected white noise per sample: readout (quoted for a well-placed tone, scaled by this
-    # tone's flux response) and the detector's own, in quadrature.
-    harmonics = np.abs(model.comb.harmonics(board.lo_frequency + tone))
-    response = harmonics[k]
-    readout = model.readout_noise * model.comb.nominal_harmonic() / response
-    sigma = math.hypot(readout, source.noise_density) * math.sqrt(f_ramp / 2)
+    # Expected white noise per sample: the readout's (the board's prediction for this tone,
+    # from the HEMT noise through the demodulator's sums) and the detector's, in quadrature.
+    readout = model.readout_density(1)
+    assert 1e-7 < readout < 2e-6
+    # The detector's white noise, linear between the periods' boundaries and averaged over
+    # each period, comes out with half its variance.
+    sigma = math.hypot(readout, source.noise_density / math.sqrt(2)) * math.sqrt(f_ramp / 2)
     # Crosstalk: the neighbours' harmonics at this tone add a phasor that turns with the flux
     # difference, so a pulse of height h comes out off by up to crosstalk * h (1.4 % here).
+    harmonics = np.abs(model.comb.harmonics(board.lo_frequency + tone))
+    response = harmonics[k]
     crosstalk = (harmonics.sum() - response) / response
     assert 1e-3 < crosstalk < 0.02
-    # Tolerances: residual rms within 20 % of sigma (measured 1.00 and 1.03 sigma); no sample
-    # beyond 5 sigma + crosstalk x the largest pulse (measured 4.5 and 4.7 sigma).
-    assert np.std(residual) == pytest.approx(sigma, rel=0.2)
-    assert np.max(np.abs(residual)) < 5 * sigma + crosstalk * truth.max()
+    # The sample dropped after each ramp reset leaves a flux-dependent error of up to ~0.7 %
+    # Phi0 (measured 0.67 % for 1 of 32 samples): the bound NONLINEAR allows for it.
+    nonlinear = 0.01
+    # Tolerances: where the flux is at its baseline the residual rms is within 20 % of sigma;
+    # no sample beyond 5 sigma + crosstalk x the largest pulse + the nonlinearity.
+    quiet = truth < 1e-4
+    assert np.std(residual[quiet]) == pytest.approx(sigma, rel=0.2)
+    assert np.max(np.abs(residual)) < 5 * sigma + crosstalk * truth.max() + nonlinear
     # Every pulse is there with its height: least-squares amplitude of the known shape over
     # 3 decay times after the arrival (the other pulses' truth removed) within 4 standard
-    # errors + crosstalk x height (measured errors 0.2 - 0.7 %).
+    # errors + crosstalk x height + the nonlinearity.
     rate = block.sample_rate_hz
     t = model.stream.start_s + (block.first_sample + np.arange(flux.size)) / rate
     baseline = np.median(flux - truth)
     for t_i, energy in source.history:
         expected = energy * PHI0_PER_EV
-        shape = unit_pulse(t - t_i, source.rise_s, source.decay_s)
+        shape = 0.5 * (unit_pulse(t - t_i, source.rise_s, source.decay_s)
+                       + unit_pulse(t + 1 / rate - t_i, source.rise_s, source.decay_s))
         window = (t >= t_i) & (t < t_i + 3 * source.decay_s)
         others = truth - expected * shape
         y, s = (flux - baseline - others)[window], shape[window]
         height = np.dot(y, s) / np.dot(s, s)
         assert height == pytest.approx(expected, abs=4 * sigma / np.linalg.norm(s)
-                                       + crosstalk * expected)
-        before = (t > t_i - 20e-6) & (t < t_i)
-        assert np.all(np.abs(flux[before] - baseline - others[before]) < 6 * sigma)
+                                       + crosstalk * expected + nonlinear)
+        before = (t > t_i - 20e-6) & (t + 1 / rate <= t_i)  # periods ending before it
+        assert np.all(np.abs(flux[before] - baseline - others[before]) < 6 * sigma + nonlinear)
 
 
 def test_tone_off_every_resonator_gives_uniform_phase(closing: list[Any]) -> None:
@@ -376,16 +388,18 @@ def test_readout_noise_scales_with_tone_amplitude_and_response(closing: list[Any
     board.start()
     noise = np.std(board.fetch(40_000).flux_phi0(), axis=1)
     for row, ch in enumerate(tones):
-        response = abs(model.comb.harmonics(board.lo_frequency + board.channel(ch).frequency)[20])
-        expected = (model.readout_noise * math.sqrt(500e3 / 2) * model.comb.nominal_harmonic()
-                    / response * model.reference_amplitude / tones[ch][1])
+        expected = model.readout_density(ch) * math.sqrt(500e3 / 2)
         # 40 000 samples: the rms is known to 0.4 %; 3 % allows the crosstalk of the
         # neighbours' static flux (measured within 0.2 %).
         assert noise[row] == pytest.approx(expected, rel=0.03)
-    # 4x the amplitude: 1/4 of the noise. At the edge of the swing (+1 MHz) the flux
-    # response is ~13x weaker (measured 13.3x the noise).
+    # The prediction from the HEMT: T_sys = 2 K + 290 K / 10^4.5 at -80 dBm per tone, through
+    # the demodulator; k_B T_sys / P_tone fixes it up to the resonator's response, so 4x the
+    # amplitude gives 1/4 of the noise, and at the edge of the swing (+1 MHz) the flux
+    # response is weaker (measured 1.40x the noise: the phase about the circle's centre
+    # degrades slowly off the swing's centre).
+    assert model.system_noise_K() == pytest.approx(2.0 + 290 / 10**4.5)
     assert noise[1] == pytest.approx(noise[0] / 4, rel=0.05)
-    assert noise[2] > 5 * noise[0]
+    assert noise[2] > 1.2 * noise[0]
 
 
 def test_bad_world_parameters_name_the_key() -> None:

@@ -2,17 +2,43 @@
 
 A pipeline reads a stored run, calls the pure functions of `analysis`, writes its figures
 (PNG) and returns JSON-serialisable results that go into `summary.json` under the step.
+
+Per-channel pipelines (the distribution protocol). A pipeline module whose work splits into
+independent per-channel pieces exposes, besides `run`, a function
+
+    plan(inp: PipelineInput) -> ChannelPlan(keys, work, shared, combine, expected)
+
+- `keys`: one hashable per piece (normally the channel number), in result order;
+- `work(shared, key) -> value`: a MODULE-LEVEL function (so it pickles by reference), run once
+  per key, possibly in another process or on another machine. `shared` is a small picklable
+  object (paths, options, geometry: never a reader or an open file); `work` opens the run
+  store itself (`RunReader(shared.run_dir / "store")` or the path it was given), reads only
+  its channel and returns a picklable value;
+- `combine(outcomes) -> PipelineResult`: runs where the plan was made, with
+  `outcomes: dict[key, value | ChannelFailure]` in `keys` order; it writes the figures and
+  builds the results (a failed channel is reported with its error, the others complete);
+- `expected`: exception types that mean "this channel cannot be analysed" (reported by their
+  message alone); any other exception is reported as `Type: message` and logged with its
+  traceback.
+
+`run_plan(plan)` executes a plan serially; `acquisition.distributed_analysis.run_distributed`
+maps the same `work` over Dask workers and calls the same `combine`, so the serial and the
+distributed results come from the same code. A pipeline's `run` is then just
+`run_plan(plan(inp))`. Pipelines without `plan` run serially everywhere.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acquisition.run_reader import RunReader
+
+log = logging.getLogger(__name__)
 
 #: An acquisition interrupted and resumed continues as `<name>-part2`, `<name>-part3`, ...
 PART_SEPARATOR = "-part"
@@ -22,6 +48,8 @@ PIPELINES: dict[str, str] = {
     "pulses": "acquisition.pipelines.pulses:run",
     "haloscope": "acquisition.pipelines.haloscope:run",
     "yfactor": "acquisition.pipelines.yfactor:run",
+    "holmes": "acquisition.pipelines.holmes:run",
+    "mmc": "acquisition.pipelines.mmc:run",
 }
 
 
@@ -64,3 +92,57 @@ def get_pipeline(name: str) -> Pipeline:
         ) from None
     module, _, function = ref.partition(":")
     return getattr(importlib.import_module(module), function)
+
+
+def pipeline_module(name: str) -> Any:
+    """The module of pipeline `name` (for its optional `plan`)."""
+    get_pipeline(name)
+    return importlib.import_module(PIPELINES[name].partition(":")[0])
+
+
+@dataclass(frozen=True)
+class ChannelFailure:
+    """A piece of a plan that raised: its key and the reason reported."""
+
+    key: Hashable
+    error: str
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """A pipeline split into independent per-channel pieces (see the module docstring)."""
+
+    keys: tuple[Hashable, ...]
+    work: Callable[[Any, Any], Any]
+    shared: Any
+    combine: Callable[[Mapping[Any, Any]], PipelineResult]
+    expected: tuple[type[BaseException], ...] = ()
+
+
+def guarded(
+    work: Callable[[Any, Any], Any],
+    shared: Any,
+    key: Hashable,
+    expected: tuple[type[BaseException], ...] = (),
+) -> Any:
+    """`work(shared, key)`; an exception becomes a `ChannelFailure` (so the others go on)."""
+    try:
+        return work(shared, key)
+    except expected as exc:
+        log.warning("channel %s skipped: %s", key, exc)
+        return ChannelFailure(key, str(exc))
+    except Exception as exc:
+        log.exception("channel %s failed", key)
+        return ChannelFailure(key, f"{type(exc).__name__}: {exc}")
+
+
+def run_plan(
+    plan: ChannelPlan, on_piece: Callable[[Hashable, Any], None] | None = None
+) -> PipelineResult:
+    """Execute a plan serially, in key order; `on_piece(key, outcome)` after each."""
+    outcomes: dict[Hashable, Any] = {}
+    for key in plan.keys:
+        outcomes[key] = guarded(plan.work, plan.shared, key, plan.expected)
+        if on_piece is not None:
+            on_piece(key, outcomes[key])
+    return plan.combine(outcomes)

@@ -19,8 +19,9 @@ Options (all optional): `line_eV` (5898.75, Mn Ka), `line_shape` ("gaussian" or 
 
 from __future__ import annotations
 
-import logging
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ import numpy as np
 
 from acquisition.errors import CryodaqError
 from acquisition.online_analysis import ChannelFilter, StoredFilter
-from acquisition.pipelines import PART_SEPARATOR, PipelineInput, PipelineResult
+from acquisition.pipelines import (
+    PART_SEPARATOR,
+    ChannelFailure,
+    ChannelPlan,
+    PipelineInput,
+    PipelineResult,
+    run_plan,
+)
 from acquisition.pipelines.pulses_channel import (
     ChannelResult,
     ChannelSkipped,
@@ -36,9 +44,8 @@ from acquisition.pipelines.pulses_channel import (
     read_stream,
 )
 from acquisition.pipelines.pulses_figures import write_figures
+from acquisition.run_reader import RunReader
 from analysis.xray_lines import LINE_SHAPES
-
-log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "line_eV": 5898.75,
@@ -136,8 +143,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run(inp: PipelineInput) -> PipelineResult:
-    """The `pulses` pipeline (see module docstring)."""
+@dataclass(frozen=True)
+class Shared:
+    """What every channel's work needs (picklable: sent to Dask workers)."""
+
+    store: Path
+    parts: tuple[str, ...]
+    geo: dict[str, Any]
+    opts: dict[str, Any]
+
+
+def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
+    """One channel, read from the run store by whoever runs it (this process or a worker)."""
+    reader = RunReader(shared.store)
+    return analyze_channel(read_stream(reader, list(shared.parts), ch), shared.geo, shared.opts)
+
+
+def plan(inp: PipelineInput) -> ChannelPlan:
+    """The `pulses` pipeline as independent per-channel pieces (see `acquisition.pipelines`)."""
     opts = _options(inp)
     stored = inp.reader.acquisitions()
     names = list(inp.acquisitions) or [  # all, parts of a resumed acquisition under its name
@@ -153,17 +176,37 @@ def run(inp: PipelineInput) -> PipelineResult:
     chans = sorted({c for p in parts for c in inp.reader.channels(p)})
     if opts["channels"] is not None:
         chans = [c for c in chans if c in {int(x) for x in opts["channels"]}]
-    results: dict[int, ChannelResult] = {}
-    channels: dict[str, dict[str, Any]] = {}
-    for ch in chans:
-        try:
-            res = analyze_channel(read_stream(inp.reader, parts, ch), geo, opts)
-        except (ChannelSkipped, ValueError, np.linalg.LinAlgError) as exc:
-            log.warning("pulses: channel %d skipped: %s", ch, exc)
-            channels[str(ch)] = {"error": str(exc)}
-            continue
-        results[ch] = res
-        channels[str(ch)] = _jsonable(res.numbers)
+
+    def combine(outcomes: Mapping[int, ChannelResult | ChannelFailure]) -> PipelineResult:
+        return _combine(inp, names, parts, geo, opts, outcomes)
+
+    return ChannelPlan(
+        tuple(chans),
+        analyze_stored_channel,
+        Shared(inp.reader.path, tuple(parts), geo, opts),
+        combine,
+        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
+    )
+
+
+def run(inp: PipelineInput) -> PipelineResult:
+    """The `pulses` pipeline (see module docstring), channel after channel."""
+    return run_plan(plan(inp))
+
+
+def _combine(
+    inp: PipelineInput,
+    names: list[str],
+    parts: list[str],
+    geo: dict[str, Any],
+    opts: dict[str, Any],
+    outcomes: Mapping[int, ChannelResult | ChannelFailure],
+) -> PipelineResult:
+    results = {ch: r for ch, r in outcomes.items() if isinstance(r, ChannelResult)}
+    channels = {
+        str(ch): {"error": r.error} if isinstance(r, ChannelFailure) else _jsonable(r.numbers)
+        for ch, r in outcomes.items()
+    }
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
     out: dict[str, Any] = {
         "acquisitions": names,

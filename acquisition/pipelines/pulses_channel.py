@@ -17,7 +17,7 @@ import numpy as np
 
 from acquisition.events import TriggerKind
 from acquisition.run_reader import RunReader
-from analysis.line_fit import LineFit, fit_line, histogram
+from analysis.line_fit import LineFit, dominant_peak, fit_line, histogram
 from analysis.optimal_filter import (
     AveragePulse,
     OptimalFilter,
@@ -103,7 +103,7 @@ def read_stream(reader: RunReader, parts: list[str], ch: int) -> Stream:
     return Stream(np.concatenate(pulses), np.concatenate(noise), p_at, n_at, n_edge)
 
 
-def _clean_noise(records: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def clean_noise(records: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """`mask` narrowed by robust upper cuts on each record's rms and largest deviation."""
     out = mask.copy()
     if mask.any():
@@ -114,22 +114,12 @@ def _clean_noise(records: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _need(what: str, n: int, minimum: int) -> None:
+def need(what: str, n: int, minimum: int) -> None:
     if n < minimum:
         raise ChannelSkipped(f"only {n} {what} (need {minimum})")
 
 
-def _dominant_peak(values: np.ndarray, fraction: float = 0.1) -> float:
-    """Centre of the shortest interval holding `fraction` of the values (robust mode)."""
-    v = np.sort(values[np.isfinite(values)])
-    k = max(int(fraction * v.size), 3)
-    if v.size <= k:
-        return float(np.median(v))
-    i = int(np.argmin(v[k:] - v[:-k]))
-    return float(np.median(v[i : i + k + 1]))
-
-
-def _without_pileup(records: np.ndarray, ok: np.ndarray, pre: int, fs: float) -> AveragePulse:
+def without_pileup(records: np.ndarray, ok: np.ndarray, pre: int, fs: float) -> AveragePulse:
     """Narrow `ok` to pulses without a second pulse in the record (none is triggered during
     the holdoff): robust cuts on the largest step after the peak and on the rms residual from
     the scaled average pulse; returns the average of the pulses left."""
@@ -143,38 +133,64 @@ def _without_pileup(records: np.ndarray, ok: np.ndarray, pre: int, fs: float) ->
     return average_pulse(records[ok], pre, fs)
 
 
-def analyze_channel(stream: Stream, geo: dict[str, Any], opts: dict[str, Any]) -> ChannelResult:
-    """The whole per-channel analysis (see module docstring); raises ChannelSkipped."""
+@dataclass
+class Learned:
+    """What a channel's (or a pixel's) clean records teach: the average pulse and its fit, the
+    optimal filter, and which pulse and noise records were clean."""
+
+    avg: AveragePulse
+    fit: PulseFit
+    filt: OptimalFilter
+    p_ok: np.ndarray  # bool per pulse record of the stream
+    n_ok: np.ndarray  # bool per noise record
+    noise_rms: float  # per sample, record units
+
+
+def learn_filter(
+    stream: Stream, geo: dict[str, Any], opts: dict[str, Any], select: np.ndarray | None = None
+) -> Learned:
+    """Clean records, average pulse, pulse fit and optimal filter of a stream (see module
+    docstring); `select` (bool per pulse record) restricts the pulses used, e.g. to one pixel
+    of a double meander, while isolation still counts every trigger. Raises ChannelSkipped."""
     length, pre, fs = geo["length"], geo["pre"], geo["fs"]
-    _need("pulse (edge) triggers", len(stream.pulses), opts["min_pulses"])
-    _need("noise (auto) records", len(stream.noise), opts["min_noise"])
+    chosen = np.ones(len(stream.pulses), bool) if select is None else np.asarray(select, bool)
+    need("pulse (edge) triggers", int(chosen.sum()), opts["min_pulses"])
+    need("noise (auto) records", len(stream.noise), opts["min_noise"])
     # Pass 1: isolation by one record length; a first average pulse gives the decay time.
     p_ok, _ = stream.isolation(length, pre, length)
-    _need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
-    avg = _without_pileup(stream.pulses, p_ok, pre, fs)
+    p_ok &= chosen
+    need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    avg = without_pileup(stream.pulses, p_ok, pre, fs)
     fit = fit_pulse(avg.sign * avg.average, pre, fs)
     # Pass 2: isolation by `isolation_decays` decay times, so no earlier tail is left.
     guard = max(length, int(np.ceil(opts["isolation_decays"] * fit.decay_s * fs)))
     p_ok, n_ok = stream.isolation(guard, pre, length)
-    n_ok = _clean_noise(stream.noise, n_ok)
-    _need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
-    _need("clean noise records", int(n_ok.sum()), opts["min_noise"])
-    avg = _without_pileup(stream.pulses, p_ok, pre, fs)
-    _need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    p_ok &= chosen
+    n_ok = clean_noise(stream.noise, n_ok)
+    need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    avg = without_pileup(stream.pulses, p_ok, pre, fs)
+    need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
     filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
     # Noise records holding a pulse below the trigger threshold; then the final filter.
     amp_n = filt.apply(stream.noise[n_ok])
     n_ok[n_ok] = within(amp_n, NOISE_AMPLITUDE_SIGMAS)
-    _need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    need("clean noise records", int(n_ok.sum()), opts["min_noise"])
     filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
-    amp_p = filt.apply(stream.pulses[p_ok])
-    amp_p = amp_p[amp_p > 0]
-    amp_n = filt.apply(stream.noise[n_ok])
     noise_rms = float(np.sqrt(np.median(noise_record_stats(stream.noise[n_ok])[0] ** 2)))
     fit = fit_pulse(
         avg.sign * avg.average, pre, fs, sigma=max(noise_rms, 1e-12) / np.sqrt(avg.n_records)
     )
-    return _calibrate(stream, geo, opts, avg, fit, filt, amp_p, amp_n)
+    return Learned(avg, fit, filt, p_ok, n_ok, noise_rms)
+
+
+def analyze_channel(stream: Stream, geo: dict[str, Any], opts: dict[str, Any]) -> ChannelResult:
+    """The whole per-channel analysis (see module docstring); raises ChannelSkipped."""
+    ln = learn_filter(stream, geo, opts)
+    amp_p = ln.filt.apply(stream.pulses[ln.p_ok])
+    amp_p = amp_p[amp_p > 0]
+    amp_n = ln.filt.apply(stream.noise[ln.n_ok])
+    return _calibrate(stream, geo, opts, ln.avg, ln.fit, ln.filt, amp_p, amp_n)
 
 
 def _calibrate(
@@ -188,7 +204,7 @@ def _calibrate(
     amp_n: np.ndarray,
 ) -> ChannelResult:
     line_eV = float(opts["line_eV"])
-    gain = line_eV / _dominant_peak(amp_p)
+    gain = line_eV / dominant_peak(amp_p)
     pred_eV = gain * filt.predicted_fwhm
     window = float(opts["window_eV"] or max(50.0, 10.0 * pred_eV))
     bin_eV = float(opts["bin_eV"] or max(0.5, pred_eV / 10.0))
@@ -205,7 +221,7 @@ def _calibrate(
         raise ChannelSkipped("line fit did not converge")
     scale = line_eV / line.centre  # the fitted centre lands on line_eV
     gain *= scale
-    base_fit = _baseline_fit(gain * amp_n)
+    base_fit = baseline_fit(gain * amp_n)
     live, n_edge = geo["live_s"], stream.edge_triggers
     rate = n_edge / live if live > 0 else float("nan")
     dead = geo["holdoff"] / geo["fs"]
@@ -237,7 +253,7 @@ def _calibrate(
     return ChannelResult(numbers, avg, fit, filt, geo["scale"], line, edges, counts, gain, scale)
 
 
-def _baseline_fit(energies: np.ndarray) -> LineFit:
+def baseline_fit(energies: np.ndarray) -> LineFit:
     """Gaussian fit of the filtered noise energies (their histogram over +-6 robust sigma)."""
     s = robust_sigma(energies)
     if not s > 0:

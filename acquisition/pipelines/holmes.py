@@ -1,0 +1,205 @@
+"""Pipeline `holmes`: the HOLMES TES array on uMUX, characterised as in the seed paper.
+
+Per detector (`holmes_detector`, independent pieces that Dask can map): slipped events flagged
+and set aside, optimal filter (optional moving average), drift correction from the pretrigger
+baseline, second-order calibration on the known lines, line fits with their natural widths
+(Mn Ka with its full structure), noise-only and predicted resolution, noise PSD components and
+the demodulation's artefact lines, three-exponential pulse fit, largest slew against the
+limit, Wiener-filter time resolution and the pile-up fraction. Over the array: the channel
+budget (from the `tune` step's data) and the pile-up fraction A tau_R.
+
+Options (all optional): `lines` (names of the calibration lines, default the 55Fe target's:
+AlKa, ClKa, CaKa, MnKa, MnKb), `resolution_line` ("MnKa": its FWHM is `fwhm_eV`),
+`shape_line` ("ClKa": the pulse-shape fit, slew and example pulses), `pair_energy_eV` (each
+pulse of the pile-up pairs; default Q/2 of 163Ho), `pairs` (Monte Carlo pairs per separation),
+`activity_Bq` (per detector for f_pp; default the measured trigger rate), `smooth_samples`
+(moving average before the filter; 1 = none), `phase_correction` (True), `isolation_s` (no
+other trigger this long before a pulse: 4 ms, ~8 slow decays), `baseline_window_s` (the
+drift correction's bath signal: pretrigger means of the quiet records within +-0.2 s of each
+pulse, averaged; 0: the pulse's own), `isolation_decays` (as in
+`pulses`), `loop_gain`, `johnson_ratio` (load / TES Johnson density: the noise
+component model), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
+`channels` (subset), `designs` (channel -> design label, for the figures), `tune` (name of
+the tune step whose sweep is plotted), `seed`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from acquisition.errors import CryodaqError
+from acquisition.pipelines import (
+    PART_SEPARATOR,
+    ChannelFailure,
+    ChannelPlan,
+    PipelineInput,
+    PipelineResult,
+    run_plan,
+)
+from acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
+from acquisition.pipelines.holmes_figures import write_figures
+from acquisition.pipelines.pulses import Shared, _geometry, _jsonable
+from acquisition.pipelines.pulses_channel import ChannelSkipped
+from analysis.ho163 import Q_EV
+from analysis.line_calibration import KnownLine
+from analysis.line_fit import reference_energy
+from analysis.time_resolution import pileup_fraction
+from analysis.xray_lines import LINE_SHAPES
+
+#: Ka energies (eV) of the light target elements (REFERENCE.md section 5, Ka1), used when
+#: `analysis.xray_lines` has no natural shape for them.
+KA_EV = {"AlKa": 1486.7, "ClKa": 2622.4, "CaKa": 3691.7, "MnKa": 5898.853, "MnKb": 6490.89}
+
+DEFAULTS: dict[str, Any] = {
+    "lines": ["AlKa", "ClKa", "CaKa", "MnKa", "MnKb"],
+    "resolution_line": "MnKa",
+    "shape_line": "ClKa",
+    "pair_energy_eV": Q_EV / 2.0,
+    "pairs": 100,
+    "activity_Bq": None,
+    "smooth_samples": 1,
+    "phase_correction": True,
+    "isolation_decays": 8.0,
+    "isolation_s": 4e-3,
+    "baseline_window_s": 0.2,
+    "loop_gain": 10.0,
+    "johnson_ratio": 0.3,
+    "artefact_hz": 62.5e3,
+    "fwhm_guess_eV": 5.0,
+    "min_pulses": 50,
+    "min_noise": 20,
+    "channels": None,
+    "designs": None,
+    "tune": "tune",
+    "seed": 0,
+}
+
+
+class PipelineError(CryodaqError):
+    """The pipeline cannot run at all (bad options, missing acquisition)."""
+
+
+def known_line(name: str) -> KnownLine:
+    """A calibration line by name: its natural shape if `xray_lines` has one, else a Gaussian
+    at its Ka1 energy."""
+    shape = LINE_SHAPES.get(name)
+    if shape:
+        return KnownLine(name, reference_energy(shape), tuple(shape))
+    if name not in KA_EV:
+        raise PipelineError(
+            f"holmes: unknown line {name!r}; known: {', '.join(sorted({*KA_EV, *LINE_SHAPES}))}"
+        )
+    return KnownLine(name, KA_EV[name])
+
+
+def _options(inp: PipelineInput) -> dict[str, Any]:
+    unknown = set(inp.options) - set(DEFAULTS)
+    if unknown:
+        raise PipelineError(
+            f"holmes: unknown option(s) {sorted(unknown)}; allowed: {', '.join(DEFAULTS)}"
+        )
+    opts = {**DEFAULTS, **inp.options}
+    for key in ("resolution_line", "shape_line"):
+        if opts[key] not in opts["lines"]:
+            raise PipelineError(f"holmes: {key} {opts[key]!r} is not among lines {opts['lines']}")
+    if not 1 <= int(opts["smooth_samples"]) <= 64:
+        raise PipelineError(f"holmes: smooth_samples must be 1 .. 64, got {opts['smooth_samples']}")
+    if not float(opts["baseline_window_s"]) >= 0:
+        raise PipelineError(f"holmes: baseline_window_s must be >= 0, got "
+                            f"{opts['baseline_window_s']}")
+    if not float(opts["pair_energy_eV"]) > 0:
+        raise PipelineError(f"holmes: pair_energy_eV must be > 0, got {opts['pair_energy_eV']}")
+    if opts["designs"] is not None:
+        opts["designs"] = {int(k): str(v) for k, v in dict(opts["designs"]).items()}
+    return opts
+
+
+def plan(inp: PipelineInput) -> ChannelPlan:
+    """The `holmes` pipeline as independent per-detector pieces (see `acquisition.pipelines`)."""
+    opts = _options(inp)
+    opts["lines"] = tuple(known_line(n) for n in opts["lines"])
+    stored = inp.reader.acquisitions()
+    names = list(inp.acquisitions) or [
+        a for a in stored if not any(a.startswith(f"{b}{PART_SEPARATOR}") for b in stored)
+    ]
+    parts = [p for name in names for p in inp.parts(name)]
+    missing = [name for name in names if not inp.parts(name)]
+    if missing or not parts:
+        raise PipelineError(
+            f"holmes: no acquisition {missing or names} in {inp.run_dir}; it has {stored}"
+        )
+    geo = _geometry(inp, parts)
+    chans = sorted({c for p in parts for c in inp.reader.channels(p)})
+    if opts["channels"] is not None:
+        chans = [c for c in chans if c in {int(x) for x in opts["channels"]}]
+
+    def combine(outcomes: Mapping[int, DetectorResult | ChannelFailure]) -> PipelineResult:
+        return _combine(inp, names, geo, opts, outcomes)
+
+    return ChannelPlan(
+        tuple(chans),
+        analyze_stored_detector,
+        Shared(inp.reader.path, tuple(parts), geo, opts),
+        combine,
+        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
+    )
+
+
+def run(inp: PipelineInput) -> PipelineResult:
+    """The `holmes` pipeline (see module docstring), detector after detector."""
+    return run_plan(plan(inp))
+
+
+def _tune_data(inp: PipelineInput, name: str) -> dict[str, Any] | None:
+    """The tune step's sweep, dips, tones and budget, if the run has them."""
+    data = inp.run_dir / "data"
+    path = data / f"{name}.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as npz:
+        out: dict[str, Any] = {k: npz[k] for k in npz.files}
+    meta = data / f"{name}.json"
+    out.update(json.loads(meta.read_text()) if meta.exists() else {})
+    return out
+
+
+def _combine(
+    inp: PipelineInput,
+    names: list[str],
+    geo: dict[str, Any],
+    opts: dict[str, Any],
+    outcomes: Mapping[int, DetectorResult | ChannelFailure],
+) -> PipelineResult:
+    results = {ch: r for ch, r in outcomes.items() if isinstance(r, DetectorResult)}
+    designs = opts["designs"] or {}
+    channels: dict[str, Any] = {}
+    for ch, r in outcomes.items():
+        entry = {"error": r.error} if isinstance(r, ChannelFailure) else _jsonable(r.numbers)
+        if ch in designs:
+            entry["design"] = designs[ch]
+        channels[str(ch)] = entry
+    tune = _tune_data(inp, str(opts["tune"]))
+    taus = [r.numbers["time_resolution_s"] for r in results.values()]
+    taus = [t for t in taus if np.isfinite(t)]
+    acts = [r.numbers["activity_Bq"] for r in results.values()]
+    tau = float(np.mean(taus)) if taus else float("nan")
+    act = float(np.mean(acts)) if acts else float("nan")
+    out: dict[str, Any] = {
+        "acquisitions": names,
+        "channel_budget": int(tune["budget"]) if tune and "budget" in tune else None,
+        "resonators_found": int(np.size(tune["dips_hz"])) if tune else None,
+        "pileup_fraction": {
+            "activity_Bq": act,
+            "time_resolution_s": tau,
+            "value": pileup_fraction(act, tau) if np.isfinite(tau * act) else None,
+        },
+        "channels": channels,
+    }
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
+    figures = write_figures(results, designs, tune, geo, inp.figures_dir, f"holmes_{tag}")
+    return PipelineResult(_jsonable(out), figures)

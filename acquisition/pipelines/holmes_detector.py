@@ -1,0 +1,296 @@
+"""One detector of the `holmes` pipeline: its records read from the run store and turned into
+the seed paper's numbers (a module-level function over picklable inputs, so Dask can map it).
+
+Order: isolated pulse records (no other trigger from `isolation` before to the record's end);
+flux-quantum slips flagged on them (`analysis.slew`, against the average of the smaller half of
+the pulses, which never slip) and set aside; pile-up cuts and the average pulse (`pulses`
+pipeline); the optimal filter on clean noise records, after an optional moving average; the
+bath signal of each pulse, the pretrigger baselines of the quiet records around it averaged
+(whole-quantum jumps removed: each slip moves the demodulated baseline by one quantum for
+good); a provisional calibration on the known lines,
+the drift correction (amplitude against baseline) and the arrival-phase correction
+(`analysis.arrival_phase`) learned on the most intense line, the final
+second-order calibration and the line fits (Mn Ka with its full natural shape); noise-only and
+predicted resolutions through the calibration's slope at zero; the three-exponential fit of
+the average pulse of one line (Cl Ka); the largest slew of that pulse; the noise PSD split into
+components with the demodulation's artefact lines; the Wiener-filter time resolution of
+equal-energy pairs on the measured noise and the pile-up fraction A tau_R.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from acquisition.pipelines.pulses import Shared
+from acquisition.pipelines.pulses_channel import (
+    ChannelSkipped,
+    Stream,
+    baseline_fit,
+    learn_filter,
+    need,
+    read_stream,
+)
+from acquisition.run_reader import RunReader
+from analysis.arrival_phase import learn_phase_correction, no_phase_correction, rising_phase
+from analysis.line_calibration import Calibration, KnownLine, LineResult, calibrate
+from analysis.mmc_calibration import learn_temperature
+from analysis.moving_average import moving_average
+from analysis.noise_components import NoiseComponents, fit_noise_components
+from analysis.optimal_filter import (
+    AveragePulse,
+    NoiseSpectrum,
+    average_pulse,
+    noise_psd,
+    optimal_filter,
+)
+from analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
+from analysis.record_cuts import noise_record_stats
+from analysis.slew import find_slips, slew_limit
+from analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
+
+
+@dataclass
+class DetectorResult:
+    """Numbers for summary.json and arrays for the figures of one detector."""
+
+    numbers: dict[str, Any]
+    amplitudes: np.ndarray  # drift-corrected filtered amplitudes (Phi0) of the clean pulses
+    calibration: Calibration
+    lines: list[LineResult]
+    noise: NoiseComponents
+    shape: ThreeExponentialFit | None
+    shape_pulse: np.ndarray | None  # average pulse (Phi0) of the shape line
+    example: np.ndarray | None  # one record (Phi0, baseline removed) of the shape line
+    pairs: PairResolution | None
+    extra: dict[str, Any] = field(default_factory=dict)  # trigger samples: slipped, clean, all
+
+
+def analyze_stored_detector(shared: Shared, ch: int) -> DetectorResult:
+    """Detector `ch`, read from the run store by whoever runs it (this process or a worker);
+    `shared.opts["lines"]` holds the calibration lines as `KnownLine`s."""
+    stream = read_stream(RunReader(shared.store), list(shared.parts), ch)
+    return analyze_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]))
+
+
+def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, pre: int,
+               quiet: tuple[np.ndarray, np.ndarray], window: int) -> np.ndarray:
+    """Bath signal at each pulse record: the pretrigger means (Phi0) of the quiet pulse and
+    noise records (`quiet`: no earlier tail in them) within +-`window` samples, averaged
+    (0: the record's own pretrigger mean). One pretrigger holds ~100x the bath's drift in
+    noise, which would both scatter the corrected heights and dilute the learned slope;
+    the bath drifts over seconds. Whole-quantum jumps between consecutive records (in time
+    order, per part) are removed first: each slip moves the demodulated baseline by one
+    quantum for good, and the drift between two records is far below half a quantum."""
+    base_p = pulses_phi0[:, :pre].mean(axis=1)
+    base_n = noise_phi0[:, :pre].mean(axis=1)
+    out = np.empty(base_p.size)
+    start_p = start_n = 0
+    for at_p, at_n in zip(stream.pulse_at, stream.noise_at, strict=True):
+        sl_p, sl_n = slice(start_p, start_p + at_p.size), slice(start_n, start_n + at_n.size)
+        at = np.concatenate([at_p, at_n])
+        order = np.argsort(at, kind="stable")
+        b = np.concatenate([base_p[sl_p], base_n[sl_n]])[order]
+        b -= np.concatenate([[0.0], np.cumsum(np.rint(np.diff(b)))])
+        own = np.empty(at.size)
+        own[order] = b
+        out[sl_p] = own[:at_p.size]
+        q = np.concatenate([quiet[0][sl_p], quiet[1][sl_n]])[order]
+        if window > 0 and q.any():
+            t, sums = at[order][q], np.concatenate([[0.0], np.cumsum(b[q])])
+            lo = np.searchsorted(t, at_p - window, side="left")
+            hi = np.searchsorted(t, at_p + window, side="right")
+            mean = (sums[hi] - sums[lo]) / np.maximum(hi - lo, 1)
+            out[sl_p] = np.where(hi > lo, mean, out[sl_p])
+        start_p += at_p.size
+        start_n += at_n.size
+    return out
+
+
+def analyze_detector(
+    stream: Stream, geo: dict[str, Any], opts: dict[str, Any], lines: tuple[KnownLine, ...]
+) -> DetectorResult:
+    """The whole per-detector analysis (see module docstring); raises ChannelSkipped."""
+    length, pre, fs, scale = geo["length"], geo["pre"], geo["fs"], geo["scale"]
+    need("pulse (edge) triggers", len(stream.pulses), opts["min_pulses"])
+    pulses = stream.pulses.astype(np.float64) * scale  # Phi0
+    # Slips, against the average of the smaller half of the isolated pulses (far from the
+    # slew limit); counted on the isolated records, left out everywhere.
+    p_iso, _ = stream.isolation(length, pre, length)
+    need("isolated pulses", int(p_iso.sum()), opts["min_pulses"])
+    first = average_pulse(pulses[p_iso], pre, fs)
+    x = first.sign * (pulses[p_iso] - pulses[p_iso, :pre].mean(axis=1, keepdims=True))
+    heights = x[:, pre:].max(axis=1)
+    small = average_pulse(pulses[p_iso][heights <= np.median(heights)], pre, fs)
+    slipped = find_slips(pulses, pre, small.template).slipped
+    # Clean pulses and noise, average pulse and optimal filter (`pulses` pipeline).
+    # No other trigger within `isolation_s` before a record: the slow decay's tail is gone.
+    guard = int(np.ceil(float(opts["isolation_s"]) * fs))
+    quiet, quiet_noise = stream.isolation(guard, pre, length)
+    ln = learn_filter(stream, geo, opts, select=~slipped & quiet)
+    clean, n_ok, filt = ln.p_ok, ln.n_ok & quiet_noise, ln.filt
+    need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    noise = stream.noise[n_ok].astype(np.float64) * scale
+    smooth = int(opts["smooth_samples"])
+    if smooth > 1:  # the filter for the smoothed records, learned on the same clean records
+        sp, sn = moving_average(pulses, smooth), moving_average(noise, smooth)
+        filt = optimal_filter(average_pulse(sp[clean], pre, fs).template, noise_psd(sn, fs))
+        amp, amp_n = filt.apply(sp[clean]), filt.apply(sn)
+    else:
+        filt = optimal_filter(filt.template, noise_psd(noise, fs))  # the same filter, in Phi0
+        amp, amp_n = filt.apply(pulses[clean]), filt.apply(noise)
+    window = int(round(float(opts["baseline_window_s"]) * fs))
+    base = _baselines(stream, stream.noise.astype(np.float64) * scale, pulses, pre,
+                      (quiet, quiet_noise), window)[clean][:, None]  # one signal per event
+    # Provisional calibration, drift correction on the most intense line, final calibration.
+    fwhm_guess = float(opts["fwhm_guess_eV"])
+    try:
+        cal, fits = calibrate(amp, lines, fwhm_guess)
+        strongest = max(fits, key=lambda r: r.fit.counts)
+        energy = cal.energy(amp)
+        near = np.abs(energy - strongest.fit.centre) < max(3.0 * strongest.fit.fwhm, 10.0)
+        drift = learn_temperature(amp[near], base[near])
+        amp = drift.apply(amp, base)
+        phase = rising_phase(pulses[clean], pre, ln.avg.sign)
+        arrival = no_phase_correction()
+        if opts["phase_correction"]:  # learned on the events of every line found
+            energy = cal.energy(amp)
+            line_amp = np.full(amp.size, np.nan)
+            for r in fits:
+                sel = np.abs(energy - r.fit.centre) < max(2.0 * r.fit.fwhm, 5.0)
+                line_amp[sel] = float(cal.amplitude(r.fit.centre))
+            arrival = learn_phase_correction(amp / line_amp, phase)
+        amp = arrival.apply(amp, phase)
+        cal, fits = calibrate(amp, lines, fwhm_guess)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise ChannelSkipped(f"calibration failed: {exc}") from None
+    slope0 = float(cal.slope(0.0))
+    base_fit = baseline_fit(slope0 * amp_n)
+    energy = cal.energy(amp)
+    by_name = {r.line.name: r for r in fits}
+    main = by_name.get(opts["resolution_line"])
+    shape, shape_pulse, example = _shape_fit(pulses, clean, energy, pre, fs, ln.avg.sign, opts,
+                                             by_name, base_fit.fwhm)
+    numbers: dict[str, Any] = {
+        "fwhm_eV": main.fit.fwhm if main else None,
+        "fwhm_err_eV": main.fit.fwhm_err if main else None,
+        "noise_fwhm_eV": base_fit.fwhm,
+        "noise_fwhm_err_eV": base_fit.fwhm_err,
+        "predicted_fwhm_eV": slope0 * filt.predicted_fwhm,
+        "calibration": {
+            "c0_eV": cal.coefficients[0],
+            "c1_eV_per_phi0": cal.coefficients[1],
+            "c2_eV_per_phi0_sq": cal.coefficients[2],
+            "lines": list(cal.names),
+            "residuals_eV": [float(r) for r in cal.residuals_eV],
+        },
+        "lines": {
+            r.line.name: {
+                "centre_eV": r.fit.centre, "fwhm_eV": r.fit.fwhm, "fwhm_err_eV": r.fit.fwhm_err,
+                "counts": r.fit.counts,
+            }
+            for r in fits
+        },
+        "drift_per_phi0": float(drift.coefficients[0]) if drift.coefficients.size else 0.0,
+        "arrival_phase_gain_span": float(np.ptp(arrival.gains)),
+        "polarity": int(ln.avg.sign),
+        "pulses": int(clean.sum()),
+        "isolated_pulses": int(p_iso.sum()),
+        "noise_records": int(n_ok.sum()),
+        "pulse_triggers": int(stream.edge_triggers),
+        "slipped_events": int((slipped & p_iso).sum()),
+        "slipped_flagged": int(slipped.sum()),
+        "slew_limit_phi0_per_us": slew_limit(fs) / 1e6,
+    }
+    numbers.update(_shape_numbers(shape, fs, opts))
+    # Components of the unsmoothed noise; what the artefact lines cost the (unsmoothed) filter.
+    raw = noise_psd(noise, fs)
+    comps = _noise_components(raw, shape, opts)
+    numbers["noise_components_phi0_per_rthz"] = comps.densities
+    numbers["artefact_lines_hz"] = [float(h) for h in comps.harmonics_hz[comps.line_found]]
+    smooth_psd = NoiseSpectrum(comps.freqs_hz, comps.without_lines(), raw.n_records, fs)
+    numbers["artefact_resolution_cost"] = float(
+        optimal_filter(ln.avg.template, raw).predicted_sigma
+        / optimal_filter(ln.avg.template, smooth_psd).predicted_sigma - 1.0
+    )
+    pairs = _pairs(shape, cal, noise, fs, pre, opts)
+    tau = pairs.time_resolution_s if pairs else float("nan")
+    live = geo["live_s"]
+    rate = stream.edge_triggers / live if live > 0 else float("nan")
+    activity = float(opts["activity_Bq"]) if opts["activity_Bq"] is not None else rate
+    numbers.update({
+        "time_resolution_s": tau,
+        "pair_energy_eV": float(opts["pair_energy_eV"]),
+        "rate_hz": rate,
+        "activity_Bq": activity,
+        "pileup_fraction": pileup_fraction(activity, tau) if np.isfinite(tau) else None,
+    })  # fmt: skip
+    at = np.concatenate(stream.pulse_at)
+    return DetectorResult(numbers, amp, cal, fits, comps, shape, shape_pulse, example, pairs,
+                          {"slipped_at": at[slipped], "clean_at": at[clean], "pulse_at": at})
+
+
+def _shape_fit(
+    pulses: np.ndarray, clean: np.ndarray, energy: np.ndarray, pre: int, fs: float, sign: float,
+    opts: dict[str, Any], by_name: dict[str, LineResult], noise_fwhm: float,
+) -> tuple[ThreeExponentialFit | None, np.ndarray | None, np.ndarray | None]:
+    """Three-exponential fit of the average pulse of the shape line (or None without it)."""
+    line = by_name.get(opts["shape_line"])
+    if line is None:
+        return None, None, None
+    width = max(3.0 * line.fit.fwhm, 3.0 * noise_fwhm, 5.0)
+    sel = np.flatnonzero(clean)[np.abs(energy - line.fit.centre) < width]
+    if sel.size < 5:
+        return None, None, None
+    avg: AveragePulse = average_pulse(pulses[sel], pre, fs)
+    y = sign * avg.average
+    rms = float(np.sqrt(np.median(noise_record_stats(pulses[sel, :pre])[0] ** 2)))
+    fit = fit_three_exponential(y, pre, fs, sigma=max(rms, 1e-12) / np.sqrt(avg.n_records))
+    example = pulses[sel[0]] - pulses[sel[0], :pre].mean()
+    return fit, y, example
+
+
+def _shape_numbers(fit: ThreeExponentialFit | None, fs: float, opts: dict[str, Any]
+                   ) -> dict[str, Any]:
+    if fit is None:
+        keys = ("tau_rise_s", "tau_fast_s", "tau_slow_s", "slow_fraction", "max_slew_phi0_per_us")
+        return dict.fromkeys(keys)
+    return {
+        "tau_rise_s": fit.rise_s,
+        "tau_rise_err_s": fit.rise_err_s,
+        "tau_fast_s": fit.fast_s,
+        "tau_fast_err_s": fit.fast_err_s,
+        "tau_slow_s": fit.slow_s,
+        "tau_slow_err_s": fit.slow_err_s,
+        "slow_fraction": fit.slow_fraction,
+        "slow_fraction_err": fit.slow_fraction_err,
+        "shape_line": opts["shape_line"],
+        "max_slew_phi0_per_us": fit.max_slope / 1e6,
+    }
+
+
+def _noise_components(noise: NoiseSpectrum, shape: ThreeExponentialFit | None,
+                      opts: dict[str, Any]) -> NoiseComponents:
+    """Components with the pulse's rise and fast decay (a nominal TES without a fit)."""
+    rise, fast = (shape.rise_s, shape.fast_s) if shape else (10e-6, 100e-6)
+    return fit_noise_components(noise, rise, fast, float(opts["loop_gain"]),
+                                float(opts["johnson_ratio"]), opts["artefact_hz"])
+
+
+def _pairs(shape: ThreeExponentialFit | None, cal: Calibration, noise: np.ndarray, fs: float,
+           pre: int, opts: dict[str, Any]) -> PairResolution | None:
+    """Wiener-filter pair resolution at `pair_energy_eV` each, on the measured noise."""
+    if shape is None:
+        return None
+    amplitude = float(cal.amplitude(float(opts["pair_energy_eV"])))
+    peak = shape.height
+
+    def pulse(t: np.ndarray) -> np.ndarray:
+        return shape.pulse(t) / peak
+
+    dt = 1.0 / fs
+    seps = dt * np.arange(0.25, 8.01, 0.125)
+    return pair_resolution(pulse, amplitude, noise, fs, pre, seps, n_pairs=int(opts["pairs"]),
+                           rng=np.random.default_rng(int(opts["seed"])))

@@ -1,0 +1,350 @@
+"""Pipeline `mmc`: the maXs30 MMC array analysis of the seed paper (REFERENCE section 1).
+
+Calibration (the step's `acquisitions`, 55Fe): per pixel (`mmc_pixel.analyze_pixel`) the
+optimal filter, chi2 and zeta, the ellipse cut, the temperature correction, the quadratic
+calibration on Mn Ka and Kb, the Ka resolution, the baseline resolution and the filter's
+prediction. Means over pixels leave out noisy channels: a pixel whose baseline FWHM exceeds
+`noisy_factor` times the median is listed under `noisy` (the paper leaves C8/D8 out).
+
+Background (option `background`: label -> acquisitions, e.g. without and with a shield):
+the pixels' filters, ellipses and calibrations applied to every record; then per acquisition
+(one ADC) the burst cut, the coincidence cut (the trigger engine's multiplicity: set the
+acquire step's `coincidence_window`) and the ellipse cut; the rate between `band_eV` per keV,
+cm^2 of absorber area of the analysed pixels and second of live time after the burst cut.
+
+Acquisitions hold one ADC each; `wiring` gives the FLL channel of each source's channel 1,
+`layout` the two pixels of each FLL channel (positive-going, negative-going), `thermometers`
+the FLL channels of the non-gradiometric pairs.
+
+Results: `pixels.<name>` (fwhm_eV, fwhm_err_eV, baseline_fwhm_eV, predicted_fwhm_eV, counts,
+...), `mean_fwhm_eV`, `mean_baseline_fwhm_eV`, `mean_predicted_fwhm_eV`, `background` (the first
+group: rate_per_keV_cm2_s, rate_err, live_time_s, ...) and `background_groups` (all),
+`cuts.<label>.*` (what each cut removed and its live-time cost), and an event list
+`data/mmc_events.npz` (one row per pulse record of every analysed pixel).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.pipelines import (
+    ChannelFailure,
+    ChannelPlan,
+    PipelineInput,
+    PipelineResult,
+    run_plan,
+)
+from acquisition.pipelines.mmc_figures import write_figures
+from acquisition.pipelines.mmc_pixel import (
+    PartInfo,
+    PixelOutcome,
+    Shared,
+    analyze_pixel,
+)
+from acquisition.pipelines.pulses import PipelineError, _geometry, _jsonable
+from acquisition.pipelines.pulses_channel import ChannelSkipped
+from analysis.mmc_background import BurstCut, background_rate, burst_cut
+
+ROWS = "ABCDEFGH"
+
+
+def maxs30_layout() -> dict[str, list[str]]:
+    """FLL channel -> [positive pixel, negative pixel] of the maXs30 chip: channel k reads
+    column (k - 1) % 8 + 1 of the row pair (A, B), (C, D), (E, F), (G, H) number (k - 1) // 8."""
+    out = {}
+    for k in range(1, 33):
+        pair, col = divmod(k - 1, 8)
+        out[str(k)] = [f"{ROWS[2 * pair]}{col + 1}", f"{ROWS[2 * pair + 1]}{col + 1}"]
+    return out
+
+
+DEFAULTS: dict[str, Any] = {
+    "background": {},
+    "wiring": {"adc1": 1, "adc2": 17},
+    "layout": None,  # maxs30_layout()
+    "thermometers": [1, 8, 25, 32],
+    "reject_fraction": 0.01,
+    "burst_per_minute": 30,
+    "burst_guard_minutes": 1,
+    "minute_s": 60.0,
+    "band_eV": [1000.0, 10000.0],
+    "pixel_area_cm2": 0.05 * 0.05,  # 500 um x 500 um absorbers
+    "noisy_factor": 1.5,
+    "min_pulses": 30,
+    "min_noise": 20,
+    "isolation_decays": 8.0,
+    "thermometer_smoothing_s": 0.2,
+    "thermometer_guard_s": 0.03,
+    "channels": None,
+    "spectrum_bin_eV": 200.0,
+    "spectrum_max_eV": 20000.0,
+}
+
+
+def _options(inp: PipelineInput) -> dict[str, Any]:
+    unknown = set(inp.options) - set(DEFAULTS)
+    if unknown:
+        raise PipelineError(
+            f"mmc: unknown option(s) {sorted(unknown)}; allowed: {', '.join(DEFAULTS)}"
+        )
+    opts = {**DEFAULTS, **inp.options}
+    opts["layout"] = {str(k): list(v) for k, v in (opts["layout"] or maxs30_layout()).items()}
+    if not isinstance(opts["background"], dict):
+        raise PipelineError("mmc: option background must map labels to acquisition lists")
+    if not 0 < float(opts["reject_fraction"]) < 1:
+        raise PipelineError(
+            f"mmc: reject_fraction must be in (0, 1), got {opts['reject_fraction']}"
+        )
+    lo, hi = (float(x) for x in opts["band_eV"])
+    if not 0 <= lo < hi:
+        raise PipelineError(
+            f"mmc: band_eV must be [lo, hi] with 0 <= lo < hi, got {opts['band_eV']}"
+        )
+    return opts
+
+
+def _parts(inp: PipelineInput, names: list[str], what: str) -> tuple[PartInfo, ...]:
+    out = []
+    for name in names:
+        parts = inp.parts(name)
+        if not parts:
+            raise PipelineError(
+                f"mmc: no {what} acquisition {name!r} in {inp.run_dir}; it has "
+                f"{inp.reader.acquisitions()}"
+            )
+        for part in parts:
+            info = inp.reader.info(part)
+            meta = info.get("metadata") or {}
+            live = inp.reader.commit(part)["processed_samples"] / info["sample_rate_hz"]
+            source = str(meta.get("source", ""))
+            out.append(PartInfo(part, source, float(meta.get("start_time_ns", 0)) * 1e-9, live))
+    return tuple(out)
+
+
+def plan(inp: PipelineInput) -> ChannelPlan:
+    """The `mmc` pipeline as independent per-pixel pieces (see `acquisition.pipelines`)."""
+    opts = _options(inp)
+    if not inp.acquisitions:
+        raise PipelineError("mmc: name the calibration acquisitions (55Fe) in `acquisitions`")
+    calib = _parts(inp, list(inp.acquisitions), "calibration")
+    background = {
+        str(label): _parts(inp, list(names), f"background ({label})")
+        for label, names in opts["background"].items()
+    }
+    every = [*calib, *(p for g in background.values() for p in g)]
+    wiring = {str(k): int(v) for k, v in opts["wiring"].items()}
+    for part in every:
+        if part.source not in wiring:
+            raise PipelineError(
+                f"mmc: acquisition {part.name!r} comes from {part.source!r}, which option "
+                f"`wiring` (source -> FLL channel of its channel 1) does not name"
+            )
+    geo = _geometry(inp, [p.name for p in every])
+    for part in (p for g in background.values() for p in g):
+        if (inp.reader.info(part.name).get("metadata") or {}).get("trigger", {}).get(
+            "coincidence_window", 0
+        ) <= 0:
+            raise PipelineError(
+                f"mmc: background acquisition {part.name!r} has no coincidence flags; give its "
+                "acquire step a coincidence_window of at least one sample"
+            )
+    fll = sorted(
+        {
+            ch - 1 + wiring[p.source]
+            for p in calib
+            for ch in inp.reader.channels(p.name)
+        }
+    )
+    if opts["channels"] is not None:
+        fll = [c for c in fll if c in {int(x) for x in opts["channels"]}]
+    fll = [c for c in fll if str(c) in opts["layout"]]
+    keys = tuple((c, s) for c in fll for s in (1, -1))
+    shared = Shared(
+        inp.reader.path, geo, opts, calib, background, wiring,
+        tuple(int(c) for c in opts["thermometers"]),
+    )  # fmt: skip
+
+    def combine(outcomes: Mapping[Any, PixelOutcome | ChannelFailure]) -> PipelineResult:
+        return _combine(inp, shared, outcomes)
+
+    return ChannelPlan(
+        keys, analyze_pixel, shared, combine,
+        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
+    )  # fmt: skip
+
+
+def run(inp: PipelineInput) -> PipelineResult:
+    """The `mmc` pipeline (see module docstring), pixel after pixel."""
+    return run_plan(plan(inp))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _combine(
+    inp: PipelineInput, shared: Shared, outcomes: Mapping[Any, PixelOutcome | ChannelFailure]
+) -> PipelineResult:
+    opts = shared.opts
+    ok = {o.pixel: o for o in outcomes.values() if isinstance(o, PixelOutcome)}
+    pixels: dict[str, Any] = {}
+    for (ch, sign), o in outcomes.items():
+        name = opts["layout"][str(ch)][0 if sign > 0 else 1]
+        pixels[name] = (
+            {"channel": ch, "polarity": sign, "error": o.error}
+            if isinstance(o, ChannelFailure)
+            else _jsonable(o.numbers)
+        )
+    base = {n: o.numbers["baseline_fwhm_eV"] for n, o in ok.items()}
+    limit = float(opts["noisy_factor"]) * float(np.median(list(base.values()))) if base else 0.0
+    noisy = sorted(n for n, b in base.items() if b > limit)
+    good = [o for n, o in ok.items() if n not in noisy]
+    out: dict[str, Any] = {
+        "calibration": [p.name for p in shared.calibration],
+        "pixels": pixels,
+        "analysed": len(ok),
+        "noisy": noisy,
+        "mean_fwhm_eV": _mean([o.numbers["fwhm_eV"] for o in good]),
+        "mean_fwhm_err_eV": (
+            float(np.sqrt(sum(o.numbers["fwhm_err_eV"] ** 2 for o in good)) / len(good))
+            if good else None
+        ),
+        "mean_baseline_fwhm_eV": _mean([o.numbers["baseline_fwhm_eV"] for o in good]),
+        "mean_predicted_fwhm_eV": _mean([o.numbers["predicted_fwhm_eV"] for o in good]),
+        "cuts": {
+            "calibration_ellipse_rejected_fraction": _mean(
+                [o.numbers["ellipse"]["rejected_ka_fraction"] for o in ok.values()]
+            )
+        },
+    }  # fmt: skip
+    groups: dict[str, Any] = {}
+    spectra: dict[str, tuple[np.ndarray, float]] = {}
+    for label, parts in shared.background.items():
+        groups[label], energies, exposure_s = _background(shared, label, parts, ok)
+        out["cuts"][label] = groups[label].pop("cuts")
+        spectra[label] = (energies, exposure_s)
+    if groups:
+        out["background"] = groups[next(iter(groups))]
+        out["background_groups"] = groups
+    out = _jsonable(out)
+    out["events_file"] = str(_save_events(inp.run_dir / "data" / "mmc_events.npz", ok, shared))
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(inp.acquisitions))
+    figures = (
+        write_figures(ok, spectra, opts, inp.figures_dir, f"mmc_{tag}")
+        if ok else []
+    )  # fmt: skip
+    return PipelineResult(out, figures)
+
+
+def _background(
+    shared: Shared, label: str, parts: tuple[PartInfo, ...], ok: dict[str, PixelOutcome]
+) -> tuple[dict[str, Any], np.ndarray, float]:
+    """Cuts and rate of one background group; returns the numbers, the energies of the events
+    that pass every cut and the exposure (pixel area x live time summed, cm^2 s)."""
+    opts = shared.opts
+    cuts: dict[str, Any] = {"triggers": 0, "burst": {}, "coincidence": {}, "ellipse": {}}
+    bursts: list[BurstCut] = []
+    for i, part in enumerate(parts):
+        seen: dict[int, np.ndarray] = {}
+        for o in ok.values():
+            times = o.triggers.get(label, [])
+            if i < len(times) and times[i] is not None:
+                seen[o.channel] = times[i]
+        trig = np.concatenate(list(seen.values())) if seen else np.zeros(0)
+        bursts.append(
+            burst_cut(
+                trig, part.start_s, part.live_s,
+                max_per_minute=int(opts["burst_per_minute"]),
+                minute_s=float(opts["minute_s"]), guard=int(opts["burst_guard_minutes"]),
+            )  # fmt: skip
+        )
+        cuts["triggers"] += int(trig.size)
+        cuts["burst"]["triggers_removed"] = cuts["burst"].get("triggers_removed", 0) + int(
+            (~bursts[-1].keeps(trig)).sum()
+        )
+    n = {"events": 0, "burst": 0, "coincidence": 0, "ellipse": 0}
+    kept_e, exposure = [], 0.0
+    for o in ok.values():
+        ev = o.background.get(label)
+        live = sum(b.live_after_s for i, b in enumerate(bursts) if _has(o, label, i))
+        exposure += float(opts["pixel_area_cm2"]) * live
+        if ev is None:
+            continue
+        b = np.ones(ev.time_s.size, bool)
+        for i, burst in enumerate(bursts):
+            sel = ev.part == i
+            b[sel] = burst.keeps(ev.time_s[sel])
+        c = ev.coincidence <= 1
+        n["events"] += ev.time_s.size
+        n["burst"] += int((~b).sum())
+        n["coincidence"] += int((b & ~c).sum())
+        n["ellipse"] += int((b & c & ~ev.inside).sum())
+        kept_e.append(ev.energy_eV[b & c & ev.inside])
+    energies = np.concatenate(kept_e) if kept_e else np.zeros(0)
+    total_live = sum(p.live_s for p in parts)
+    dropped = sum(b.dropped_s for b in bursts)
+    cuts["burst"].update(
+        {
+            "events_removed": n["burst"],
+            "dropped_s": dropped,
+            "live_time_fraction_lost": dropped / total_live if total_live else None,
+            "minutes_dropped": int(sum(b.dropped.sum() for b in bursts)),
+            "dropped_intervals_s": [list(iv) for b in bursts for iv in b.intervals()],
+        }
+    )
+    cuts["coincidence"] = {"events_removed": n["coincidence"], "live_time_fraction_lost": 0.0}
+    cuts["ellipse"] = {"events_removed": n["ellipse"], "live_time_fraction_lost": 0.0}
+    cuts["events"] = n["events"]
+    cuts["events_kept"] = int(energies.size)
+    area = float(opts["pixel_area_cm2"]) * len(ok)
+    lo, hi = (float(x) for x in opts["band_eV"])
+    numbers: dict[str, Any] = {"label": label, "acquisitions": [p.name for p in parts],
+                               "cuts": cuts}
+    if exposure > 0:
+        rate = background_rate(energies, exposure / area, area, lo, hi)
+        numbers.update(
+            rate_per_keV_cm2_s=rate.rate_per_keV_cm2_s,
+            rate_err=rate.rate_err,
+            live_time_s=rate.live_time_s,
+            counts=rate.counts,
+            area_cm2=area,
+            band_eV=[lo, hi],
+        )
+    return numbers, energies, exposure
+
+
+def _has(o: PixelOutcome, label: str, i: int) -> bool:
+    """Whether the pixel's channel was recorded in part `i` of group `label`."""
+    times = o.triggers.get(label, [])
+    return i < len(times) and times[i] is not None
+
+
+def _save_events(path: Path, ok: dict[str, PixelOutcome], shared: Shared) -> Path:
+    """One row per pulse record of each analysed pixel, for every group (calibration first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = sorted(ok)
+    cols: dict[str, list[np.ndarray]] = {}
+    groups = ["calibration", *shared.background]
+    for gi, label in enumerate(groups):
+        for pi, name in enumerate(names):
+            o = ok[name]
+            ev = o.calib_events if label == "calibration" else o.background.get(label)
+            if ev is None:
+                continue
+            fields = {
+                "group": np.full(ev.time_s.size, gi), "pixel": np.full(ev.time_s.size, pi),
+                "channel": np.full(ev.time_s.size, o.channel), "part": ev.part,
+                "time_s": ev.time_s, "amplitude": ev.amplitude, "energy_eV": ev.energy_eV,
+                "chi2": ev.chi2, "zeta": ev.zeta, "inside": ev.inside,
+                "coincidence": ev.coincidence, "clean": ev.clean,
+            }  # fmt: skip
+            for k, v in fields.items():
+                cols.setdefault(k, []).append(np.asarray(v))
+    arrays = {k: np.concatenate(v) for k, v in cols.items()}
+    np.savez(path, groups=np.array(groups), pixels=np.array(names), **arrays)
+    return path

@@ -1,0 +1,282 @@
+"""HOLMES analysis steps against what synthetic data were given (fixed seeds, non-default
+parameters): three-exponential pulse fit, line identification and second-order calibration,
+flux-quantum slips of the demodulator, noise PSD components with the demodulation artefact,
+the Wiener-filter time resolution and the moving average in front of the optimal filter.
+
+Noise records are Gaussian with a prescribed one-sided PSD (independent DFT bins of variance
+J L fs / 4 per real and imaginary part); TES noise comes from `analysis.tes_noise`, pulses
+from `analysis.pulse_shapes.three_exponential`, lines from `analysis.xray_lines`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.line_calibration import KnownLine, calibrate, identify_lines
+from analysis.moving_average import moving_average
+from analysis.noise_components import fit_noise_components
+from analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
+from analysis.pulse_fit import fit_three_exponential
+from analysis.pulse_shapes import three_exponential
+from analysis.slew import find_slips, max_slew, slew_limit
+from analysis.tes_noise import record_grid, scale_for_fwhm, tes_noise_psd
+from analysis.tes_response import unit_height_pulse
+from analysis.time_resolution import pair_resolution, pileup_fraction
+from analysis.xray_lines import AL_KA, CA_KA, CL_KA, MN_KA, MN_KB
+
+FS = 500e3  # the paper's ramp rate
+LENGTH, PRE = 1024, 256
+LINES = [KnownLine(n, s[0].energy_eV, s) for n, s in
+         (("AlKa", AL_KA), ("ClKa", CL_KA), ("CaKa", CA_KA), ("MnKa", MN_KA), ("MnKb", MN_KB))]
+
+
+def coloured_noise(psd: np.ndarray, n: int, length: int, fs: float, seed: int) -> np.ndarray:
+    """n records of Gaussian noise with one-sided PSD `psd` on the record's rfft grid."""
+    rng = np.random.default_rng(seed)
+    bins = psd.size
+    x = rng.standard_normal((n, bins)) + 1j * rng.standard_normal((n, bins))
+    x *= np.sqrt(psd * length * fs / 4.0)
+    x[:, 0] = 0.0
+    x[:, -1] = x[:, -1].real * np.sqrt(2.0)
+    return np.fft.irfft(x, n=length, axis=1)
+
+
+# -- three-exponential fit ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fs", "taus"),
+    [(500e3, (12e-6, 70e-6, 600e-6, 0.05)), (250e3, (20e-6, 110e-6, 900e-6, 0.08))],
+)
+def test_three_exponential_fit_recovers_the_constants(fs: float, taus: tuple) -> None:
+    length, pre = 4096, 512  # holds ~4 slow decays
+    t = (np.arange(length) - pre) / fs - 0.37 / fs  # arrival between samples
+    rng = np.random.default_rng(11)
+    sigma = 2e-3 / np.sqrt(300)  # 300 pulses of 1 Phi0 with 2 mPhi0 rms noise averaged
+    pulse = 0.8 * three_exponential(t, *taus) / 1e4 + 0.1 + sigma * rng.standard_normal(length)
+    fit = fit_three_exponential(pulse, pre, fs, sigma=sigma)
+    # 5 % is the issue's tolerance; errors here are ~0.1-1 %.
+    assert fit.rise_s == pytest.approx(taus[0], rel=0.05)
+    assert fit.fast_s == pytest.approx(taus[1], rel=0.05)
+    assert fit.slow_s == pytest.approx(taus[2], rel=0.05)
+    assert fit.slow_fraction == pytest.approx(taus[3], rel=0.05)
+    assert fit.chi2 / fit.dof < 1.2
+    # The reported errors cover the deviations (4 sigma).
+    assert abs(fit.slow_s - taus[2]) < 4 * fit.slow_err_s
+    # Largest slope on the rising edge: at the arrival for this shape.
+    a_f, a_s = (1 - taus[3]) / taus[1], taus[3] / taus[2]
+    slope0 = 0.8e-4 * ((a_f + a_s) / taus[0] - a_f / taus[1] - a_s / taus[2])
+    assert fit.max_slope == pytest.approx(slope0, rel=0.02)
+
+
+def test_three_exponential_fit_of_a_phase_averaged_demodulated_pulse() -> None:
+    """An average pulse mixes arrival phases over a sample, and the demodulator averages each
+    ramp period: the sharp start is rounded. With a 10 us rise (5 samples) a bare model would
+    lengthen the rise by ~6 %; the fitted box keeps every constant within 1 %."""
+    taus = (10e-6, 45e-6, 400e-6, 0.03)
+    length, pre = 2048, 256
+    phases = np.linspace(0.0, 1.0, 64, endpoint=False)
+    t = (np.arange(length + 1) - pre) / FS
+    avg = np.mean([three_exponential(t - ph / FS, *taus) for ph in phases], axis=0)
+    pulse = 1e-4 * 0.5 * (avg[1:] + avg[:-1])  # each sample: the mean over its period
+    fit = fit_three_exponential(pulse, pre, FS, sigma=1e-5)
+    for got, want in zip((fit.rise_s, fit.fast_s, fit.slow_s, fit.slow_fraction), taus,
+                         strict=True):
+        assert got == pytest.approx(want, rel=0.01)
+
+
+# -- calibration ---------------------------------------------------------------------------------
+
+
+def _line_energies(shape: tuple, n: int, rng: np.random.Generator) -> np.ndarray:
+    w = np.array([c.weight for c in shape])
+    k = rng.choice(len(shape), n, p=w / w.sum())
+    centre = np.array([c.energy_eV for c in shape])[k]
+    half = np.array([c.fwhm_eV for c in shape])[k] / 2
+    return centre + half * np.tan(np.pi * rng.uniform(-0.49, 0.49, n))
+
+
+def _amplitude(e: np.ndarray, c: tuple[float, float, float]) -> np.ndarray:
+    """Inverse of E = c0 + c1 A + c2 A^2."""
+    return 2 * (e - c[0]) / (c[1] + np.sqrt(c[1] ** 2 + 4 * c[2] * (e - c[0])))
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> dict:
+    """A detector with a non-default curved response: E = 20 + 3100 A + 180 A^2 (eV, A in
+    Phi0), amplitude noise 1.2 mPhi0 rms, the five target lines and a flat continuum."""
+    rng = np.random.default_rng(5)
+    coef = (20.0, 3100.0, 180.0)
+    counts = {"AlKa": 1500, "ClKa": 3000, "CaKa": 3000, "MnKa": 6000, "MnKb": 900}
+    shapes = {"AlKa": AL_KA, "ClKa": CL_KA, "CaKa": CA_KA, "MnKa": MN_KA, "MnKb": MN_KB}
+    e = np.concatenate([_line_energies(shapes[k], n, rng) for k, n in counts.items()]
+                       + [rng.uniform(500, 7000, 2000)])
+    sigma_a = 1.2e-3
+    amp = _amplitude(e, coef) + sigma_a * rng.standard_normal(e.size)
+    cal, fits = calibrate(amp, LINES, fwhm_guess_eV=5.0)
+    return {"coef": coef, "sigma": sigma_a, "cal": cal, "fits": {f.line.name: f for f in fits}}
+
+
+def test_calibration_identifies_every_line_and_recovers_the_curve(calibrated: dict) -> None:
+    cal, coef = calibrated["cal"], calibrated["coef"]
+    assert cal.names == ("AlKa", "ClKa", "CaKa", "MnKa", "MnKb")
+    a = np.linspace(0.3, 2.0, 50)
+    truth = coef[0] + coef[1] * a + coef[2] * a * a
+    # Line centres are known to ~0.05 eV; the curve between them to well under 1 eV.
+    assert np.max(np.abs(cal.energy(a) - truth)) < 1.0
+    assert np.max(np.abs(cal.residuals_eV)) < 0.5
+    assert cal.amplitude(cal.energy(1.234)) == pytest.approx(1.234, rel=1e-9)
+
+
+def test_line_widths_follow_the_local_slope(calibrated: dict) -> None:
+    """The Gaussian broadening of each line is slope(A_line) x amplitude noise: fitted with
+    the natural shapes, every FWHM is within 5 % (the issue's tolerance; statistics ~1-3 %)."""
+    cal, coef, sigma = calibrated["cal"], calibrated["coef"], calibrated["sigma"]
+    for name in ("ClKa", "CaKa", "MnKa"):
+        r = calibrated["fits"][name]
+        a = _amplitude(np.array(r.line.energy_eV), coef)
+        expected = FWHM_PER_SIGMA * sigma * (coef[1] + 2 * coef[2] * a)
+        assert r.fit.fwhm == pytest.approx(expected, rel=0.05), name
+    assert float(cal.slope(0.0)) == pytest.approx(coef[1], rel=0.01)
+
+
+def test_identification_without_the_manganese_lines() -> None:
+    """Design (c): Mn events slip and are set aside; Al, Cl, Ca are still identified, and a
+    spurious peak (pile-up) between them is not taken for a line."""
+    coef = (0.0, 2600.0, 90.0)
+    peaks = _amplitude(np.array([1486.7, 2622.4, 3050.0, 3691.7]), coef)
+    pairs = identify_lines(peaks, LINES)
+    assert [(i, LINES[j].name) for i, j in pairs] == [(0, "AlKa"), (1, "ClKa"), (3, "CaKa")]
+
+
+# -- slips ---------------------------------------------------------------------------------------
+
+
+def _demodulate(flux: np.ndarray) -> np.ndarray:
+    """What the unwrapper makes of a flux waveform sampled once per ramp: each step taken
+    within +-Phi0/2 (the firmware's rule)."""
+    steps = np.diff(flux, axis=1)
+    wrapped = steps - np.floor(steps + 0.5)
+    return np.concatenate([flux[:, :1], flux[:, :1] + np.cumsum(wrapped, axis=1)], axis=1)
+
+
+def test_slips_are_flagged_exactly_where_the_slew_limit_is_exceeded() -> None:
+    fs, rise = 500e3, 9e-6  # a fast design (c)-like rise
+    rng = np.random.default_rng(8)
+    t = (np.arange(LENGTH) - PRE) / fs
+    heights = rng.uniform(0.1, 3.0, 400)  # Phi0: the largest demand ~0.33 Phi0/us
+    phase = rng.uniform(0, 1, heights.size) / fs
+    unit = unit_height_pulse(t[None, :] - phase[:, None], rise, 45e-6, 400e-6, 0.03)
+    true = heights[:, None] * unit + 2e-3 * rng.standard_normal((heights.size, LENGTH)) + 0.3
+    steps = np.diff(true, axis=1).max(axis=1)
+    truly_slipped = steps > 0.5  # half a quantum per sample
+    # Small second pulses piled up late in 20 records (slow enough never to slip): the record
+    # ends above its baseline, which is not a slip.
+    late = rng.choice(np.flatnonzero(~truly_slipped), 20, replace=False)
+    true[late] += 1.5 * unit_height_pulse(t - 1.0e-3, 30e-6, 300e-6, 400e-6, 0.03)
+    assert 20 < truly_slipped.sum() < 380  # both kinds present
+    records = _demodulate(true)
+    template = unit_height_pulse(t, rise, 45e-6, 400e-6, 0.03)
+    slips = find_slips(records, PRE, template)
+    np.testing.assert_array_equal(slips.slipped, truly_slipped)
+    assert np.all(slips.quanta[truly_slipped] <= -1)  # quanta lost on the rise, never gained
+    ok = ~truly_slipped
+    np.testing.assert_array_equal(slips.quanta[late], 1)  # along the pulse: not flagged
+    ok[late] = False
+    np.testing.assert_allclose(max_slew(records[ok], fs), steps[ok] * fs, rtol=1e-9)
+    assert slew_limit(fs) / 1e6 == pytest.approx(0.25)  # Phi0/us at 500 kHz
+
+
+# -- noise components ----------------------------------------------------------------------------
+
+
+def test_noise_components_and_the_demodulation_artefact() -> None:
+    """Injected: thermal 3.0, TES Johnson 5.0, load Johnson 1.6 (ratio 0.32), readout 1.3
+    (1e-6 Phi0/rtHz), loop gain 15, rise 12 us, fast decay 70 us; a 62.5 kHz line and its
+    first harmonic. 600 records: each bin's periodogram scatters by 4 %."""
+    rise, fast, gain = 12e-6, 70e-6, 15.0
+    f = record_grid(LENGTH, FS)
+    dens = {"thermal": 3.0e-6, "tes_johnson": 5.0e-6, "load_johnson": 1.6e-6}
+    psd = tes_noise_psd(f, dens, rise, fast, gain, readout_density=1.3e-6)["total"]
+    x = coloured_noise(psd, 600, LENGTH, FS, seed=21)
+    rng = np.random.default_rng(22)
+    tt = np.arange(LENGTH) / FS
+    for k, amp in ((1, 8e-5), (2, 5e-5)):
+        x += amp * np.sin(2 * np.pi * k * 62.5e3 * tt + rng.uniform(0, 2 * np.pi, (600, 1)))
+    noise = noise_psd(x, FS)
+    comps = fit_noise_components(noise, rise, fast, gain, johnson_ratio=0.32)
+    # 5 %: the fit averages hundreds of bins; the readout sits below the TES terms at low f.
+    for name, value in (*dens.items(), ("readout", 1.3e-6)):
+        assert comps.densities[name] == pytest.approx(value, rel=0.05), name
+    np.testing.assert_array_equal(comps.harmonics_hz, [62.5e3, 125e3, 187.5e3])
+    np.testing.assert_array_equal(comps.line_found, [True, True, False])
+    # The optimal filter does not care: the lines cost < 1 % of the predicted resolution.
+    template = unit_height_pulse((np.arange(LENGTH) - PRE) / FS, rise, fast, 500e-6, 0.04)
+    with_lines = optimal_filter(template, noise).predicted_sigma
+    clean = optimal_filter(template, noise_psd(x, FS).__class__(
+        noise.freqs_hz, comps.without_lines(), noise.n_records, FS)).predicted_sigma
+    assert with_lines == pytest.approx(clean, rel=0.01)
+
+
+# -- time resolution -----------------------------------------------------------------------------
+
+
+def _tes_noise_records(rise: float, fwhm_eV: float, phi0_per_eV: float, n: int,
+                       seed: int, fs: float = FS) -> tuple[np.ndarray, np.ndarray]:
+    """Noise records of a TES (design-(a)-like mix, readout 1.5 uPhi0/rtHz) scaled so that
+    the optimal filter's noise-only FWHM is `fwhm_eV`; and the unit-height template."""
+    f = record_grid(LENGTH, fs)
+    shape = (rise, 75e-6, 500e-6, 0.04)
+    tes = tes_noise_psd(f, {"thermal": 1.0, "tes_johnson": 1.5, "load_johnson": 0.4},
+                        rise, shape[1], 10.0)["total"]
+    readout = np.full(f.shape, 1.5e-6**2)
+    template = unit_height_pulse((np.arange(LENGTH) - PRE) / fs, *shape)
+    s = scale_for_fwhm(fwhm_eV, phi0_per_eV * template, tes, readout, fs)
+    return coloured_noise(readout + s * s * tes, n, LENGTH, fs, seed), template
+
+
+def test_time_resolution_at_the_papers_settings() -> None:
+    """15 us rise at 500 kS/s, design (a)'s 3.3 eV noise and gain, pairs of Cl Ka pulses (the
+    paper's timing line): half the pairs are resolved at <= 3 us (seed paper, section 7).
+    The limit is the sampling (a pulse's sharp start aliases), not the noise: at 250 kS/s the
+    same detector resolves pairs only about twice as far apart."""
+    rise, k = 15e-6, 1.0 / 2734.5
+
+    def pulse(t: np.ndarray) -> np.ndarray:
+        return unit_height_pulse(t, rise, 75e-6, 500e-6, 0.04)
+
+    taus = {}
+    for fs, seed in ((FS, 31), (250e3, 33)):
+        noise, _ = _tes_noise_records(rise, 3.3, k, 300, seed, fs)
+        seps = np.arange(0.25, 4.01, 0.125) / fs
+        res = pair_resolution(pulse, k * 2622.4, noise, fs, PRE, seps, n_pairs=150,
+                              rng=np.random.default_rng(seed + 1))
+        assert res.false_pairs <= 0.03  # 1 % by construction, plus its sampling scatter
+        assert res.resolved[0] < 0.1 and res.resolved[-1] > 0.95
+        taus[fs] = res.time_resolution_s
+    assert 1e-6 < taus[FS] <= 3e-6  # measured 2.96 us (seed 31; 2.91 us with seed 35)
+    assert 1.6 < taus[250e3] / taus[FS] < 2.4
+    assert pileup_fraction(300.0, taus[FS]) == pytest.approx(300.0 * taus[FS])
+
+
+# -- moving average ------------------------------------------------------------------------------
+
+
+def test_moving_average_before_the_filter_keeps_the_resolution() -> None:
+    """A moving average is an invertible linear filter on the band the pulse uses, so the
+    optimal filter learned on smoothed records predicts (and measures) the same resolution
+    within a few % (the record's first samples are averaged over fewer)."""
+    rise = 12e-6
+    noise, template = _tes_noise_records(rise, 4.1, 3e-4, 800, seed=41)
+    plain = optimal_filter(template, noise_psd(noise, FS))
+    for n in (5, 9):
+        smooth_noise = moving_average(noise, n)
+        smooth = optimal_filter(moving_average(template[None, :], n)[0],
+                                noise_psd(smooth_noise, FS))
+        assert smooth.predicted_sigma == pytest.approx(plain.predicted_sigma, rel=0.03)
+        measured = np.std(smooth.apply(moving_average(
+            coloured_noise(noise_psd(noise, FS).psd, 800, LENGTH, FS, seed=42), n)))
+        assert measured == pytest.approx(smooth.predicted_sigma, rel=0.08)  # 2.5 % scatter x3
+    np.testing.assert_allclose(moving_average(np.arange(6.0)[None, :], 3)[0],
+                               [0, 0.5, 1, 2, 3, 4])

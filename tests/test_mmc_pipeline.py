@@ -1,0 +1,245 @@
+"""The `mmc` pipeline end to end on the simulated maXs30 rig, against what the simulator
+injected (`rig.world.detector_array("mmc")`: truth events and per-pixel parameters).
+
+Two runs, 4 channels (8 pixels) of ADC 1 each, with a fixed seed. To get enough Mn Ka events
+in a minute of simulated time the pulses are faster than maXs30's (decay 0.5 ms, records of
+1024 samples) and the 55Fe source is stronger (25 Hz per pixel); the noise is rescaled by the
+simulator for that record geometry (`of_*` keys), so the baseline FWHM is still the injected
+one. Run A keeps the default resolution (baseline 6.1 eV, excess 3.8 eV); run B uses 4.0 and
+2.0 eV and then takes background: the source swapped out (`world.detector.source: none`), a
+continuum 2e4 times the paper's, more muon showers and jumps, and bursts compressed in time
+with the burst cut's window (0.25 s instead of a minute, threshold scaled to 4 of 16
+channels), so that a minute and a half of stream holds enough of each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from acquisition.acquire import Acquisition
+from acquisition.pipelines import PipelineInput, get_pipeline
+from acquisition.rig import Rig, load_rig
+from acquisition.run_reader import RunReader
+from acquisition.run_store import RunStore
+from acquisition.sources import AdcSource
+from acquisition.trigger import ChannelTrigger, TriggerConfig
+from acquisition.units import to_si
+
+ROOT = Path(__file__).resolve().parents[1]
+LENGTH, PRE = 1024, 256
+FAST = {"decay_s": 0.5e-3, "of_record_length": LENGTH, "of_pretrigger": PRE}
+BACKGROUND_S = 75.0
+BACKGROUND = {
+    "background.continuum_per_keV_cm2_s": 6.0,
+    "background.muon_per_cm2_s": 4.0,
+    "background.jump_per_channel_h": 600.0,
+    "background.burst_per_h": 240.0,
+    "background.burst_duration_s": 0.2,
+    "background.burst_packet_hz": 100.0,
+}
+#: The burst cut's minute compressed to 0.25 s, its threshold (30 triggers of 16 channels)
+#: scaled to the 4 channels recorded.
+BURST_OPTIONS = {"minute_s": 0.25, "burst_per_minute": 8}
+MATCH_S = 20e-6  # a record's trigger lies ~2 us after the event (rise); one sample = 2 us
+
+
+def simulate(tmp: Path, seed: int, detector: dict[str, Any], channels: list[int],
+             calib_s: float, background: bool) -> dict[str, Any]:  # fmt: skip
+    """Calibration (and background) acquisitions of `channels` of ADC 1, then the pipeline."""
+    doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
+    doc["world"]["seed"] = seed
+    doc["world"]["detector"].update({**FAST, **detector})
+    doc["world"]["sources"]["fe55"]["rate_per_pixel_hz"] = 25.0
+    adc = doc["instruments"]["adc1"]["settings"]
+    enabled = f"{channels[0]}-{channels[-1]}"
+    adc["channels"] = {"1-16": {"enabled": False}, enabled: {"enabled": True}}
+    rig_file = tmp / "rig.yaml"
+    rig_file.write_text(yaml.safe_dump(doc))
+    with Rig(load_rig(rig_file)) as rig:
+        rig.open("fll")
+        rig.open("tc")  # its rig settings regulate the detector plate at 20 mK
+        adc1 = rig.open("adc1")
+        world = rig.world
+        world.advance(300.0)
+        source = AdcSource(adc1, 1 << 15, clock_ns=lambda: int(world.now() * 1e9))
+        threshold = to_si("3 mV", source.unit) / source.units_per_value
+        trigger = ChannelTrigger(polarity=0, edge_threshold=threshold, auto_period=25_000)
+        # Coincidence window 2 samples: the trigger places a hit to +-1 sample (a sensor hit
+        # rises in 0.1 us, an absorber hit in 10 us).
+        config = TriggerConfig(LENGTH, PRE, dict.fromkeys(channels, trigger), coincidence_window=2)
+        meta = {"trigger": {"coincidence_window": 2, "holdoff": LENGTH}}
+        store = RunStore.create(tmp / "run", {"rig": rig.spec.doc.data})
+        Acquisition(source, config, name="calib", store=store, duration_s=calib_s,
+                    metadata=meta).run()  # fmt: skip
+        options: dict[str, Any] = {"wiring": {"adc1": 1}}
+        if background:
+            world.set_param("detector.source", "none")
+            for key, value in BACKGROUND.items():
+                world.set_param(key, value)
+            Acquisition(source, config, name="bg", store=store, duration_s=BACKGROUND_S,
+                        metadata=meta).run()  # fmt: skip
+            options.update(background={"no shield": ["bg"]}, **BURST_OPTIONS)
+        store.close("done")
+        array = world.detector_array("mmc")
+        truth, pixels = array.truth(), array.pixels()
+        params = dict(world.params["detector"]), dict(world.params["background"])
+    inp = PipelineInput(tmp, RunReader(tmp / "run"), ("calib",), options, tmp / "figures")
+    out = get_pipeline("mmc")(inp)
+    events = np.load(out.results["events_file"])
+    return {"out": out, "truth": truth, "pixels": pixels, "detector": params[0],
+            "background": params[1], "events": events}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_a(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return simulate(tmp_path_factory.mktemp("mmc_a"), 21, {}, [1, 2, 3, 4], 45.0, False)
+
+
+@pytest.fixture(scope="module")
+def run_b(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    detector = {"baseline_fwhm_eV": 4.0, "excess_fwhm_eV": 2.0}
+    # The Holzer widths weigh more at 4.5 eV: twice the events for the same precision.
+    return simulate(tmp_path_factory.mktemp("mmc_b"), 22, detector, [5, 6, 7, 8], 90.0, True)
+
+
+def matched(run: dict[str, Any], group: int) -> dict[str, np.ndarray]:
+    """Event-file rows of `group` with the truth event on their channel nearest in time
+    (index into truth, -1 if none within MATCH_S)."""
+    ev, truth = run["events"], run["truth"]
+    rows = {k: ev[k][ev["group"] == group] for k in ev.files if k not in ("groups", "pixels")}
+    idx = np.full(rows["time_s"].size, -1)
+    for ch in np.unique(rows["channel"]):
+        mine = np.flatnonzero(truth["channel"] == ch)
+        t = truth["time_s"][mine]
+        sel = np.flatnonzero(rows["channel"] == ch)
+        j = np.clip(np.searchsorted(t, rows["time_s"][sel] - MATCH_S), 0, max(t.size - 1, 0))
+        ok = np.abs(t[j] - rows["time_s"][sel]) <= MATCH_S if t.size else np.zeros(sel.size, bool)
+        idx[sel[ok]] = mine[j[ok]]
+    rows["truth"] = idx
+    return rows
+
+
+@pytest.mark.parametrize("name", ["run_a", "run_b"])
+def test_resolutions_match_the_injected_ones(name: str, request: pytest.FixtureRequest) -> None:
+    run = request.getfixturevalue(name)
+    res, det = run["out"].results, run["detector"]
+    pixels = {k: v for k, v in res["pixels"].items() if "error" not in v}
+    assert len(pixels) == 8 and not res["noisy"], res["pixels"]
+    names = list(run["pixels"]["name"])
+    injected_base = np.array([run["pixels"]["baseline_fwhm_eV"][names.index(n)] for n in pixels])
+    injected_total = np.hypot(injected_base, det["excess_fwhm_eV"])
+    # ~700 (A) and ~1400 (B) Ka events per pixel: the fits give ~6 % per pixel, ~2 % on the
+    # mean of 8 (issue: 5 %).
+    assert res["mean_fwhm_eV"] == pytest.approx(injected_total.mean(), rel=0.05)
+    # Baseline from ~2000 noise records per channel; the simulator scales the noise so that
+    # each channel's mean baseline FWHM is `baseline_fwhm_eV` (issue: 5 %).
+    assert res["mean_baseline_fwhm_eV"] == pytest.approx(det["baseline_fwhm_eV"], rel=0.05)
+    assert res["mean_baseline_fwhm_eV"] == pytest.approx(res["mean_predicted_fwhm_eV"], rel=0.05)
+    # Per pixel, the injected baseline within 10 % (spread of the pixels' own noise).
+    base = np.array([p["baseline_fwhm_eV"] for p in pixels.values()])
+    np.testing.assert_allclose(base, injected_base, rtol=0.10)
+
+
+@pytest.mark.parametrize("name", ["run_a", "run_b"])
+def test_ellipse_cut_keeps_clean_calibration_events(name: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    run = request.getfixturevalue(name)
+    rows, truth = matched(run, 0), run["truth"]
+    hit = rows["truth"] >= 0
+    assert hit.mean() > 0.97  # records are the injected events
+    xray = hit & (truth["kind"][np.maximum(rows["truth"], 0)] == "xray")
+    # Clean: nothing else on the channel from 10 decays before to the record's end.
+    t, ch = truth["time_s"], truth["channel"]
+    before, after = 10 * FAST["decay_s"], (LENGTH - PRE) / 5e5
+    clean = np.zeros(rows["time_s"].size, bool)
+    for i in np.flatnonzero(xray):
+        k = rows["truth"][i]
+        near = (ch == ch[k]) & (t > t[k] - before) & (t < t[k] + after)
+        clean[i] = near.sum() == 1
+    assert clean.sum() > 2500
+    rejected = 1.0 - rows["inside"][clean].mean()
+    assert 0.005 <= rejected <= 0.02, rejected  # sized for ~1 % (issue: 0.5-2 %)
+
+
+def test_background_cuts_against_truth(run_b: dict[str, Any]) -> None:
+    rows, truth = matched(run_b, 1), run_b["truth"]
+    k = np.maximum(rows["truth"], 0)
+    kind = np.where(rows["truth"] >= 0, truth["kind"][k], "")
+    deposit = np.where(rows["truth"] >= 0, truth["deposit"][k], "")
+    cuts = run_b["out"].results["cuts"]["no shield"]
+    # Ellipse: traces of muons depositing in the sensor or substrate, and jumps (>= 90 %).
+    # A muon's deposit in the absorber is an X-ray-like pulse: the coincidence cut takes it.
+    distorted = (kind == "muon") & (deposit != "absorber")
+    jumps = kind == "jump"
+    assert distorted.sum() >= 20 and jumps.sum() >= 20
+    assert 1.0 - rows["inside"][distorted].mean() >= 0.9
+    assert 1.0 - rows["inside"][jumps].mean() >= 0.9
+    # Burst cut: >= 99 % of burst triggers removed, <= 6 % of the live time lost.
+    dropped = np.array(cuts["burst"]["dropped_intervals_s"]).reshape(-1, 2)
+    in_drop = ((rows["time_s"][:, None] >= dropped[:, 0]) &
+               (rows["time_s"][:, None] < dropped[:, 1])).any(axis=1)  # fmt: skip
+    bursts = kind == "burst"
+    assert bursts.sum() >= 50
+    assert in_drop[bursts].mean() >= 0.99
+    assert cuts["burst"]["live_time_fraction_lost"] <= 0.06
+    # Coincidence: a muon shower hits 2-4 neighbouring pixels within 0.5 us. Muon records
+    # with a partner record (another channel, the same shower) are flagged (>= 90 %); single
+    # photons are not (random coincidences: < 1 %).
+    coincident = rows["coincidence"] > 1
+    t_true = np.where(kind == "muon", truth["time_s"][k], np.nan)
+    partner = np.array([
+        np.any((np.abs(t_true - t_true[i]) <= 1e-6) & (rows["channel"] != rows["channel"][i]))
+        for i in range(k.size)
+    ])  # fmt: skip
+    showers = (kind == "muon") & partner
+    assert showers.sum() >= 10
+    assert coincident[showers].mean() >= 0.9
+    assert coincident[np.isin(kind, ("continuum", "fluorescence"))].mean() < 0.01
+
+
+def test_background_rate_is_the_injected_continuum(run_b: dict[str, Any]) -> None:
+    bg = run_b["out"].results["background"]
+    p = run_b["background"]
+    # Injected between 1 and 10 keV: the flat continuum and the Cu Ka line (8.0 keV).
+    expected = p["continuum_per_keV_cm2_s"] + p["cu_ka_per_cm2_s"] / 9.0
+    assert bg["counts"] > 60
+    assert abs(bg["rate_per_keV_cm2_s"] - expected) <= 2.0 * bg["rate_err"]  # issue: 2 sigma
+    live = BACKGROUND_S * (1.0 - run_b["out"].results["cuts"]["no shield"]["burst"][
+        "live_time_fraction_lost"])
+    assert bg["live_time_s"] == pytest.approx(live)
+    assert bg["area_cm2"] == pytest.approx(8 * 0.05**2)
+
+
+def test_figures(run_b: dict[str, Any]) -> None:
+    figures = run_b["out"].figures
+    assert [f.name.split("_", 2)[-1] for f in figures] == [
+        "ka_histogram.png", "resolution_map.png", "pulse_chi2_zeta.png", "background.png"
+    ]
+    for fig in figures:
+        assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size > 5000
+
+
+def test_world_settings_swap_the_source_and_mount_the_shield() -> None:
+    """`set: {world.KEY: v}` between acquisitions: the array draws its next events with the
+    new parameters; a bad value is refused, naming the key."""
+    from sim_instruments.mmc_array import mmc_array
+    from sim_instruments.world import World
+
+    doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
+    world = World(doc["world"])
+    array = mmc_array(world)
+    assert array.generator.sources and array.generator.background.cu_ka_per_cm2_s > 0
+    cu = array.generator.background.cu_ka_per_cm2_s
+    world.set_param("detector.source", "none")
+    world.set_param("background.shield", "ptfe")
+    assert not array.generator.sources
+    # PTFE: Cu Ka -85 % (REFERENCE section 1), as the rig's ptfe_cu_reduction says.
+    assert array.generator.background.cu_ka_per_cm2_s == pytest.approx(0.15 * cu)
+    assert doc["world"]["background"]["shield"] == "none"  # the rig file's mapping untouched
+    with pytest.raises(ValueError, match="shield"):
+        world.set_param("background.shield", "lead")
