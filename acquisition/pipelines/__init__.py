@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acquisition.errors import CryodaqError
 from acquisition.run_reader import RunReader
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,16 @@ class PipelineInput:
     options: dict[str, Any]
     figures_dir: Path
 
+    def options_with(self, defaults: dict[str, Any], pipeline: str) -> dict[str, Any]:
+        """The step's options over `defaults`; `PipelineError` names any unknown option."""
+        unknown = set(self.options) - set(defaults)
+        if unknown:
+            raise PipelineError(
+                f"{pipeline}: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"allowed: {', '.join(sorted(defaults))}"
+            )
+        return {**defaults, **self.options}
+
     def parts(self, name: str) -> list[str]:
         """Stored acquisitions of `name`: itself and the parts a resumed run added."""
         stored = self.reader.acquisitions()
@@ -76,6 +87,10 @@ class PipelineResult:
 
 
 Pipeline = Callable[[PipelineInput], PipelineResult]
+
+
+class PipelineError(CryodaqError):
+    """A pipeline cannot run at all (bad options, missing acquisition or data)."""
 
 
 class UnknownPipeline(KeyError):

@@ -65,13 +65,7 @@ CHAIN_MODULE = "analysis.chain_fit"
 
 
 def _options(inp: PipelineInput) -> dict[str, Any]:
-    unknown = set(inp.options) - set(DEFAULTS)
-    if unknown:
-        raise PipelineError(
-            f"haloscope: unknown option(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(DEFAULTS))}"
-        )
-    opts = {**DEFAULTS, **inp.options}
+    opts = inp.options_with(DEFAULTS, "haloscope")
     therm = {**DEFAULTS["thermometers"], **(inp.options.get("thermometers") or {})}
     if set(therm) != {"att", "cav", "mx"}:
         raise PipelineError(f"haloscope: `thermometers` takes att, cav, mx; got {sorted(therm)}")

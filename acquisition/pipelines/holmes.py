@@ -32,19 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.errors import CryodaqError
 from acquisition.pipelines import (
-    PART_SEPARATOR,
     ChannelFailure,
     ChannelPlan,
+    PipelineError,
     PipelineInput,
     PipelineResult,
     run_plan,
 )
 from acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
 from acquisition.pipelines.holmes_figures import write_figures
-from acquisition.pipelines.pulses import Shared, _geometry, _jsonable
+from acquisition.pipelines.pulses import Shared
 from acquisition.pipelines.pulses_channel import ChannelSkipped
+from acquisition.pipelines.stored_runs import geometry, jsonable, selected_channels, selected_parts
 from analysis.ho163 import Q_EV
 from analysis.line_calibration import KnownLine
 from analysis.line_fit import reference_energy
@@ -80,10 +80,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class PipelineError(CryodaqError):
-    """The pipeline cannot run at all (bad options, missing acquisition)."""
-
-
 def known_line(name: str) -> KnownLine:
     """A calibration line by name: its natural shape if `xray_lines` has one, else a Gaussian
     at its Ka1 energy."""
@@ -98,12 +94,7 @@ def known_line(name: str) -> KnownLine:
 
 
 def _options(inp: PipelineInput) -> dict[str, Any]:
-    unknown = set(inp.options) - set(DEFAULTS)
-    if unknown:
-        raise PipelineError(
-            f"holmes: unknown option(s) {sorted(unknown)}; allowed: {', '.join(DEFAULTS)}"
-        )
-    opts = {**DEFAULTS, **inp.options}
+    opts = inp.options_with(DEFAULTS, "holmes")
     for key in ("resolution_line", "shape_line"):
         if opts[key] not in opts["lines"]:
             raise PipelineError(f"holmes: {key} {opts[key]!r} is not among lines {opts['lines']}")
@@ -123,20 +114,9 @@ def plan(inp: PipelineInput) -> ChannelPlan:
     """The `holmes` pipeline as independent per-detector pieces (see `acquisition.pipelines`)."""
     opts = _options(inp)
     opts["lines"] = tuple(known_line(n) for n in opts["lines"])
-    stored = inp.reader.acquisitions()
-    names = list(inp.acquisitions) or [
-        a for a in stored if not any(a.startswith(f"{b}{PART_SEPARATOR}") for b in stored)
-    ]
-    parts = [p for name in names for p in inp.parts(name)]
-    missing = [name for name in names if not inp.parts(name)]
-    if missing or not parts:
-        raise PipelineError(
-            f"holmes: no acquisition {missing or names} in {inp.run_dir}; it has {stored}"
-        )
-    geo = _geometry(inp, parts)
-    chans = sorted({c for p in parts for c in inp.reader.channels(p)})
-    if opts["channels"] is not None:
-        chans = [c for c in chans if c in {int(x) for x in opts["channels"]}]
+    names, parts = selected_parts(inp, "holmes")
+    geo = geometry(inp, parts, "holmes")
+    chans = selected_channels(inp, parts, opts["channels"])
 
     def combine(outcomes: Mapping[int, DetectorResult | ChannelFailure]) -> PipelineResult:
         return _combine(inp, names, geo, opts, outcomes)
@@ -179,7 +159,7 @@ def _combine(
     designs = opts["designs"] or {}
     channels: dict[str, Any] = {}
     for ch, r in outcomes.items():
-        entry = {"error": r.error} if isinstance(r, ChannelFailure) else _jsonable(r.numbers)
+        entry = {"error": r.error} if isinstance(r, ChannelFailure) else jsonable(r.numbers)
         if ch in designs:
             entry["design"] = designs[ch]
         channels[str(ch)] = entry
@@ -202,4 +182,4 @@ def _combine(
     }
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
     figures = write_figures(results, designs, tune, geo, inp.figures_dir, f"holmes_{tag}")
-    return PipelineResult(_jsonable(out), figures)
+    return PipelineResult(jsonable(out), figures)

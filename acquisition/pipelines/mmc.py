@@ -35,6 +35,7 @@ import numpy as np
 from acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
+    PipelineError,
     PipelineInput,
     PipelineResult,
     run_plan,
@@ -46,8 +47,8 @@ from acquisition.pipelines.mmc_pixel import (
     Shared,
     analyze_pixel,
 )
-from acquisition.pipelines.pulses import PipelineError, _geometry, _jsonable
 from acquisition.pipelines.pulses_channel import ChannelSkipped
+from acquisition.pipelines.stored_runs import geometry, jsonable
 from analysis.mmc_background import BurstCut, background_rate, burst_cut
 
 ROWS = "ABCDEFGH"
@@ -87,12 +88,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _options(inp: PipelineInput) -> dict[str, Any]:
-    unknown = set(inp.options) - set(DEFAULTS)
-    if unknown:
-        raise PipelineError(
-            f"mmc: unknown option(s) {sorted(unknown)}; allowed: {', '.join(DEFAULTS)}"
-        )
-    opts = {**DEFAULTS, **inp.options}
+    opts = inp.options_with(DEFAULTS, "mmc")
     opts["layout"] = {str(k): list(v) for k, v in (opts["layout"] or maxs30_layout()).items()}
     if not isinstance(opts["background"], dict):
         raise PipelineError("mmc: option background must map labels to acquisition lists")
@@ -144,7 +140,7 @@ def plan(inp: PipelineInput) -> ChannelPlan:
                 f"mmc: acquisition {part.name!r} comes from {part.source!r}, which option "
                 f"`wiring` (source -> FLL channel of its channel 1) does not name"
             )
-    geo = _geometry(inp, [p.name for p in every])
+    geo = geometry(inp, [p.name for p in every], "mmc")
     for part in (p for g in background.values() for p in g):
         if (inp.reader.info(part.name).get("metadata") or {}).get("trigger", {}).get(
             "coincidence_window", 0
@@ -198,7 +194,7 @@ def _combine(
         pixels[name] = (
             {"channel": ch, "polarity": sign, "error": o.error}
             if isinstance(o, ChannelFailure)
-            else _jsonable(o.numbers)
+            else jsonable(o.numbers)
         )
     base = {n: o.numbers["baseline_fwhm_eV"] for n, o in ok.items()}
     limit = float(opts["noisy_factor"]) * float(np.median(list(base.values()))) if base else 0.0
@@ -231,7 +227,7 @@ def _combine(
     if groups:
         out["background"] = groups[next(iter(groups))]
         out["background_groups"] = groups
-    out = _jsonable(out)
+    out = jsonable(out)
     out["events_file"] = str(_save_events(inp.run_dir / "data" / "mmc_events.npz", ok, shared))
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(inp.acquisitions))
     figures = (

@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.errors import CryodaqError
 from acquisition.online_analysis import ChannelFilter, StoredFilter
 from acquisition.pipelines import (
-    PART_SEPARATOR,
     ChannelFailure,
     ChannelPlan,
+    PipelineError,
     PipelineInput,
     PipelineResult,
     run_plan,
@@ -44,6 +43,7 @@ from acquisition.pipelines.pulses_channel import (
     read_stream,
 )
 from acquisition.pipelines.pulses_figures import write_figures
+from acquisition.pipelines.stored_runs import geometry, jsonable, selected_channels, selected_parts
 from acquisition.run_reader import RunReader
 from analysis.xray_lines import LINE_SHAPES
 
@@ -71,47 +71,8 @@ MEAN_KEYS = (
 )
 
 
-class PipelineError(CryodaqError):
-    """The pipeline cannot run at all (bad options, missing acquisition)."""
-
-
-def _geometry(inp: PipelineInput, parts: list[str]) -> dict[str, Any]:
-    """Record geometry, sample rate, scale and trigger holdoff shared by all parts; their
-    live time summed (samples processed, from each part's last commit)."""
-    first = inp.reader.info(parts[0])
-    keys = ("record_length", "pretrigger", "sample_rate_hz")
-    live = 0.0
-    for part in parts:
-        info = inp.reader.info(part)
-        if any(info[k] != first[k] for k in keys):
-            raise PipelineError(
-                f"pulses: acquisitions {parts[0]!r} and {part!r} differ in record geometry or "
-                "sample rate; analyse them in separate steps"
-            )
-        live += inp.reader.commit(part)["processed_samples"] / info["sample_rate_hz"]
-    meta = first.get("metadata") or {}
-    trigger = meta.get("trigger") if isinstance(meta.get("trigger"), dict) else {}
-    holdoff = trigger.get("holdoff")
-    if not isinstance(holdoff, int | float) or holdoff <= 0:
-        holdoff = first["record_length"]  # the trigger engine's default
-    return {
-        "length": int(first["record_length"]),
-        "pre": int(first["pretrigger"]),
-        "fs": float(first["sample_rate_hz"]),
-        "scale": float(meta.get("units_per_value") or 1.0),
-        "unit": str(meta.get("unit") or "a.u."),
-        "live_s": live,
-        "holdoff": int(holdoff),
-    }
-
-
 def _options(inp: PipelineInput) -> dict[str, Any]:
-    unknown = set(inp.options) - set(DEFAULTS)
-    if unknown:
-        raise PipelineError(
-            f"pulses: unknown option(s) {sorted(unknown)}; allowed: {', '.join(DEFAULTS)}"
-        )
-    opts = {**DEFAULTS, **inp.options}
+    opts = inp.options_with(DEFAULTS, "pulses")
     if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
         raise PipelineError(
             f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
@@ -133,16 +94,6 @@ def _mean(channels: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 @dataclass(frozen=True)
 class Shared:
     """What every channel's work needs (picklable: sent to Dask workers)."""
@@ -162,20 +113,9 @@ def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
 def plan(inp: PipelineInput) -> ChannelPlan:
     """The `pulses` pipeline as independent per-channel pieces (see `acquisition.pipelines`)."""
     opts = _options(inp)
-    stored = inp.reader.acquisitions()
-    names = list(inp.acquisitions) or [  # all, parts of a resumed acquisition under its name
-        a for a in stored if not any(a.startswith(f"{b}{PART_SEPARATOR}") for b in stored)
-    ]
-    parts = [p for name in names for p in inp.parts(name)]
-    missing = [name for name in names if not inp.parts(name)]
-    if missing or not parts:
-        raise PipelineError(
-            f"pulses: no acquisition {missing or names} in {inp.run_dir}; it has {stored}"
-        )
-    geo = _geometry(inp, parts)
-    chans = sorted({c for p in parts for c in inp.reader.channels(p)})
-    if opts["channels"] is not None:
-        chans = [c for c in chans if c in {int(x) for x in opts["channels"]}]
+    names, parts = selected_parts(inp, "pulses")
+    geo = geometry(inp, parts, "pulses")
+    chans = selected_channels(inp, parts, opts["channels"])
 
     def combine(outcomes: Mapping[int, ChannelResult | ChannelFailure]) -> PipelineResult:
         return _combine(inp, names, parts, geo, opts, outcomes)
@@ -204,7 +144,7 @@ def _combine(
 ) -> PipelineResult:
     results = {ch: r for ch, r in outcomes.items() if isinstance(r, ChannelResult)}
     channels = {
-        str(ch): {"error": r.error} if isinstance(r, ChannelFailure) else _jsonable(r.numbers)
+        str(ch): {"error": r.error} if isinstance(r, ChannelFailure) else jsonable(r.numbers)
         for ch, r in outcomes.items()
     }
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
@@ -214,7 +154,7 @@ def _combine(
         "line_eV": float(opts["line_eV"]),
         "line_shape": opts["line_shape"],
         "channels": channels,
-        "mean": _jsonable(_mean(channels)),
+        "mean": jsonable(_mean(channels)),
     }
     figures = write_figures(results, geo, inp.figures_dir, f"pulses_{tag}") if results else []
     if opts["save_filter"] and results:

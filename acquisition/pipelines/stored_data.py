@@ -11,11 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.errors import CryodaqError
-
-
-class PipelineError(CryodaqError):
-    """The pipeline cannot run (missing data, bad options, missing chain model)."""
+from acquisition.pipelines import PipelineError
 
 
 @dataclass(frozen=True)
