@@ -173,7 +173,11 @@ def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
         with pytest.raises(Exception, match="-222"):
             adc.write("SAMP:RATE 9.9e+99")
         adc.start()
+        # On a fresh checkout the first block also compiles the array simulator's numba
+        # kernels (no cache yet), which takes seconds: that one fetch may wait longer.
+        adc.resource.timeout = 120_000
         block = adc.fetch(5000)  # 50 ms of real time on a real-time served rig
+        adc.resource.timeout = 2_000
         assert block.codes.shape == (16, 5000) and block.first_sample == 0
         assert adc.fetch(5000).first_sample == 5000
         adc.close()
