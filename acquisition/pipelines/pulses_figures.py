@@ -26,7 +26,14 @@ def write_figures(
     ]
 
 
+#: Above this many channels the spectra share one panel (a grid of 64 panels costs ~10 s of
+#: serial drawing, as long as the per-channel analysis of a short run on one core).
+GRID_MAX = 16
+
+
 def _spectra(results: dict[int, ChannelResult], path: Path) -> Path:
+    if len(results) > GRID_MAX:
+        return _spectra_overlaid(results, path)
     fig, axes = plots.grid(len(results))
     for ax, (ch, r) in zip(axes, sorted(results.items()), strict=True):
         k = r.energy_scale  # the histogram was fitted before the final scale
@@ -40,6 +47,20 @@ def _spectra(results: dict[int, ChannelResult], path: Path) -> Path:
         half = max(5.0 * n["fwhm_eV"], 15.0)
         ax.set_xlim(max(r.edges[0] * k, r.line.centre * k - half), r.line.centre * k + half)
     fig.suptitle("Spectra at the calibration line; Poisson-likelihood line fits (FWHM)")
+    return plots.save(fig, path)
+
+
+def _spectra_overlaid(results: dict[int, ChannelResult], path: Path) -> Path:
+    """Every channel's calibrated spectrum at the line in one panel (fits: resolution figure)."""
+    fig, ax = plots.figure()
+    for i, (_, r) in enumerate(sorted(results.items())):
+        ax.stairs(r.counts, r.edges * r.energy_scale, color=f"C{i % 10}", lw=0.6, alpha=0.7)
+    centre = np.median([r.line.centre * r.energy_scale for r in results.values()])
+    half = max(5.0 * np.median([r.numbers["fwhm_eV"] for r in results.values()]), 15.0)
+    ax.set_xlim(centre - half, centre + half)
+    ax.set_xlabel("energy (eV)")
+    ax.set_ylabel("counts per bin")
+    ax.set_title(f"Spectra of {len(results)} channels at the calibration line (fits: resolution)")
     return plots.save(fig, path)
 
 
