@@ -399,11 +399,6 @@ class Ripple:
     rms_percent: float
     levels: np.ndarray
 
-    @property
-    def drift_percent(self) -> float:
-        """Peak-to-peak of the spectra's mean data/fit ratio, in percent."""
-        return float(100.0 * np.ptp(self.levels)) if self.levels.size else 0.0
-
 
 def gain_ripple(
     spectra: Sequence[SpectrumData],

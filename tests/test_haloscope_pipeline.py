@@ -205,6 +205,7 @@ def test_ripple_correction_and_drift_match_the_rig(
     rms, rate = _injected_ripple(run_dir)
     ripple = result["ripple"]
     assert ripple["rms_percent"] == pytest.approx(rms, rel=0.3)
+    assert ripple["fitted_rms_percent"] == pytest.approx(rms, rel=0.3)  # the fit's own spline
     # The ripple is divided out: chi2 ~1 (the plain fit's ~1.8 is the ripple).
     assert result["fit"]["reduced_chi2"] == pytest.approx(1.0, abs=0.05)
     assert result["fit_uncorrected"]["reduced_chi2"] > 1.3

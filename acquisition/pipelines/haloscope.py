@@ -195,6 +195,7 @@ def run(inp: PipelineInput) -> PipelineResult:
         "residual_drift_percent_per_hour_err": residual_err,
         "drift_span_h": span_h,
         "knot_Hz": float(opts["ripple_knot_Hz"]),
+        "fitted_rms_percent": float(100.0 * np.std(free.ripple_r)),
         "uncorrected_rms_percent": float(
             chain.gain_ripple(data, uncorrected, window, order, times_s=timed).rms_percent
         ),
