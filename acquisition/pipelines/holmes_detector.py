@@ -5,11 +5,11 @@ Order: isolated pulse records (no other trigger from `isolation` before to the r
 flux-quantum slips flagged on them (`analysis.slew`, against the average of the smaller half of
 the pulses, which never slip) and set aside; pile-up cuts and the average pulse (`pulses`
 pipeline); the optimal filter on clean noise records, after an optional moving average; the
-bath signal of each pulse, the pretrigger baselines of the quiet records around it averaged
+bath signal of each pulse, the baselines of the quiet records around it averaged
 (whole-quantum jumps removed: each slip moves the demodulated baseline by one quantum for
 good); a provisional calibration on the known lines,
-the drift correction (amplitude against baseline) and the arrival-phase correction
-(`analysis.arrival_phase`) learned on the most intense line, the final
+the drift correction (amplitude against baseline) learned on the most intense line, the
+arrival-phase correction (`analysis.arrival_phase`) learned on all of them, the final
 second-order calibration and the line fits (Mn Ka with its full natural shape); noise-only and
 predicted resolutions through the calibration's slope at zero; the three-exponential fit of
 the average pulse of one line (Cl Ka); the largest slew of that pulse; the noise PSD split into
@@ -75,25 +75,34 @@ def analyze_stored_detector(shared: Shared, ch: int) -> DetectorResult:
     return analyze_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]))
 
 
+def _unwrap_quanta(baselines: np.ndarray) -> np.ndarray:
+    """Baselines (Phi0) moved by whole quanta to the nearest of their circular mean: each slip
+    moves the demodulated baseline by one quantum for good, while the bath moves it by far less
+    than half of one over a run. (Undoing the steps between consecutive records instead
+    would turn a record caught halfway through a slip into a lasting error of one quantum.)"""
+    if baselines.size == 0:
+        return baselines
+    ref = np.angle(np.mean(np.exp(2j * np.pi * baselines))) / (2.0 * np.pi)
+    return baselines - np.rint(baselines - ref)
+
+
 def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, pre: int,
                quiet: tuple[np.ndarray, np.ndarray], window: int) -> np.ndarray:
-    """Bath signal at each pulse record: the pretrigger means (Phi0) of the quiet pulse and
-    noise records (`quiet`: no earlier tail in them) within +-`window` samples, averaged
-    (0: the record's own pretrigger mean). One pretrigger holds ~100x the bath's drift in
-    noise, which would both scatter the corrected heights and dilute the learned slope;
-    the bath drifts over seconds. Whole-quantum jumps between consecutive records (in time
-    order, per part) are removed first: each slip moves the demodulated baseline by one
-    quantum for good, and the drift between two records is far below half a quantum."""
+    """Bath signal at each pulse record: the baselines (Phi0) of the quiet pulse records
+    (pretrigger mean) and noise records (whole-record mean) within +-`window` samples, averaged
+    (0: the record's own pretrigger mean); `quiet`: no earlier tail in them. One pretrigger
+    holds ~100x the bath's drift in noise, which would both scatter the corrected heights and
+    dilute the learned slope; the bath drifts over seconds. Whole quanta are taken out first
+    (`_unwrap_quanta`, per part)."""
     base_p = pulses_phi0[:, :pre].mean(axis=1)
-    base_n = noise_phi0[:, :pre].mean(axis=1)
+    base_n = noise_phi0.mean(axis=1)
     out = np.empty(base_p.size)
     start_p = start_n = 0
     for at_p, at_n in zip(stream.pulse_at, stream.noise_at, strict=True):
         sl_p, sl_n = slice(start_p, start_p + at_p.size), slice(start_n, start_n + at_n.size)
         at = np.concatenate([at_p, at_n])
         order = np.argsort(at, kind="stable")
-        b = np.concatenate([base_p[sl_p], base_n[sl_n]])[order]
-        b -= np.concatenate([[0.0], np.cumsum(np.rint(np.diff(b)))])
+        b = _unwrap_quanta(np.concatenate([base_p[sl_p], base_n[sl_n]]))[order]
         own = np.empty(at.size)
         own[order] = b
         out[sl_p] = own[:at_p.size]
@@ -156,12 +165,9 @@ def analyze_detector(
         phase = rising_phase(pulses[clean], pre, ln.avg.sign)
         arrival = no_phase_correction()
         if opts["phase_correction"]:  # learned on the events of every line found
-            energy = cal.energy(amp)
-            line_amp = np.full(amp.size, np.nan)
-            for r in fits:
-                sel = np.abs(energy - r.fit.centre) < max(2.0 * r.fit.fwhm, 5.0)
-                line_amp[sel] = float(cal.amplitude(r.fit.centre))
-            arrival = learn_phase_correction(amp / line_amp, phase)
+            found = [(r.line, r.fit.fwhm) for r in fits if np.isfinite(r.fit.fwhm)
+                     and r.fit.fwhm > 0]
+            arrival = learn_phase_correction(amp, phase, cal, found)
         amp = arrival.apply(amp, phase)
         cal, fits = calibrate(amp, lines, fwhm_guess)
     except (ValueError, np.linalg.LinAlgError) as exc:
@@ -194,7 +200,7 @@ def analyze_detector(
             for r in fits
         },
         "drift_per_phi0": float(drift.coefficients[0]) if drift.coefficients.size else 0.0,
-        "arrival_phase_gain_span": float(np.ptp(arrival.gains)),
+        "arrival_phase_gain_span": arrival.span(),
         "polarity": int(ln.avg.sign),
         "pulses": int(clean.sum()),
         "isolated_pulses": int(p_iso.sum()),
