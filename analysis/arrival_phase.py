@@ -5,14 +5,17 @@ filtered height (seed paper, section 6): the start of the pulse is a kink, and t
 edge is curved, which the optimal filter's first-order protection (blind to the template's
 time derivative) does not capture. The phase is measured per record as the fractional sample
 where the pulse first reaches half its peak. Over the one sample it spans, the relative
-height is a smooth function of it, modelled as g(p) = 1 + sum_k c_k P_k(u) with Legendre
-polynomials P_1..P_degree of the phase scaled to u in [-1, 1].
+height is a smooth function of it, and it changes with the pulse height too (the flux-ramp
+demodulator errs on fast edges, and periodically in the flux they sweep): g(p, A) = 1 +
+sum_jk c_jk P_k(u) P_j(v), Legendre polynomials of the phase and of the amplitude, each
+scaled to [-1, 1] over the learned range (and held at its edge beyond), with k >= 1 (up to
+`degree`) and j <= 2 (up to `AMPLITUDE_TERMS` phase terms each).
 
-The c_k are learned on the events of the known calibration lines by maximum likelihood: each
+The c_jk are learned on the events of the known calibration lines by maximum likelihood: each
 line's corrected energies (provisional calibration, a free scale per line) are drawn from its
 natural shape (Lorentzians) convolved with a Gaussian resolution, plus a 1 % flat floor
 (pile-up, stray events). The resolutions start from the provisional line fits (broadened by
-the very phase dependence) and are refitted per line, in turns with the c_k. Using the lines'
+the very phase dependence) and are refitted per line, in turns with the c_jk. Using the lines'
 full shapes, not one reference height per line, matters: the Mn Ka doublet spreads 1e-3 of
 the height, ten times the steps to be learned.
 """
@@ -31,8 +34,10 @@ from analysis.line_calibration import Calibration, KnownLine
 
 #: Fraction of each line's events given to a flat floor over its window.
 FLOOR_FRACTION = 0.01
-#: Events per learned coefficient below which the degree is lowered.
+#: Events per learned coefficient: fewer coefficients (amplitude terms first) below that.
 EVENTS_PER_COEFFICIENT = 100
+#: Phase terms (k = 1 .. this) that vary with the amplitude, linearly and quadratically.
+AMPLITUDE_TERMS = 4
 #: A line's events: provisional energy within this many resolution FWHM of its components.
 WINDOW_FWHM = 3.0
 #: Turns of (c_k with resolutions fixed, resolutions with c_k fixed).
@@ -58,32 +63,45 @@ def rising_phase(records: np.ndarray, pretrigger: int, sign: float = 1.0) -> np.
 
 @dataclass(frozen=True)
 class PhaseCorrection:
-    """Relative height g(p) = 1 + sum_k c_k P_k(u), u = 2 (p - lo) / (hi - lo) - 1 clipped to
-    [-1, 1] (the learned range); `coefficients` are c_1..c_degree (empty: no correction)."""
+    """Relative height g(p, A) = 1 + sum_jk c[k, j] P_k(u) P_j(v), u = 2 (p - lo) / (hi - lo)
+    - 1 and v likewise for A over [a_lo, a_hi], both clipped to [-1, 1] (the learned range);
+    `coefficients` c[k, j] (k phase, j amplitude order; c[0, :] = 0; empty: no correction)."""
 
     coefficients: np.ndarray
     lo: float = 0.0
     hi: float = 1.0
+    a_lo: float = 0.0
+    a_hi: float = 1.0
 
-    def gain(self, phases: np.ndarray) -> np.ndarray:
+    def gain(self, phases: np.ndarray, amplitudes: np.ndarray | float | None = None
+             ) -> np.ndarray:
+        """g at `phases`; at the middle of the learned amplitudes when `amplitudes` is None."""
         p = np.asarray(phases, dtype=np.float64)
         if self.coefficients.size == 0:
             return np.ones_like(p)
-        u = np.clip(2.0 * (p - self.lo) / (self.hi - self.lo) - 1.0, -1.0, 1.0)
-        return 1.0 + legendre.legval(u, np.concatenate([[0.0], self.coefficients]))
+        u = _scaled(p, self.lo, self.hi)
+        mid = 0.5 * (self.a_lo + self.a_hi)
+        a = np.broadcast_to(np.asarray(mid if amplitudes is None else amplitudes, float), p.shape)
+        return 1.0 + legendre.legval2d(u, _scaled(a, self.a_lo, self.a_hi), self.coefficients)
 
     def apply(self, amplitudes: np.ndarray, phases: np.ndarray) -> np.ndarray:
         """Heights as they would be at a typical phase."""
-        return np.asarray(amplitudes, float) / self.gain(phases)
+        a = np.asarray(amplitudes, dtype=np.float64)
+        return a / self.gain(phases, a)
 
     def span(self) -> float:
-        """Peak-to-peak of g over the learned range."""
-        g = self.gain(np.linspace(self.lo, self.hi, 201))
-        return float(np.ptp(g))
+        """Peak-to-peak of g over the learned phases, at the middle of the learned amplitudes."""
+        return float(np.ptp(self.gain(np.linspace(self.lo, self.hi, 201))))
+
+
+def _scaled(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if not hi > lo:
+        return np.zeros_like(x)
+    return np.clip(2.0 * (x - lo) / (hi - lo) - 1.0, -1.0, 1.0)
 
 
 def no_phase_correction() -> PhaseCorrection:
-    return PhaseCorrection(np.zeros(0))
+    return PhaseCorrection(np.zeros((0, 0)))
 
 
 @dataclass(frozen=True)
@@ -131,10 +149,10 @@ def learn_phase_correction(
     *,
     degree: int = 6,
 ) -> PhaseCorrection:
-    """g(p) learned on the events of `lines` ((line, resolution FWHM eV) pairs, the lines
+    """g(p, A) learned on the events of `lines` ((line, resolution FWHM eV) pairs, the lines
     found by `calibration`, a provisional one) by maximum likelihood (see module docstring);
-    the degree is lowered to one per `EVENTS_PER_COEFFICIENT` events of those lines (no
-    correction under that)."""
+    one coefficient per `EVENTS_PER_COEFFICIENT` events of those lines at most, amplitude
+    terms only with 2 (linear) or 3 (quadratic) lines (no correction under 100 events)."""
     a = np.asarray(amplitudes, dtype=np.float64)
     p = np.asarray(phases, dtype=np.float64)
     if a.shape != p.shape:
@@ -145,24 +163,32 @@ def learn_phase_correction(
     energy = np.where(ok, calibration.energy(np.where(ok, a, 0.0)), np.nan)
     groups = [g for g in (_line_events(energy, ln, fw) for ln, fw in lines) if g.index.size]
     used = np.unique(np.concatenate([g.index for g in groups])) if groups else np.zeros(0, int)
-    degree = min(degree, used.size // EVENTS_PER_COEFFICIENT)
+    budget = used.size // EVENTS_PER_COEFFICIENT
+    degree = min(degree, budget)
     if degree < 1:
         return no_phase_correction()
     lo, hi = float(p[used].min()), float(p[used].max())
+    a_lo, a_hi = float(a[used].min()), float(a[used].max())
     if not hi > lo:
         return no_phase_correction()
-    basis = legendre.legvander(2.0 * (p - lo) / (hi - lo) - 1.0, degree)[:, 1:]
-    n_lines = len(groups)
+    terms = [(k, 0) for k in range(1, degree + 1)]  # (phase order, amplitude order)
+    for j in range(1, min(len(groups) - 1, 2) + 1):
+        n = min(AMPLITUDE_TERMS, degree, budget - len(terms))
+        terms += [(k, j) for k in range(1, n + 1)]
+    u = legendre.legvander(_scaled(p, lo, hi), degree)
+    v = legendre.legvander(_scaled(a, a_lo, a_hi), 2)
+    basis = np.column_stack([u[:, k] * v[:, j] for k, j in terms])
+    n_coef, n_lines = len(terms), len(groups)
 
     def line_terms(theta: np.ndarray, k: int, grp: _LineEvents
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per event of line k: likelihood, its slope in energy, energy, corrected amplitude,
         gain."""
         i = grp.index
-        gain = 1.0 + basis[i] @ theta[:degree]
+        gain = 1.0 + basis[i] @ theta[:n_coef]
         corrected = a[i] / gain
         e = calibration.energy(corrected)
-        x = (1.0 + theta[degree + k]) * e
+        x = (1.0 + theta[n_coef + k]) * e
         dens, slope = np.zeros(i.size), np.zeros(i.size)
         for ec, gam, wt in zip(grp.energies_eV, grp.gammas_eV, grp.weights, strict=True):
             v, dv = _voigt_and_slope(x - ec, grp.sigma_eV, gam)
@@ -178,8 +204,8 @@ def learn_phase_correction(
             total -= float(np.sum(np.log(like)))
             dlog = -slope / like  # d(-log L)/dx per event
             de_dc = -(calibration.slope(corrected) * corrected / gain)[:, None] * basis[grp.index]
-            grad[:degree] += (dlog * (1.0 + theta[degree + k])) @ de_dc
-            grad[degree + k] = float(dlog @ e)
+            grad[:n_coef] += (dlog * (1.0 + theta[n_coef + k])) @ de_dc
+            grad[n_coef + k] = float(dlog @ e)
         return total, grad
 
     def refit_sigma(theta: np.ndarray, k: int, grp: _LineEvents) -> _LineEvents:
@@ -190,7 +216,7 @@ def learn_phase_correction(
         best = minimize_scalar(cost, bounds=(start - 3.0, start + 1.0), method="bounded")
         return replace(grp, sigma_eV=float(np.exp(best.x)))
 
-    theta = np.zeros(degree + n_lines)
+    theta = np.zeros(n_coef + n_lines)
     for _ in range(TURNS):
         res = minimize(nll, theta, jac=True, method="L-BFGS-B",
                        options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 2000})
@@ -198,4 +224,7 @@ def learn_phase_correction(
             return no_phase_correction()
         theta = res.x
         groups = [refit_sigma(theta, k, g) for k, g in enumerate(groups)]
-    return PhaseCorrection(theta[:degree].copy(), lo, hi)
+    coefficients = np.zeros((degree + 1, 3))
+    for (k, j), c in zip(terms, theta[:n_coef], strict=True):
+        coefficients[k, j] = c
+    return PhaseCorrection(coefficients, lo, hi, a_lo, a_hi)

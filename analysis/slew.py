@@ -75,3 +75,15 @@ def find_slips(
     height = (sign * (x[:, pretrigger:] - base[:, None])).max(axis=1)
     offset = x[:, -m:].mean(axis=1) - base - height * tmpl[-m:].mean()
     return Slips(offset, np.rint(offset).astype(np.int64), sign)
+
+
+def unwrap_quanta(baselines: np.ndarray) -> np.ndarray:
+    """Baselines (Phi0) moved by whole quanta to the nearest of their circular mean: each slip
+    moves the demodulated baseline by one quantum for good, while the bath moves it by far less
+    than half of one over a run. (Undoing the steps between consecutive records instead
+    would turn a record caught halfway through a slip into a lasting error of one quantum.)"""
+    b = np.asarray(baselines, dtype=np.float64)
+    if b.size == 0:
+        return b
+    ref = np.angle(np.mean(np.exp(2j * np.pi * b))) / (2.0 * np.pi)
+    return b - np.rint(b - ref)

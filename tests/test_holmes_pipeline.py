@@ -37,6 +37,7 @@ from acquisition.pipelines.holmes_detector import analyze_stored_detector
 from acquisition.rig import Rig, load_rig
 from acquisition.run_reader import RunReader
 from acquisition.run_store import RunStore
+from analysis.optimal_filter import FWHM_PER_SIGMA
 from analysis.resonator import channel_budget, guard_factor
 from analysis.tes_response import pulse_height_phi0
 
@@ -226,11 +227,11 @@ def test_time_resolution_at_the_papers_settings(run: dict[str, Any]) -> None:
 
 
 #: Design (a) with an excess broadening (`excess_fwhm_eV`) on top of a 3.0 eV noise, alone on
-#: channel 1, rich in Mn Ka and without 163Ho: enough Mn Ka events for its width at ~3 %.
+#: channel 1, rich in Mn Ka and without 163Ho: enough Mn Ka events for its width at ~2 %.
 EXCESS = {"model": "tes", "rise_s": 15e-6, "noise_fwhm_eV": 3.0, "excess_fwhm_eV": 2.0,
           "rate_hz": 150.0, "ho163_activity_Bq": 0.0,
           "lines": {"ClKa": 0.15, "CaKa": 0.15, "MnKa": 0.6, "MnKb": 0.1}}
-EXCESS_DURATION_S = 20.0
+EXCESS_DURATION_S = 40.0
 
 
 @pytest.fixture(scope="module")
@@ -250,27 +251,30 @@ def _error_fwhm(err: np.ndarray) -> float:
 
 def test_mn_ka_width_is_the_injected_total(excess_run: dict[str, Any]) -> None:
     """Design (a), 3.0 eV noise + 2.0 eV excess: each clean event's calibrated minus injected
-    energy has about the FWHM the simulator states for the line (`expected_line_fwhm_eV`: the
-    noise through the response's slope at the pulse height, in quadrature with the excess;
-    4.11 eV at Mn Ka). Measured: 1.14 x that at Mn Ka, 1.15 x pooled over the lines (each
-    error over its line's expected sigma); the issue's 5 % is NOT reached. The readout is
-    not the cause (the demodulated amplitudes, corrected with the true arrival phase and bath
-    gain, scatter 2.5e-4 of a Mn Ka height against 2.35e-4 of noise alone); the excess is the
-    learned arrival-phase correction (~1.3e-4 rms left: its bins learn from lines whose
-    natural widths swamp the 1e-4 steps). Bounds: at least 0.95 x (without the excess it
-    would be 0.87 x) and at most 1.2 x (with single-record baselines in the drift correction,
-    as before, ~1.3 x: the bath moves the gain by 3e-4 rms, ~4 eV FWHM at Mn Ka). The fitted
-    Mn Ka FWHM (~700 counts, +-7 %) agrees with the expected within 3 fitted sigma."""
+    energy has the FWHM the simulator states for the line (`expected_line_fwhm_eV`: the noise
+    through the response's slope at the pulse height, in quadrature with the excess; 4.11 eV
+    at Mn Ka) within 5 % (~1400 Mn Ka events: statistics +-1.9 %). Measured here 1.029 x
+    (pooled 1.047, fit 4.43 +- 0.25 eV); over seeds 5-10 1.025-1.047 x. What is left above
+    1: the flux-ramp demodulation's own errors (not in the stated width, +1-3 %) and the
+    bath gain the baselines miss (3.5e-5 rms). Pooled over the lines (each line's
+    calibration offset taken out, each error over its line's expected sigma) within 10 %
+    (measured 1.015-1.054 over the seeds). The fitted Mn Ka FWHM carries its fit's
+    statistical error (+-6 %: the natural Lorentzians dominate the line's shape), so it is
+    held to 5 % plus 2 fitted sigma."""
     detector = excess_run["array"].detector(excess_run["params"][1]["resonator"])
     energy, injected = _matched(excess_run, 1)
     err = energy - injected
     mn = np.abs(injected - 5895.0) < 15
     expected = detector.expected_line_fwhm_eV(5898.853)
-    assert mn.sum() > 500
-    assert 0.95 * expected < _error_fwhm(err[mn]) < 1.2 * expected, (_error_fwhm(err[mn]),
-                                                                      expected)
-    sigma = np.array([detector.expected_line_fwhm_eV(e) for e in injected]) / 2.3548
-    pooled = _error_fwhm(err / sigma) / 2.3548
-    assert 0.95 < pooled < 1.2, pooled
+    assert mn.sum() > 1200
+    assert 0.95 * expected < _error_fwhm(err[mn]) < 1.05 * expected, (_error_fwhm(err[mn]),
+                                                                       expected)
+    sigma = np.array([detector.expected_line_fwhm_eV(e) for e in injected]) / FWHM_PER_SIGMA
+    pooled = []
+    for line_eV in (2622.4, 3691.7, 5895.0, 6490.0):
+        near = np.abs(injected - line_eV) < 30
+        pooled.append((err[near] - np.median(err[near])) / sigma[near])
+    assert 0.95 < _error_fwhm(np.concatenate(pooled)) / FWHM_PER_SIGMA < 1.1
     n = numbers(excess_run, 1)
-    assert abs(n["fwhm_eV"] - expected) < 3 * n["fwhm_err_eV"], (n["fwhm_eV"], expected)
+    assert abs(n["fwhm_eV"] - expected) < 0.05 * expected + 2 * n["fwhm_err_eV"], (
+        n["fwhm_eV"], n["fwhm_err_eV"], expected)

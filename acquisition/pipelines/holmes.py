@@ -15,8 +15,8 @@ pulse of the pile-up pairs; default Q/2 of 163Ho), `pairs` (Monte Carlo pairs pe
 `activity_Bq` (per detector for f_pp; default the measured trigger rate), `smooth_samples`
 (moving average before the filter; 1 = none), `phase_correction` (True), `isolation_s` (no
 other trigger this long before a pulse: 4 ms, ~8 slow decays), `baseline_window_s` (the
-drift correction's bath signal: pretrigger means of the quiet records within +-0.2 s of each
-pulse, averaged; 0: the pulse's own), `isolation_decays` (as in
+drift correction's bath signal: baselines of the quiet records within +-0.15 s of each pulse,
+weighted by their noise and a triangle; 0: the pulse's own pretrigger), `isolation_decays` (as in
 `pulses`), `loop_gain`, `johnson_ratio` (load / TES Johnson density: the noise
 component model), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
 `channels` (subset), `designs` (channel -> design label, for the figures), `tune` (name of
@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "phase_correction": True,
     "isolation_decays": 8.0,
     "isolation_s": 4e-3,
-    "baseline_window_s": 0.2,
+    "baseline_window_s": 0.15,
     "loop_gain": 10.0,
     "johnson_ratio": 0.3,
     "artefact_hz": 62.5e3,

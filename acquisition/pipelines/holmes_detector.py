@@ -6,7 +6,7 @@ flux-quantum slips flagged on them (`analysis.slew`, against the average of the 
 the pulses, which never slip) and set aside; pile-up cuts and the average pulse (`pulses`
 pipeline); the optimal filter on clean noise records, after an optional moving average; the
 bath signal of each pulse, the baselines of the quiet records around it averaged
-(whole-quantum jumps removed: each slip moves the demodulated baseline by one quantum for
+(weighted; whole-quantum jumps removed: each slip moves the demodulated baseline by one quantum for
 good); a provisional calibration on the known lines,
 the drift correction (amplitude against baseline) learned on the most intense line, the
 arrival-phase correction (`analysis.arrival_phase`) learned on all of them, the final
@@ -48,7 +48,7 @@ from analysis.optimal_filter import (
 )
 from analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
 from analysis.record_cuts import noise_record_stats
-from analysis.slew import find_slips, slew_limit
+from analysis.slew import find_slips, slew_limit, unwrap_quanta
 from analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
 
 
@@ -75,44 +75,69 @@ def analyze_stored_detector(shared: Shared, ch: int) -> DetectorResult:
     return analyze_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]))
 
 
-def _unwrap_quanta(baselines: np.ndarray) -> np.ndarray:
-    """Baselines (Phi0) moved by whole quanta to the nearest of their circular mean: each slip
-    moves the demodulated baseline by one quantum for good, while the bath moves it by far less
-    than half of one over a run. (Undoing the steps between consecutive records instead
-    would turn a record caught halfway through a slip into a lasting error of one quantum.)"""
-    if baselines.size == 0:
-        return baselines
-    ref = np.angle(np.mean(np.exp(2j * np.pi * baselines))) / (2.0 * np.pi)
-    return baselines - np.rint(baselines - ref)
+def _baseline_weights(b: np.ndarray, is_noise: np.ndarray) -> np.ndarray:
+    """Inverse-variance weight of each baseline by its kind (pulse pretrigger or whole noise
+    record), the variance from the differences between consecutive records of that kind."""
+    w = np.ones(b.size)
+    for kind in (False, True):
+        sel = is_noise == kind
+        if sel.sum() >= 3:
+            var = 0.5 * float(np.mean(np.diff(b[sel]) ** 2))
+            w[sel] = 1.0 / var if var > 0 else 1.0
+    return w
+
+
+def _triangle_mean(t: np.ndarray, values: np.ndarray, weights: np.ndarray, at: np.ndarray,
+                   half_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted means of `values` (at sorted times `t`) under the kernel 1 - |t - at| / W at
+    each of `at`, with prefix sums; and the kernel weight each mean rests on."""
+    def prefix(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(x)])
+
+    t0 = t[0] if t.size else 0.0
+    tt, a = t - t0, at - t0
+    sums = {k: prefix(weights * v) for k, v in (("v", values), ("vt", values * tt),
+                                                ("1", np.ones_like(tt)), ("t", tt))}
+    lo = np.searchsorted(tt, a - half_width, side="right")
+    mid = np.searchsorted(tt, a, side="right")
+    hi = np.searchsorted(tt, a + half_width, side="left")
+
+    def kernel_sum(x: str, xt: str) -> np.ndarray:
+        left = (half_width - a) * (sums[x][mid] - sums[x][lo]) + (sums[xt][mid] - sums[xt][lo])
+        right = (half_width + a) * (sums[x][hi] - sums[x][mid]) - (sums[xt][hi] - sums[xt][mid])
+        return (left + right) / half_width
+
+    norm = kernel_sum("1", "t")
+    return kernel_sum("v", "vt") / np.where(norm > 0, norm, 1.0), norm
 
 
 def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, pre: int,
                quiet: tuple[np.ndarray, np.ndarray], window: int) -> np.ndarray:
     """Bath signal at each pulse record: the baselines (Phi0) of the quiet pulse records
-    (pretrigger mean) and noise records (whole-record mean) within +-`window` samples, averaged
-    (0: the record's own pretrigger mean); `quiet`: no earlier tail in them. One pretrigger
-    holds ~100x the bath's drift in noise, which would both scatter the corrected heights and
-    dilute the learned slope; the bath drifts over seconds. Whole quanta are taken out first
-    (`_unwrap_quanta`, per part)."""
+    (pretrigger mean) and noise records (whole-record mean, ~3x less noisy), weighted by
+    their inverse variance and by the triangle 1 - |dt| / `window` (samples; 0: the record's
+    own pretrigger mean); `quiet`: no earlier tail in them. One pretrigger holds ~100x the
+    bath's drift in noise, which would both scatter the corrected heights and dilute the
+    learned slope; the bath drifts over seconds. Whole quanta are taken out first
+    (`analysis.slew.unwrap_quanta`, per part)."""
     base_p = pulses_phi0[:, :pre].mean(axis=1)
     base_n = noise_phi0.mean(axis=1)
     out = np.empty(base_p.size)
     start_p = start_n = 0
     for at_p, at_n in zip(stream.pulse_at, stream.noise_at, strict=True):
         sl_p, sl_n = slice(start_p, start_p + at_p.size), slice(start_n, start_n + at_n.size)
-        at = np.concatenate([at_p, at_n])
-        order = np.argsort(at, kind="stable")
-        b = _unwrap_quanta(np.concatenate([base_p[sl_p], base_n[sl_n]]))[order]
-        own = np.empty(at.size)
-        own[order] = b
-        out[sl_p] = own[:at_p.size]
-        q = np.concatenate([quiet[0][sl_p], quiet[1][sl_n]])[order]
+        b = unwrap_quanta(np.concatenate([base_p[sl_p], base_n[sl_n]]))
+        out[sl_p] = b[:at_p.size]
+        q = np.concatenate([quiet[0][sl_p], quiet[1][sl_n]])
         if window > 0 and q.any():
-            t, sums = at[order][q], np.concatenate([[0.0], np.cumsum(b[q])])
-            lo = np.searchsorted(t, at_p - window, side="left")
-            hi = np.searchsorted(t, at_p + window, side="right")
-            mean = (sums[hi] - sums[lo]) / np.maximum(hi - lo, 1)
-            out[sl_p] = np.where(hi > lo, mean, out[sl_p])
+            at = np.concatenate([at_p, at_n]).astype(np.float64)[q]
+            order = np.argsort(at, kind="stable")
+            t, bq = at[order], b[q][order]
+            kind = np.concatenate([np.zeros(at_p.size, bool), np.ones(at_n.size, bool)])[q][order]
+            ref = float(np.median(bq))
+            mean, norm = _triangle_mean(t, bq - ref, _baseline_weights(bq, kind),
+                                        at_p.astype(np.float64), float(window))
+            out[sl_p] = np.where(norm > 0, mean + ref, out[sl_p])
         start_p += at_p.size
         start_n += at_n.size
     return out
