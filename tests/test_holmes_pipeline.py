@@ -238,7 +238,8 @@ EXCESS_DURATION_S = 40.0
 def excess_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _campaign(tmp_path_factory.mktemp("holmes_excess"), 5, {"a": EXCESS}, {1: "a"},
                      EXCESS_DURATION_S,
-                     {"lines": ["ClKa", "CaKa", "MnKa", "MnKb"], "pairs": 20})
+                     {"lines": ["ClKa", "CaKa", "MnKa", "MnKb"], "pairs": 20,
+                      "shape_line": "MnKa"})
 
 
 def _error_fwhm(err: np.ndarray) -> float:
@@ -278,3 +279,15 @@ def test_mn_ka_width_is_the_injected_total(excess_run: dict[str, Any]) -> None:
     n = numbers(excess_run, 1)
     assert abs(n["fwhm_eV"] - expected) < 0.05 * expected + 2 * n["fwhm_err_eV"], (
         n["fwhm_eV"], n["fwhm_err_eV"], expected)
+
+
+def test_time_constants_within_5_percent_on_mn_ka(excess_run: dict[str, Any]) -> None:
+    """The three-exponential fit of the Mn Ka average pulse (~1400 pulses; the shape does not
+    change with energy in this simulator): rise, fast and slow decay and the slow share
+    within 5 % of the injected. Measured here -0.0/+0.0/-0.8/+0.1 %; over seeds 5-10 tau_slow
+    -2.6 .. +2.7 %. (With the ~370 Cl Ka pulses of the same runs tau_slow scatters 3.3 %
+    rms, twice what the white-noise fit states: the noise is correlated over many samples.)"""
+    n, p = numbers(excess_run, 1), excess_run["params"][1]
+    assert n["shape_line"] == "MnKa"
+    for key in ("tau_rise_s", "tau_fast_s", "tau_slow_s", "slow_fraction"):
+        assert n[key] == pytest.approx(p[key], rel=0.05), (key, n[key], p[key])
