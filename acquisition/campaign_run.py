@@ -310,8 +310,39 @@ class CampaignRunner:
             return self._analyze(step, name or f"{step.pipeline}{suffix}", ctx)
         raise StepError(f"step {sid}: unknown kind {kind!r}")
 
+    def _with_orphans(self, name: str, part: dict[str, Any]) -> dict[str, Any]:
+        """On resume: parts of acquisition `name` in the store that progress does not list
+        (their writer was killed mid-step; the store sealed them at their last commit) join
+        the step's parts with the live time they hold."""
+        if not self.resume:
+            return part
+        reader = RunReader(self.run_dir / STORE)
+        prefix = f"{name}{PART_SEPARATOR}"
+        orphans = [
+            a for a in reader.acquisitions()
+            if (a == name or a.startswith(prefix) and a[len(prefix):].isdigit())
+            and a not in part["parts"]
+        ]
+        if not orphans:
+            return part
+        totals = reader.summary(include_run=False)["acquisitions"]
+        for acq in orphans:
+            t = totals[acq]
+            self.summary["acquisitions"][acq] = {
+                "name": acq, "sample_rate_hz": reader.info(acq)["sample_rate_hz"],
+                "records": t["records"], "records_lost_to_gaps": t["records_lost_to_gaps"],
+                "gaps": t["gaps"], "gap_samples": t["gap_samples"], "drops": t["drops"],
+                "end_reason": reader.info(acq).get("stop_note", "interrupted"),
+                "live_time_s": t["live_time_s"],
+            }  # fmt: skip
+            log.warning("%s: kept %.6g s of data from before the interruption", acq,
+                        t["live_time_s"])
+        return {"parts": [*part["parts"], *orphans],
+                "live_s": part["live_s"] + sum(totals[a]["live_time_s"] for a in orphans)}
+
     def _acquire(self, step: AnyStep, sid: str, name: str, ctx: RunContext) -> dict[str, Any]:
         part = self.progress.partial.get(sid, {"parts": [], "live_s": 0.0})
+        part = self._with_orphans(name, part)
         store_name = (
             name if not part["parts"] else f"{name}{PART_SEPARATOR}{len(part['parts']) + 1}"
         )

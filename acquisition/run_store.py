@@ -31,6 +31,7 @@ import numpy as np
 
 from acquisition.events import SUMMARY_DTYPE, EventBatch, Gap
 from acquisition.run_reader import RunReader
+from acquisition.run_recovery import seal_dead_run
 from acquisition.store_columns import ChannelColumns, Column, fill_for
 from acquisition.store_format import (
     EVENT_CHUNK_ROWS,
@@ -467,12 +468,13 @@ class RunWriter:
 
     @staticmethod
     def _reopened(path: Path) -> dict[str, Any]:
-        """Root attributes of a closed run, marked open again for more acquisitions."""
+        """Root attributes of a closed run, marked open again for more acquisitions; a run
+        whose writer died is sealed at its last commits first (`acquisition.run_recovery`)."""
+        sealed = seal_dead_run(path)
+        if sealed:
+            log.warning("%s: its writer died; sealed %s at their last commits", path,
+                        ", ".join(sealed))
         attrs = RunReader(path).metadata
-        if not attrs.get("complete"):
-            raise RunStoreError(
-                f"{path}: the run was not closed (its writer died?); it can be read, not resumed"
-            )
         resumes = [*attrs.get("resumes", []), {"at": now(), "after": attrs.get("end_reason")}]
         return {**attrs, "complete": False, "end_reason": None, "stop": None, "resumes": resumes}
 

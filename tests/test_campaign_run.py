@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from typer.testing import CliRunner
 
 from acquisition.cli import app
@@ -104,9 +105,9 @@ MAXS30_LONG = """\
     """
 
 
-def test_resume_after_ctrl_c_mid_acquisition_completes_every_step_once(tmp_path: Path) -> None:
-    path = campaign(tmp_path, MAXS30_LONG)
-    run_dir = tmp_path / "run"
+def _signal_mid_acquisition(path: Path, run_dir: Path, sig: int) -> tuple[int, str]:
+    """Run campaign `path` in a child process and send it `sig` 2 s into `acquire calib`;
+    its exit code and output."""
     child = subprocess.Popen(
         [sys.executable, "-m", "acquisition", "run", str(path), "--out", str(run_dir), "--no-live"],
         stdout=subprocess.PIPE,
@@ -118,16 +119,15 @@ def test_resume_after_ctrl_c_mid_acquisition_completes_every_step_once(tmp_path:
             if "acquire calib" in line:
                 break
         time.sleep(2.0)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(sig)
         out, err = child.communicate(timeout=120)
     finally:
         child.kill()
-    assert child.returncode == 130, out + err
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "interrupted"
-    first = summary["acquisitions"]["calib"]["live_time_s"]
-    assert 0 < first < 300
+    return child.returncode, out + err
 
+
+def _resume_completes_once(run_dir: Path) -> tuple[dict, RunReader]:
+    """Resume the run: every step exactly once, 300 s of data in two parts, nothing twice."""
     resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -138,11 +138,49 @@ def test_resume_after_ctrl_c_mid_acquisition_completes_every_step_once(tmp_path:
     live = sum(reader.commit(a)["processed_samples"] for a in reader.acquisitions()) / 500e3
     assert live == pytest.approx(300.0, abs=1 / 500e3)  # nothing missing, nothing twice
     assert summary["steps"][2]["result"]["parts"] == ["calib", "calib-part2"]
+    assert summary["live_time_s"] == pytest.approx(300.0, abs=1 / 500e3)
+    return summary, reader
+
+
+def test_resume_after_ctrl_c_mid_acquisition_completes_every_step_once(tmp_path: Path) -> None:
+    path = campaign(tmp_path, MAXS30_LONG)
+    run_dir = tmp_path / "run"
+    code, output = _signal_mid_acquisition(path, run_dir, signal.SIGINT)
+    assert code == 130, output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    first = summary["acquisitions"]["calib"]["live_time_s"]
+    assert 0 < first < 300
+    summary, reader = _resume_completes_once(run_dir)
     # The resumed simulated rig is a later stretch of the experiment: new events, later times.
     first = reader.read("calib", 1, ["records", "timestamp_ns"])
     second = reader.read("calib-part2", 1, ["records", "timestamp_ns"])
     assert second["timestamp_ns"].min() > first["timestamp_ns"].max()
     assert not np.array_equal(first["records"][:3], second["records"][:3])
+
+
+def test_resume_after_sigkill_keeps_what_was_committed(tmp_path: Path) -> None:
+    """A killed run (no close, no progress for the step) is sealed at its last commit on
+    resume; that part is kept (marked "writer died") and the step acquires only the rest."""
+    path = campaign(tmp_path, MAXS30_LONG)
+    run_dir = tmp_path / "run"
+    code, output = _signal_mid_acquisition(path, run_dir, signal.SIGKILL)
+    assert code == -signal.SIGKILL, output
+    killed = RunReader(run_dir / "store")
+    assert not killed.metadata["complete"]
+    kept = killed.read("calib", 1, ["records", "sample_index"])
+    committed = killed.commit("calib")["processed_samples"] / 500e3
+    assert 0 < committed < 300
+    summary, reader = _resume_completes_once(run_dir)
+    assert summary["acquisitions"]["calib"]["end_reason"] == "writer died"
+    assert summary["acquisitions"]["calib"]["live_time_s"] == pytest.approx(committed)
+    assert reader.metadata["resumes"][0]["after"].startswith("writer died (pid ")
+    again = reader.read("calib", 1, ["records", "sample_index"])  # the same rows, trimmed to them
+    assert np.array_equal(again["records"], kept["records"])
+    assert np.array_equal(again["sample_index"], kept["sample_index"])
+    stored = zarr.open_array(str(run_dir / "store" / "acquisitions" / "calib" / "ch001"
+                                 / "records"))
+    assert stored.shape[0] == kept["records"].shape[0]
 
 
 def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> None:

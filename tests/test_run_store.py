@@ -528,3 +528,21 @@ def test_sigkill_leaves_everything_committed_readable(tmp_path: Path) -> None:
             }
         )
     print("sigkill report", report)
+
+
+def test_resume_refuses_an_open_run_while_its_writer_may_live(tmp_path: Path) -> None:
+    """An unclosed run is sealed for a resume only when its writer is known dead: not while
+    the writing process (here: this one) runs, nor when it ran on another host."""
+    path = tmp_path / "run"
+    store = open_writer(path)
+    try:
+        store.acquisition("a", [1], 8, "int16", 1e3, 2).flush()
+        with pytest.raises(RunStoreError, match=f"still being written by pid {os.getpid()}"):
+            RunStore.resume(path)
+        attrs = store_format.group_attrs(path)
+        store_format.write_group(path, {**attrs, "writer": {"pid": 1, "host": "daq-other"}})
+        with pytest.raises(RunStoreError, match="pid 1 on daq-other; resume it on that host"):
+            RunStore.resume(path)
+        assert not RunReader(path).commit("a")["closed"]  # nothing was sealed
+    finally:
+        store.close()
