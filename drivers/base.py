@@ -8,6 +8,7 @@ value surfaces as an `InstrumentError` naming the instrument, the command and th
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from pyvisa.errors import VisaIOError
 from pyvisa.resources import MessageBasedResource
 
 from drivers.errors import InstrumentError, InstrumentTimeout, SettingRangeError
+from drivers.session_sync import resynchronise
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -263,6 +267,8 @@ class Instrument(SCPINode):
     def __init__(self, resource: MessageBasedResource, name: str | None = None) -> None:
         self.resource = resource
         self.name = name or resource.resource_name
+        self._identity: str | None = None  # the `*IDN?` answer, once seen
+        self._out_of_step = False  # a timed-out reply may still be on its way
         self._groups = {
             group: {ch: cls(self, ch) for ch in ids}
             for group, (ids, cls) in self.channel_groups().items()
@@ -348,13 +354,33 @@ class Instrument(SCPINode):
 
     def _io_error(self, command: str, exc: VisaIOError) -> InstrumentError:
         if exc.error_code == constants.StatusCode.error_timeout:
-            reported = self._drain_errors_quietly()
-            if reported:
-                return InstrumentError(self.name, command, "; ".join(reported))
+            if self._resync(min(self.timeout_s, ERROR_QUERY_TIMEOUT_S)):
+                reported = self._drain_errors_quietly()
+                if reported:
+                    return InstrumentError(self.name, command, "; ".join(reported))
             return InstrumentTimeout(
                 self.name, command, f"no reply within {self.timeout_s:g} s (timeout)"
             )
         return InstrumentError(self.name, command, exc.description)
+
+    def _resync(self, probe_timeout_s: float) -> bool:
+        """After a timeout: drop late replies until `*IDN?` answers (`drivers.session_sync`);
+        False leaves the session out of step, and the next exchange tries again first."""
+        result = resynchronise(self.resource, self._identity, probe_timeout_s)
+        if result.dropped:
+            log.warning("%s: dropped %d late repl%s: %s", self.name, len(result.dropped),
+                        "y" if len(result.dropped) == 1 else "ies", result.dropped[:4])
+        self._out_of_step = not result.in_step
+        return result.in_step
+
+    def _in_step(self, command: str) -> None:
+        """Before an exchange: a session left out of step by a timeout is resynchronised."""
+        if self._out_of_step and not self._resync(self.timeout_s):
+            raise InstrumentTimeout(
+                self.name, command,
+                f"out of step since an earlier timeout: no answer to *IDN? within "
+                f"{self.timeout_s:g} s",
+            )
 
     def _connection_error(self, command: str, exc: OSError) -> InstrumentError:
         return InstrumentError(
@@ -402,6 +428,7 @@ class Instrument(SCPINode):
 
     def write(self, command: str) -> None:
         """Send a command, then check the error queue."""
+        self._in_step(command)
         try:
             self.resource.write(command)
         except VisaIOError as exc:
@@ -412,6 +439,7 @@ class Instrument(SCPINode):
 
     def query(self, command: str) -> str:
         """Send a query and return its reply (stripped)."""
+        self._in_step(command)
         try:
             return self.resource.query(command).strip()
         except VisaIOError as exc:
@@ -421,6 +449,7 @@ class Instrument(SCPINode):
 
     def query_block(self, command: str, datatype: str = "B") -> np.ndarray:
         """Send a query answered by one IEEE 488.2 definite-length block; return its values."""
+        self._in_step(command)
         try:
             self.resource.write(command)
             return self.resource.read_binary_values(
@@ -441,8 +470,9 @@ class Instrument(SCPINode):
 
     @property
     def idn(self) -> str:
-        """The `*IDN?` identification string."""
-        return self.query("*IDN?")
+        """The `*IDN?` identification string (kept: it marks the way back in step)."""
+        self._identity = self.query("*IDN?")
+        return self._identity
 
     def reset(self) -> None:
         """`*RST`: back to power-on settings."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -52,10 +53,13 @@ class PhysicsDevice(Device):
         super().__init__(name, delimiter)
         self.model: SimModel | None = None
         self.silent = False
+        #: Seconds the next reply takes (one-shot: a busy instrument answering late).
+        self.delay_next_reply_s = 0.0
         self._defaults = defaults
         self._errors: deque[str] = deque(maxlen=64)
         self._handlers: list[tuple[re.Pattern[str], Handler]] = []
         self._out: deque[memoryview] = deque()
+        self._ready_at: deque[float] = deque()  # monotonic time each reply is out (in order)
 
     # -- binding --------------------------------------------------------------------------
 
@@ -98,10 +102,17 @@ class PhysicsDevice(Device):
                 continue
             if isinstance(reply, bytearray):  # a data block: terminated in place, no copy
                 reply += self._response_eom
-                self._out.append(memoryview(reply))
+                self._queue(memoryview(reply))
                 continue
             data = reply.encode() if isinstance(reply, str) else bytes(reply)
-            self._out.append(memoryview(data + self._response_eom))
+            self._queue(memoryview(data + self._response_eom))
+
+    def _queue(self, reply: memoryview) -> None:
+        """Queue a reply; an instrument answers in order, so none is out before the last."""
+        ready = time.monotonic() + self.delay_next_reply_s
+        self.delay_next_reply_s = 0.0
+        self._out.append(reply)
+        self._ready_at.append(max(ready, self._ready_at[-1]) if self._ready_at else ready)
 
     def _respond_when_ready(self, command: str) -> str | bytes | bytearray | None:
         """Answer under the World's lock; wait outside it for data not yet acquired."""
@@ -214,16 +225,21 @@ class PhysicsDevice(Device):
     # -- reading ----------------------------------------------------------------------------
 
     def has_output(self) -> bool:
-        return bool(self._out)
+        return bool(self._out) and self._ready_at[0] <= time.monotonic()
+
+    def seconds_to_output(self) -> float | None:
+        """How long until the next reply is out (None: no reply is coming)."""
+        return max(0.0, self._ready_at[0] - time.monotonic()) if self._out else None
 
     def read_chunk(self, count: int) -> tuple[bytes, bool]:
         """Up to `count` bytes of the pending reply, and whether they end the message."""
-        if not self._out:
+        if not self.has_output():
             return b"", False
         head = self._out[0]
         chunk = bytes(head[:count])
         if len(head) <= count:
             self._out.popleft()
+            self._ready_at.popleft()
             return chunk, True
         self._out[0] = head[count:]
         return chunk, False

@@ -107,9 +107,12 @@ class CryoSimLibrary(SimVisaLibrary):
             return super().read(session, count)
         if not device.has_output():
             timeout_ms, _ = sess.get_attribute(constants.ResourceAttribute.timeout_value)
-            # Nothing can arrive later in-process: the reply is missing; wait as a bus would.
-            time.sleep(min(float(timeout_ms), 60_000.0) / 1000.0)
-            raise VisaIOError(constants.VI_ERROR_TMO)
+            timeout_s = min(float(timeout_ms), 60_000.0) / 1000.0
+            wait = device.seconds_to_output()
+            if wait is None or wait > timeout_s:  # no reply within the timeout (maybe later)
+                time.sleep(timeout_s)
+                raise VisaIOError(constants.VI_ERROR_TMO)
+            time.sleep(wait)
         chunk, end = device.read_chunk(count)
         if end:
             return chunk, constants.StatusCode.success

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socketserver
 import threading
+import time
 
 from sim_instruments.device import PhysicsDevice
 
@@ -38,7 +39,8 @@ class _Handler(socketserver.BaseRequestHandler):
         with self.server.exchange_lock:  # one message and its reply at a time per instrument
             device.write(message)
             try:
-                while device.has_output():
+                while (wait := device.seconds_to_output()) is not None:
+                    time.sleep(wait)  # a late reply goes out late, still before the next one
                     chunk, _ = device.read_chunk(SEND_CHUNK)
                     self.request.sendall(chunk)
             except OSError:

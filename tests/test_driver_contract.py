@@ -77,3 +77,27 @@ def test_silent_instrument_is_a_timeout_within_a_second(kind: str, closing: list
     with pytest.raises(InstrumentTimeout, match=r"\*IDN\?.*timeout"):
         _ = inst.idn
     assert time.monotonic() - start < 1.0
+
+
+def _device(inst: Instrument) -> Any:
+    """The simulated device behind `inst` (to make it answer late)."""
+    (device,) = inst.resource.visalib.physics.values()
+    return device
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("late_query", "delay_s"),
+                         [("SYST:ERR?", 0.8), ("SYST:ERR?", 1.6), ("*IDN?", 0.8)])
+def test_a_late_reply_never_answers_the_next_query(kind: str, late_query: str, delay_s: float,
+                                                   closing: list[Any]) -> None:
+    """The instrument answers one query after the 0.5 s timeout (just after it, or after the
+    resynchronisation gave up too): that query is a timeout, and the late reply is dropped,
+    never read as the answer to a later query."""
+    inst = open_kind(kind, closing)
+    identity = inst.idn
+    _device(inst).delay_next_reply_s = delay_s
+    with pytest.raises(InstrumentTimeout, match="timeout"):
+        inst.query(late_query)
+    assert inst.idn == identity
+    assert inst.query("SYST:ERR?") == '0,"No error"'
+    assert inst.idn == identity
