@@ -22,7 +22,7 @@ from typing import Any
 from acquisition.errors import CryodaqError
 from acquisition.events import EventBatch
 from acquisition.run_store import AcquisitionWriter, RunWriter
-from acquisition.sinks import CallbackSink, Fanout, Sink
+from acquisition.sinks import CallbackSink, Fanout, Sink, SinkError
 from acquisition.sources import Block, BlockSource
 from acquisition.store_format import RunStoreError
 from acquisition.trigger import TriggerConfig, TriggerEngine
@@ -31,6 +31,9 @@ from drivers.errors import InstrumentError
 log = logging.getLogger(__name__)
 
 STORE_SINK = "store"
+#: The acquisition fails when the run store has taken no batch for this long (a stalled disk
+#: or network file system): waiting on would hang the run with nothing stored.
+STORE_STALL_S = 120.0
 
 
 class AcquisitionError(CryodaqError):
@@ -179,11 +182,12 @@ class Acquisition:
             failure.result = result  # type: ignore[attr-defined]
             raise failure
         if failure is not None:
-            culprit = (
-                "the run store"
-                if isinstance(failure, StoreFailed | RunStoreError)
-                else f"source {self.source.name!r}"
-            )
+            if isinstance(failure, StoreFailed | RunStoreError):
+                culprit = "the run store"
+            elif isinstance(failure, SinkError):
+                culprit = "a sink"
+            else:
+                culprit = f"source {self.source.name!r}"
             error = AcquisitionError(
                 f"{self.name}: {culprit} failed after {result.live_time_s:.6g} s of data "
                 f"({result.records} records kept): {failure}"
@@ -249,12 +253,20 @@ class Acquisition:
                     **self.metadata,
                 },
             )
-            self._fanout.subscribe(STORE_SINK, CallbackSink(self._writer.append), policy="block")
+            self._fanout.subscribe(STORE_SINK, CallbackSink(self._writer.append), policy="block",
+                                   block_timeout_s=STORE_STALL_S)
         for sink_name, spec in self.sinks.items():
             self._fanout.subscribe(sink_name, spec.sink, maxsize=spec.maxsize, policy=spec.policy)
 
     def _publish(self, batch: EventBatch, result: AcquisitionResult) -> None:
-        self._fanout.publish(batch)
+        try:
+            self._fanout.publish(batch)
+        except SinkError as exc:
+            if STORE_SINK in exc.failures:
+                raise StoreFailed(
+                    f"it took no batch for {STORE_STALL_S:g} s (stalled disk or file system?)"
+                ) from None
+            raise
         result.blocks += 1
         failed = self._fanout.failures().get(STORE_SINK)
         if failed is not None:  # nothing more would be stored: stop rather than run on

@@ -188,3 +188,35 @@ def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
     # The two batches stored before the failure: 9 + 10 auto records (the first record needs
     # 21 samples of history; one record of each block waits for the next block to complete).
     assert RunReader(tmp_path / "run").committed("acquisition", 1) == 19
+
+
+def test_a_stalled_run_store_fails_the_acquisition_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that takes no batch for STORE_STALL_S (here 0.3 s: three appends of 0.5 s,
+    as on a hung network file system) ends the acquisition with a clear error; what it had
+    stored stays committed."""
+    import acquisition.acquire as acquire_module
+    from acquisition.run_store import AcquisitionWriter
+
+    monkeypatch.setattr(acquire_module, "STORE_STALL_S", 0.3)
+    real = AcquisitionWriter.append
+    calls = {"n": 0}
+
+    def append(self: AcquisitionWriter, batch: EventBatch) -> None:
+        calls["n"] += 1
+        if 3 <= calls["n"] <= 5:
+            time.sleep(0.5)
+        real(self, batch)
+
+    monkeypatch.setattr(AcquisitionWriter, "append", append)
+    data = np.zeros((1, 2_000_000), dtype=np.int16)
+    source = ReplaySource(data, 10e3, 1000)
+    config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=100)})
+    run = RunStore.create(tmp_path / "run")
+    start = time.monotonic()
+    with pytest.raises(AcquisitionError, match="the run store failed .*no batch for 0.3 s"):
+        Acquisition(source, config, store=run).run()
+    assert time.monotonic() - start < 20
+    run.close("failed")
+    assert RunReader(tmp_path / "run").committed("acquisition", 1) >= 19
