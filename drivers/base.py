@@ -29,8 +29,9 @@ T = TypeVar("T")
 
 #: Largest read request handed to the VISA layer; bulk blocks are read in few calls.
 BULK_CHUNK_BYTES = 1 << 24
-#: How many entries of the error queue are drained after a command at most.
-MAX_ERROR_READS = 16
+#: How many entries of the error queue are drained after a command at most (instruments
+#: hold 10-100); any left are reported as unread, never left for the next command.
+MAX_ERROR_READS = 128
 #: Reply timeout of the error-queue check that follows a timed-out command.
 ERROR_QUERY_TIMEOUT_S = 0.2
 #: Preamble of streamed data blocks: first-sample counter, channel mask (bit i = channel i+1),
@@ -407,12 +408,13 @@ class Instrument(SCPINode):
             code = reply.split(",", 1)[0].strip()
             try:
                 if int(code) == 0:
-                    break
+                    return errors
             except ValueError:
                 raise InstrumentError(
                     self.name, "SYST:ERR?", f"unparsable reply {reply!r}"
                 ) from None
             errors.append(reply)
+        errors.append(f"(the error queue still holds entries after {MAX_ERROR_READS} reads)")
         return errors
 
     def check_errors(self, command: str) -> None:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_ERROR = '0,"No error"'
+#: Entries the error queue holds, the last one kept for -350 "Queue overflow".
+ERROR_QUEUE_DEPTH = 32
 
 #: A handler answers a data command: text, bytes, or None for no reply.
 Handler = Callable[[re.Match[str]], "str | bytes | bytearray | None"]
@@ -56,7 +58,7 @@ class PhysicsDevice(Device):
         #: Seconds the next reply takes (one-shot: a busy instrument answering late).
         self.delay_next_reply_s = 0.0
         self._defaults = defaults
-        self._errors: deque[str] = deque(maxlen=64)
+        self._errors: deque[str] = deque()
         self._handlers: list[tuple[re.Pattern[str], Handler]] = []
         self._out: deque[memoryview] = deque()
         self._ready_at: deque[float] = deque()  # monotonic time each reply is out (in order)
@@ -84,7 +86,12 @@ class PhysicsDevice(Device):
         return list(self._channels[group]._ids)
 
     def push_error(self, code: int, message: str) -> None:
-        self._errors.append(f'{code},"{message}"')
+        """Queue an error; as SCPI says, a full queue keeps its entries and its last slot
+        says -350 (later errors are lost)."""
+        if len(self._errors) < ERROR_QUEUE_DEPTH - 1:
+            self._errors.append(f'{code},"{message}"')
+        elif len(self._errors) == ERROR_QUEUE_DEPTH - 1:
+            self._errors.append('-350,"Queue overflow"')
 
     # -- message processing ----------------------------------------------------------------
 
@@ -145,16 +152,16 @@ class PhysicsDevice(Device):
                     return handler(match)
             reply = self._control(command)
         except SCPIError as exc:
-            self._errors.append(exc.entry())
+            self.push_error(exc.code, exc.message)
             return None
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
             # A model fault must reach the client as an instrument error, not kill the session.
             logger.exception("%s: command %r failed in the physics model", self.name, command)
-            self._errors.append(f'-300,"Device-specific error; {type(exc).__name__}: {exc}"')
+            self.push_error(-300, f"Device-specific error; {type(exc).__name__}: {exc}")
             return None
         if reply is None:
             kind = "query" if "?" in command else "command"
-            self._errors.append(f'-113,"Undefined header; unknown {kind} {command}"')
+            self.push_error(-113, f"Undefined header; unknown {kind} {command}")
             return None
         return None if reply is NoResponse else reply
 

@@ -101,3 +101,19 @@ def test_a_late_reply_never_answers_the_next_query(kind: str, late_query: str, d
     assert inst.idn == identity
     assert inst.query("SYST:ERR?") == '0,"No error"'
     assert inst.idn == identity
+
+
+@pytest.mark.parametrize("kind", ["adc", "thermal"])
+def test_a_full_error_queue_says_overflow_and_is_read_to_the_end(kind: str,
+                                                                  closing: list[Any]) -> None:
+    """40 bad commands in one message overflow the simulated 32-entry queue: the driver
+    reports the 31 kept errors and -350, and the next command finds the queue empty."""
+    inst = open_kind(kind, closing)
+    inst.resource.write(";".join(["NOPE"] * 40))
+    with pytest.raises(InstrumentError, match="-113") as info:
+        inst.check_errors("40 x NOPE")
+    message = str(info.value)
+    assert message.count('-113,"Undefined header') == 31
+    assert message.endswith('-350,"Queue overflow"')
+    inst.check_errors("after")  # nothing left over
+    assert inst.idn.startswith("cryodaq,")
