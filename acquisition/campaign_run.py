@@ -247,6 +247,10 @@ class CampaignRunner:
                     step.kind == "wait_stable" and i < first_open < len(steps)
                 ):
                     self._leaf(step, sid, suffix, ctx, record=False)
+                elif step.kind == "tune":  # its tones, not its sweep
+                    name = f"{step.name}{suffix}" if step.name else f"tune{suffix}"
+                    self.display.step(sid, f"tune {name} (restoring tones)")
+                    steps_impl.restore_tune(ctx, step, name)
             else:
                 self._leaf(step, sid, suffix, ctx, record=True)
 

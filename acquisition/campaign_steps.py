@@ -425,6 +425,28 @@ def run_tune(ctx: RunContext, step: TuneStep, store_name: str) -> dict[str, Any]
     return {"resonators_found": len(dips), "tones": wanted, "channel_budget": budget}
 
 
+def restore_tune(ctx: RunContext, step: TuneStep, store_name: str) -> dict[str, Any]:
+    """On resume: put back the tones a completed tune placed (`data/<store_name>.npz`), as the
+    board held them, without sweeping again; refused if the board's LO moved since."""
+    board = _typed(ctx, step.instrument, UmuxBoard, f"tune {step.instrument}")
+    data = ctx.run_dir / "data"
+    try:
+        with np.load(data / f"{store_name}.npz") as npz:
+            tones = np.asarray(npz["tones_hz"], dtype=np.float64)
+        saved = json.loads((data / f"{store_name}.json").read_text())
+    except (OSError, KeyError, ValueError) as exc:
+        raise StepError(f"tune {step.instrument}: cannot restore the tones of {store_name!r} "
+                        f"from {data}: {exc}") from None
+    lo = float(board.lo_frequency)
+    if abs(lo - float(saved["lo_hz"])) > 1.0:
+        raise StepError(f"tune {step.instrument}: the LO is at {lo:.9g} Hz, the tones of "
+                        f"{store_name!r} were placed at {saved['lo_hz']:.9g} Hz")
+    for ch in board.channel_ids:
+        board.channel(ch).enabled = False
+    placed = [board.set_tone(i + 1, float(f)) for i, f in enumerate(tones)]
+    return {"tones_restored": len(placed)}
+
+
 def _temperatures(ctx: RunContext) -> dict[str, float]:
     """Every thermometer reading of the rig's opened temperature controllers."""
     out: dict[str, float] = {}

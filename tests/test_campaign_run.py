@@ -183,6 +183,45 @@ def test_resume_after_sigkill_keeps_what_was_committed(tmp_path: Path) -> None:
     assert stored.shape[0] == kept["records"].shape[0]
 
 
+HOLMES_TUNED = """\
+    name: tuned
+    rig: RIGS/holmes_sim.yaml
+    steps:
+      - set: {roach.ramp_frequency: 500 kHz, roach.ramp_amplitude: 2, roach.ramp_on: true}
+      - tune: {name: tune, instrument: roach, points: 40001, channels: 1}
+      - acquire:
+          name: calib
+          source: roach
+          duration: 8 s
+          record_length: 1024
+          pretrigger: 256
+          trigger: {all: {edge_threshold: 0.01 Phi0}}
+    """
+
+
+def test_resume_after_a_tune_puts_its_tones_back(tmp_path: Path) -> None:
+    """Ctrl-C in the acquisition after a tune: the resumed run (a new board session) gets the
+    tune's tone back without sweeping again, so the rest of the acquisition sees the same
+    detector: pulses of the same height (design a: Cl Ka and Mn Ka ~1-2 Phi0)."""
+    path = campaign(tmp_path, HOLMES_TUNED)
+    run_dir = tmp_path / "run"
+    code, output = _signal_mid_acquisition(path, run_dir, signal.SIGINT)
+    assert code == 130, output
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "restoring tones" in resumed.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["id"] for s in summary["steps"]] == ["0", "1", "2"]  # the tune ran once
+    reader = RunReader(run_dir / "store")
+    heights = []
+    for part in reader.acquisitions():
+        d = reader.read(part, 1, ["records", "trigger_kind"])
+        pulses = d["records"][d["trigger_kind"] == 1].astype(float)
+        assert len(pulses) > 10, part
+        heights.append(np.median(np.ptp(pulses, axis=1)))
+    assert heights[1] == pytest.approx(heights[0], rel=0.2), heights
+
+
 def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> None:
     path = campaign(
         tmp_path,
