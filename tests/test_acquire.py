@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -160,12 +161,10 @@ def test_ctrl_c_stops_after_the_block_and_leaves_a_complete_store(tmp_path: Path
     assert commit["processed_samples"] == result["samples_processed"]
 
 
-def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Disk full: the acquisition must not run on with nothing stored and call it done."""
-    import errno
-
+def _store_with_faulty_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               fault: Callable[[int], None], samples: int) -> tuple:
+    """A run store whose n-th append first calls `fault(n)`, and an auto-triggered replay
+    acquisition of `samples` zeros (10 kS/s, blocks of 1000) into it."""
     from acquisition.run_store import AcquisitionWriter
 
     real = AcquisitionWriter.append
@@ -173,17 +172,29 @@ def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
 
     def append(self: AcquisitionWriter, batch: EventBatch) -> None:
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
+        fault(calls["n"])
         real(self, batch)
 
     monkeypatch.setattr(AcquisitionWriter, "append", append)
-    data = np.zeros((1, 100_000), dtype=np.int16)
-    source = ReplaySource(data, 10e3, 1000)
+    source = ReplaySource(np.zeros((1, samples), dtype=np.int16), 10e3, 1000)
     config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=100)})
     run = RunStore.create(tmp_path / "run")
+    return run, Acquisition(source, config, store=run)
+
+
+def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full: the acquisition must not run on with nothing stored and call it done."""
+    import errno
+
+    def disk_full(n: int) -> None:
+        if n == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    run, acquisition = _store_with_faulty_appends(tmp_path, monkeypatch, disk_full, 100_000)
     with pytest.raises(AcquisitionError, match="the run store failed .*No space left"):
-        Acquisition(source, config, store=run).run()
+        acquisition.run()
     run.close("failed")
     # The two batches stored before the failure: 9 + 10 auto records (the first record needs
     # 21 samples of history; one record of each block waits for the next block to complete).
@@ -193,30 +204,21 @@ def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
 def test_a_stalled_run_store_fails_the_acquisition_instead_of_hanging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store that takes no batch for STORE_STALL_S (here 0.3 s: three appends of 0.5 s,
-    as on a hung network file system) ends the acquisition with a clear error; what it had
-    stored stays committed."""
+    """A store that takes no batch for STORE_STALL_S (here 0.3 s; one append hangs 3 s, as
+    on a hung network file system, while the producer fills the queue) ends the acquisition
+    with a clear error; what it had stored stays committed."""
     import acquisition.acquire as acquire_module
-    from acquisition.run_store import AcquisitionWriter
 
     monkeypatch.setattr(acquire_module, "STORE_STALL_S", 0.3)
-    real = AcquisitionWriter.append
-    calls = {"n": 0}
 
-    def append(self: AcquisitionWriter, batch: EventBatch) -> None:
-        calls["n"] += 1
-        if 3 <= calls["n"] <= 5:
-            time.sleep(0.5)
-        real(self, batch)
+    def stall(n: int) -> None:
+        if n == 3:
+            time.sleep(3.0)
 
-    monkeypatch.setattr(AcquisitionWriter, "append", append)
-    data = np.zeros((1, 2_000_000), dtype=np.int16)
-    source = ReplaySource(data, 10e3, 1000)
-    config = TriggerConfig(100, 20, {1: ChannelTrigger(auto_period=100)})
-    run = RunStore.create(tmp_path / "run")
+    run, acquisition = _store_with_faulty_appends(tmp_path, monkeypatch, stall, 2_000_000)
     start = time.monotonic()
     with pytest.raises(AcquisitionError, match="the run store failed .*no batch for 0.3 s"):
-        Acquisition(source, config, store=run).run()
+        acquisition.run()
     assert time.monotonic() - start < 20
     run.close("failed")
     assert RunReader(tmp_path / "run").committed("acquisition", 1) >= 19
