@@ -3,9 +3,22 @@
 A pipeline with a `plan` (see `acquisition.pipelines`) is split into one task per channel;
 each worker opens the run store itself and reads only its channel (the store is plain files:
 a shared or network file system gives remote workers the same run). Outcomes come back as
-they complete (`on_piece` reports each one: progress), a failed channel is a
-`ChannelFailure` with its error while the others complete, and the pipeline's own `combine`
-builds the result exactly as the serial run does.
+they complete (`on_piece` reports each one: progress), a failed channel is a `ChannelFailure`
+with its error while the others complete, and the pipeline's own `combine` builds the result
+exactly as the serial run does.
+
+A worker process that dies (a crash, the OOM killer) takes along the task it runs and the
+ones Dask queued on it; the scheduler gives them up at once on a local cluster
+(`ClusterSpec.allowed_failures` = 0) and they run again one at a time, each alone on the
+cluster: the channel that kills its worker again is reported failed (`KilledWorker`), the
+others complete. Tasks stay queued on the workers meanwhile (~2 ms between two tasks instead
+of ~10 ms when each waits for the client to submit it).
+
+One task per channel, `shared` inside each (docs/scaling.md has the measurements): a task
+costs a few ms of Dask bookkeeping against ~0.1 s of `pulses` analysis per channel, so batches
+would gain little and lose the load balance, the progress per channel and the confinement of
+a dying worker to its channel; `shared` is a few hundred bytes, and scattered once it would
+be lost with the workers that held it (its dependents then fail).
 """
 
 from __future__ import annotations
@@ -31,15 +44,14 @@ OnPiece = Callable[[Hashable, Any], None]
 def run_distributed(
     plan: ChannelPlan, client: Any, on_piece: OnPiece | None = None
 ) -> PipelineResult:
-    """Execute `plan` on the Dask cluster behind `client` (a `distributed.Client`)."""
-    from distributed import as_completed
+    """Execute `plan` on the Dask cluster behind `client` (a `distributed.Client`): one task
+    per key; the keys a dying worker took along run again one at a time."""
+    from distributed import KilledWorker, as_completed
 
     task = functools.partial(guarded, plan.work, plan.shared, expected=plan.expected)
-    futures = client.map(task, list(plan.keys), pure=False)
-    key_of = {f.key: k for f, k in zip(futures, plan.keys, strict=True)}
     outcomes: dict[Hashable, Any] = {}
-    for future in as_completed(futures):
-        key = key_of[future.key]
+
+    def collect(future: Any, key: Hashable) -> None:
         try:
             outcomes[key] = future.result()
         except Exception as exc:  # the worker died or the result did not come back
@@ -47,6 +59,22 @@ def run_distributed(
         future.release()
         if on_piece is not None:
             on_piece(key, outcomes[key])
+
+    futures = client.map(task, list(plan.keys), pure=False)
+    key_of = {f.key: k for f, k in zip(futures, plan.keys, strict=True)}
+    lost: list[Hashable] = []
+    try:
+        for future in as_completed(futures):
+            if future.status == "error" and isinstance(future.exception(), KilledWorker):
+                lost.append(key_of[future.key])
+                future.release()
+            else:
+                collect(future, key_of[future.key])
+        for key in lost:  # alone on the cluster: only a channel that kills its worker fails
+            futures.append(client.submit(task, key, pure=False))
+            collect(futures[-1], key)
+    finally:  # also on Ctrl-C: nothing of this plan stays queued on the cluster
+        client.cancel([f for f in futures if not f.done()], force=True)
     return plan.combine({k: outcomes[k] for k in plan.keys})
 
 

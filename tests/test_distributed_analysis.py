@@ -1,13 +1,15 @@
 """Per-channel analysis on Dask: the same results as the serial run, worker processes reading the
-run store themselves, per-channel progress, and a broken channel reported while the others
-complete. One stored run (maXs30 rig, 4 channels, 6 s, seed 11) and one local cluster of two
-worker processes serve every test."""
+run store themselves, per-channel progress, and a broken channel (an unreadable chunk, a worker
+process that dies) reported while the others complete. One stored run (maXs30 rig, 4 channels,
+6 s, seed 11) and one local cluster of two worker processes serve every test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,8 @@ from test_quickstart import cryodaq
 from acquisition.campaign_run import STORE, CampaignRunner
 from acquisition.campaign_validate import load_campaign
 from acquisition.cluster import ClusterError, ClusterSpec, connect
-from acquisition.distributed_analysis import analyze, has_plan
-from acquisition.pipelines import PipelineInput
+from acquisition.distributed_analysis import analyze, has_plan, run_distributed
+from acquisition.pipelines import PipelineInput, pulses
 from acquisition.run_reader import RunReader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,26 +78,28 @@ def serial(run_dir: Path) -> dict[str, Any]:
     return analyze("pulses", _input(run_dir)).results
 
 
+def _assert_same_channel(serial: dict[str, Any], dist: dict[str, Any], ch: int) -> None:
+    a, b = serial["channels"][str(ch)], dist["channels"][str(ch)]
+    assert "error" not in a, a
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if isinstance(value, float):
+            # Same code on the same stored rows: equal up to BLAS summation order.
+            assert b[key] == pytest.approx(value, rel=1e-9, abs=1e-15), (ch, key)
+        else:
+            assert b[key] == value, (ch, key)
+
+
 def test_distributed_equals_serial(run_dir: Path, client: Any, serial: dict[str, Any]) -> None:
     assert has_plan("pulses")
     worker_pids = set(client.run(os.getpid).values())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     done: list[Any] = []
-    dist = analyze(
-        "pulses", _input(run_dir), client, on_piece=lambda k, o: done.append(k)
-    ).results
+    dist = analyze("pulses", _input(run_dir), client, on_piece=lambda k, o: done.append(k)).results
     assert sorted(done) == list(CHANNELS)  # progress: one report per channel
     assert list(dist["channels"]) == [str(c) for c in CHANNELS]
     for ch in CHANNELS:
-        a, b = serial["channels"][str(ch)], dist["channels"][str(ch)]
-        assert "error" not in a, a
-        assert a.keys() == b.keys()
-        for key, value in a.items():
-            if isinstance(value, float):
-                # Same code on the same stored rows: equal up to BLAS summation order.
-                assert b[key] == pytest.approx(value, rel=1e-9, abs=1e-15), (ch, key)
-            else:
-                assert b[key] == value, (ch, key)
+        _assert_same_channel(serial, dist, ch)
     # Physics check of the shared result: the injected rate, dead-time corrected (8 ms
     # holdoff is the record length here: 4 ms), within 3 sigma of ~120 triggers per channel.
     mean = dist["mean"]
@@ -121,6 +125,39 @@ def test_broken_channel_is_reported_and_the_others_complete(
     assert out["mean"]["channels"] == 3
 
 
+def _dies_on(shared: tuple[int, pulses.Shared], ch: int) -> Any:
+    """The pulses pipeline's work, except that channel `shared[0]` kills its worker process."""
+    doomed, inner = shared
+    if ch == doomed:
+        os._exit(13)  # as a segfault or the OOM killer would: no exception, no result
+    return pulses.analyze_stored_channel(inner, ch)
+
+
+def test_a_dying_worker_fails_only_its_channel(
+    run_dir: Path, client: Any, serial: dict[str, Any]
+) -> None:
+    plan = pulses.plan(_input(run_dir))
+    plan = dataclasses.replace(plan, work=_dies_on, shared=(2, plan.shared))
+    done: list[Any] = []
+    out: list[dict[str, Any]] = []
+
+    def run() -> None:
+        out.append(run_distributed(plan, client, lambda k, o: done.append(k)).results)
+
+    thread = threading.Thread(target=run, daemon=True)  # a hang fails the test, not the suite
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "run_distributed hung after a worker died"
+    # It killed its worker, and again when re-run alone; a channel queued on that worker
+    # was re-run alone too and completed.
+    assert "KilledWorker" in out[0]["channels"]["2"]["error"]
+    assert sorted(done) == list(CHANNELS)  # progress reported the failed channel too
+    for ch in (1, 3, 4):
+        _assert_same_channel(serial, out[0], ch)
+    assert out[0]["mean"]["channels"] == 3
+    client.wait_for_workers(2, timeout=60)  # the nannies restarted the dead workers
+
+
 def test_cli_analyze_on_an_existing_scheduler(run_dir: Path, client: Any, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
@@ -138,7 +175,10 @@ def test_cluster_options_are_checked() -> None:
         ClusterSpec(workers=2, scheduler="tcp://127.0.0.1:1")
     with pytest.raises(ClusterError, match="--workers must be >= 1"):
         ClusterSpec(workers=0)
-    with pytest.raises(ClusterError, match="no Dask scheduler"), connect(
-        ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=1.0)
+    with pytest.raises(ClusterError, match="allowed_failures must be >= 0"):
+        ClusterSpec(workers=1, allowed_failures=-1)
+    with (
+        pytest.raises(ClusterError, match="no Dask scheduler"),
+        connect(ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=1.0)),
     ):
         pass

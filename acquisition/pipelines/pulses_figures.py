@@ -54,7 +54,10 @@ def _spectra_overlaid(results: dict[int, ChannelResult], path: Path) -> Path:
     """Every channel's calibrated spectrum at the line in one panel (fits: resolution figure)."""
     fig, ax = plots.figure()
     for i, (_, r) in enumerate(sorted(results.items())):
-        ax.stairs(r.counts, r.edges * r.energy_scale, color=f"C{i % 10}", lw=0.6, alpha=0.7)
+        # Step lines, not `stairs`: 64 step patches cost 0.5 s more of serial drawing.
+        counts = np.append(r.counts, r.counts[-1])
+        style = {"drawstyle": "steps-post", "color": f"C{i % 10}", "lw": 0.6, "alpha": 0.7}
+        ax.plot(r.edges * r.energy_scale, counts, **style)
     centre = np.median([r.line.centre * r.energy_scale for r in results.values()])
     half = max(5.0 * np.median([r.numbers["fwhm_eV"] for r in results.values()]), 15.0)
     ax.set_xlim(centre - half, centre + half)
