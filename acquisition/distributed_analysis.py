@@ -5,7 +5,8 @@ each worker opens the run store itself and reads only its channel (the store is 
 a shared or network file system gives remote workers the same run). Outcomes come back as
 they complete (`on_piece` reports each one: progress), a failed channel is a `ChannelFailure`
 with its error while the others complete, and the pipeline's own `combine` builds the result
-exactly as the serial run does.
+exactly as the serial run does; its figures are drawn as tasks on the cluster, in parallel
+(into the run directory, which the workers share with the client).
 
 A worker process that dies (a crash, the OOM killer) takes along the task it runs and the
 ones Dask queued on it; the scheduler gives them up at once on a local cluster
@@ -24,12 +25,14 @@ be lost with the workers that held it (its dependents then fail).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
 from acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
+    FigureJob,
     PipelineInput,
     PipelineResult,
     get_pipeline,
@@ -75,7 +78,13 @@ def run_distributed(
             collect(futures[-1], key)
     finally:  # also on Ctrl-C: nothing of this plan stays queued on the cluster
         client.cancel([f for f in futures if not f.done()], force=True)
-    return plan.combine({k: outcomes[k] for k in plan.keys})
+    return plan.combine({k: outcomes[k] for k in plan.keys}, functools.partial(_draw, client))
+
+
+def _draw(client: Any, jobs: Sequence[FigureJob]) -> list[Path]:
+    """Each figure a task of its own on the cluster (the client's process draws none)."""
+    futures = [client.submit(fn, *args, pure=False) for fn, args in jobs]
+    return [Path(p) for p in client.gather(futures)]
 
 
 def analyze(

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,16 @@ def test_distributed_equals_serial(run_dir: Path, client: Any, serial: dict[str,
     worker_pids = set(client.run(os.getpid).values())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     done: list[Any] = []
-    dist = analyze("pulses", _input(run_dir), client, on_piece=lambda k, o: done.append(k)).results
+    before = time.time()
+    result = analyze("pulses", _input(run_dir), client, on_piece=lambda k, o: done.append(k))
+    dist = result.results
     assert sorted(done) == list(CHANNELS)  # progress: one report per channel
+    # The four figures, drawn as tasks by the workers into the run directory.
+    assert [p.name for p in result.figures] == [
+        f"pulses_calib_{n}.png" for n in ("spectrum", "pulses", "noise_psd", "resolution")
+    ]
+    assert all(p.stat().st_size > 10_000 and p.stat().st_mtime >= before - 1
+               for p in result.figures)
     assert list(dist["channels"]) == [str(c) for c in CHANNELS]
     for ch in CHANNELS:
         _assert_same_channel(serial, dist, ch)

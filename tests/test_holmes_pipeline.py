@@ -31,7 +31,7 @@ from acquisition.campaign_steps import (
     run_tune,
     run_wait_stable,
 )
-from acquisition.pipelines import PipelineInput
+from acquisition.pipelines import PipelineInput, draw_serially
 from acquisition.pipelines.holmes import plan
 from acquisition.pipelines.holmes_detector import analyze_stored_detector
 from acquisition.rig import Rig, load_rig
@@ -83,7 +83,7 @@ def _campaign(tmp: Path, seed: int, detectors: dict[str, dict[str, Any]], design
                         run_dir / "figures")
     pieces = plan(inp)  # as `run` does, keeping each detector's arrays for the checks
     results = {ch: analyze_stored_detector(pieces.shared, ch) for ch in pieces.keys}
-    out = pieces.combine(results)
+    out = pieces.combine(results, draw_serially)
     return {"out": out, "truth": truth, "params": params, "tuned": tuned, "start": start,
             "rate": rate, "detectors": results, "array": array}
 

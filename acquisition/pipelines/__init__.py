@@ -14,9 +14,11 @@ independent per-channel pieces exposes, besides `run`, a function
   object (paths, options, geometry: never a reader or an open file); `work` opens the run
   store itself (`RunReader(shared.run_dir / "store")` or the path it was given), reads only
   its channel and returns a picklable value;
-- `combine(outcomes) -> PipelineResult`: runs where the plan was made, with
-  `outcomes: dict[key, value | ChannelFailure]` in `keys` order; it writes the figures and
-  builds the results (a failed channel is reported with its error, the others complete);
+- `combine(outcomes, draw) -> PipelineResult`: runs where the plan was made, with
+  `outcomes: dict[key, value | ChannelFailure]` in `keys` order; it builds the results (a
+  failed channel is reported with its error, the others complete) and has its figures drawn
+  by `draw(jobs)`: each job a module-level function and its picklable arguments, returning
+  the PNG's path (`draw_serially` here; on Dask each figure is a task of its own);
 - `expected`: exception types that mean "this channel cannot be analysed" (reported by their
   message alone); any other exception is reported as `Type: message` and logged with its
   traceback.
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,17 @@ class ChannelFailure:
     error: str
 
 
+#: A figure to draw: a module-level function (it pickles by reference) and its arguments.
+FigureJob = tuple[Callable[..., Path], tuple[Any, ...]]
+#: Draws figure jobs (here, or as tasks on a cluster); their paths in job order.
+Draw = Callable[[Sequence[FigureJob]], list[Path]]
+
+
+def draw_serially(jobs: Sequence[FigureJob]) -> list[Path]:
+    """Draw the figures one after the other, in this process."""
+    return [fn(*args) for fn, args in jobs]
+
+
 @dataclass(frozen=True)
 class ChannelPlan:
     """A pipeline split into independent per-channel pieces (see the module docstring)."""
@@ -130,7 +143,7 @@ class ChannelPlan:
     keys: tuple[Hashable, ...]
     work: Callable[[Any, Any], Any]
     shared: Any
-    combine: Callable[[Mapping[Any, Any]], PipelineResult]
+    combine: Callable[[Mapping[Any, Any], Draw], PipelineResult]
     expected: tuple[type[BaseException], ...] = ()
 
 
@@ -160,4 +173,4 @@ def run_plan(
         outcomes[key] = guarded(plan.work, plan.shared, key, plan.expected)
         if on_piece is not None:
             on_piece(key, outcomes[key])
-    return plan.combine(outcomes)
+    return plan.combine(outcomes, draw_serially)

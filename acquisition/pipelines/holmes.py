@@ -35,13 +35,14 @@ import numpy as np
 from acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
+    Draw,
     PipelineError,
     PipelineInput,
     PipelineResult,
     run_plan,
 )
 from acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
-from acquisition.pipelines.holmes_figures import write_figures
+from acquisition.pipelines.holmes_figures import figure_jobs
 from acquisition.pipelines.pulses import Shared
 from acquisition.pipelines.pulses_channel import ChannelSkipped
 from acquisition.pipelines.stored_runs import geometry, jsonable, selected_channels, selected_parts
@@ -118,8 +119,9 @@ def plan(inp: PipelineInput) -> ChannelPlan:
     geo = geometry(inp, parts, "holmes")
     chans = selected_channels(inp, parts, opts["channels"])
 
-    def combine(outcomes: Mapping[int, DetectorResult | ChannelFailure]) -> PipelineResult:
-        return _combine(inp, names, geo, opts, outcomes)
+    def combine(outcomes: Mapping[int, DetectorResult | ChannelFailure], draw: Draw
+                ) -> PipelineResult:
+        return _combine(inp, names, geo, opts, outcomes, draw)
 
     return ChannelPlan(
         tuple(chans),
@@ -154,6 +156,7 @@ def _combine(
     geo: dict[str, Any],
     opts: dict[str, Any],
     outcomes: Mapping[int, DetectorResult | ChannelFailure],
+    draw: Draw,
 ) -> PipelineResult:
     results = {ch: r for ch, r in outcomes.items() if isinstance(r, DetectorResult)}
     designs = opts["designs"] or {}
@@ -181,5 +184,5 @@ def _combine(
         "channels": channels,
     }
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
-    figures = write_figures(results, designs, tune, geo, inp.figures_dir, f"holmes_{tag}")
+    figures = draw(figure_jobs(results, designs, tune, geo, inp.figures_dir, f"holmes_{tag}"))
     return PipelineResult(jsonable(out), figures)

@@ -13,6 +13,7 @@ import numpy as np
 from acquisition import plots
 
 if TYPE_CHECKING:
+    from acquisition.pipelines import FigureJob
     from acquisition.pipelines.holmes_detector import DetectorResult
 
 
@@ -31,31 +32,31 @@ def _representatives(results: dict[int, DetectorResult], designs: dict[int, str]
     ]
 
 
-def write_figures(
+def figure_jobs(
     results: dict[int, DetectorResult],
     designs: dict[int, str],
     tune: dict[str, Any] | None,
     geo: dict[str, Any],
     directory: Path,
     prefix: str,
-) -> list[Path]:
-    """Write the figures into `directory`; returns their paths."""
-    out = []
+) -> list[FigureJob]:
+    """The figures to draw into `directory`."""
+    out: list[FigureJob] = []
     if tune is not None:
-        out.append(_sweep(tune, directory / f"{prefix}_resonators.png"))
+        out.append((_sweep, (tune, directory / f"{prefix}_resonators.png")))
     if not results:
         return out
     reps = _representatives(results, designs)
     out += [
-        _pulses(results, designs, reps, geo, directory / f"{prefix}_pulses.png"),
-        _spectra(results, designs, directory / f"{prefix}_spectra.png"),
-        _noise(results, designs, reps, directory / f"{prefix}_noise_psd.png"),
-        _calibration(results, designs, directory / f"{prefix}_calibration.png"),
-        _pairs(results, designs, directory / f"{prefix}_time_resolution.png"),
+        (_pulses, (results, designs, reps, geo, directory / f"{prefix}_pulses.png")),
+        (_spectra, (results, designs, directory / f"{prefix}_spectra.png")),
+        (_noise, (results, designs, reps, directory / f"{prefix}_noise_psd.png")),
+        (_calibration, (results, designs, directory / f"{prefix}_calibration.png")),
+        (_pairs, (results, designs, directory / f"{prefix}_time_resolution.png")),
     ]
     with_mn = {ch: r for ch, r in results.items() if r.numbers.get("fwhm_eV") is not None}
     if with_mn:
-        out.append(_mn_ka(with_mn, designs, directory / f"{prefix}_mn_ka.png"))
+        out.append((_mn_ka, (with_mn, designs, directory / f"{prefix}_mn_ka.png")))
     return out
 
 

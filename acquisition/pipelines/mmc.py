@@ -35,12 +35,13 @@ import numpy as np
 from acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
+    Draw,
     PipelineError,
     PipelineInput,
     PipelineResult,
     run_plan,
 )
-from acquisition.pipelines.mmc_figures import write_figures
+from acquisition.pipelines.mmc_figures import figure_jobs
 from acquisition.pipelines.mmc_pixel import (
     PartInfo,
     PixelOutcome,
@@ -165,8 +166,9 @@ def plan(inp: PipelineInput) -> ChannelPlan:
         tuple(int(c) for c in opts["thermometers"]),
     )  # fmt: skip
 
-    def combine(outcomes: Mapping[Any, PixelOutcome | ChannelFailure]) -> PipelineResult:
-        return _combine(inp, shared, outcomes)
+    def combine(outcomes: Mapping[Any, PixelOutcome | ChannelFailure], draw: Draw
+                ) -> PipelineResult:
+        return _combine(inp, shared, outcomes, draw)
 
     return ChannelPlan(
         keys, analyze_pixel, shared, combine,
@@ -184,7 +186,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _combine(
-    inp: PipelineInput, shared: Shared, outcomes: Mapping[Any, PixelOutcome | ChannelFailure]
+    inp: PipelineInput, shared: Shared, outcomes: Mapping[Any, PixelOutcome | ChannelFailure],
+    draw: Draw,
 ) -> PipelineResult:
     opts = shared.opts
     ok = {o.pixel: o for o in outcomes.values() if isinstance(o, PixelOutcome)}
@@ -230,10 +233,7 @@ def _combine(
     out = jsonable(out)
     out["events_file"] = str(_save_events(inp.run_dir / "data" / "mmc_events.npz", ok, shared))
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(inp.acquisitions))
-    figures = (
-        write_figures(ok, spectra, opts, inp.figures_dir, f"mmc_{tag}")
-        if ok else []
-    )  # fmt: skip
+    figures = draw(figure_jobs(ok, spectra, opts, inp.figures_dir, f"mmc_{tag}")) if ok else []
     return PipelineResult(out, figures)
 
 

@@ -15,27 +15,28 @@ from acquisition import plots
 from analysis.xray_lines import MN_KA
 
 if TYPE_CHECKING:
+    from acquisition.pipelines import FigureJob
     from acquisition.pipelines.mmc_pixel import PixelOutcome
 
 ROWS = "ABCDEFGH"
 
 
-def write_figures(
+def figure_jobs(
     ok: dict[str, PixelOutcome],
     spectra: dict[str, tuple[np.ndarray, float]],
     opts: dict[str, Any],
     directory: Path,
     prefix: str,
-) -> list[Path]:
-    """Write the figures into `directory`; returns their paths."""
+) -> list[FigureJob]:
+    """The figures to draw into `directory`."""
     typical = sorted(ok.values(), key=lambda o: o.numbers["fwhm_eV"])[len(ok) // 2]
-    out = [
-        _ka_histogram(typical, directory / f"{prefix}_ka_histogram.png"),
-        _resolution_map(ok, directory / f"{prefix}_resolution_map.png"),
-        _pulse_and_shape(typical, directory / f"{prefix}_pulse_chi2_zeta.png"),
+    out: list[FigureJob] = [
+        (_ka_histogram, (typical, directory / f"{prefix}_ka_histogram.png")),
+        (_resolution_map, (ok, directory / f"{prefix}_resolution_map.png")),
+        (_pulse_and_shape, (typical, directory / f"{prefix}_pulse_chi2_zeta.png")),
     ]
     if spectra:
-        out.append(_background(spectra, opts, directory / f"{prefix}_background.png"))
+        out.append((_background, (spectra, opts, directory / f"{prefix}_background.png")))
     return out
 
 

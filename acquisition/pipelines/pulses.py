@@ -31,6 +31,7 @@ from acquisition.online_analysis import ChannelFilter, StoredFilter
 from acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
+    Draw,
     PipelineError,
     PipelineInput,
     PipelineResult,
@@ -42,7 +43,7 @@ from acquisition.pipelines.pulses_channel import (
     analyze_channel,
     read_stream,
 )
-from acquisition.pipelines.pulses_figures import write_figures
+from acquisition.pipelines.pulses_figures import figure_jobs
 from acquisition.pipelines.stored_runs import geometry, jsonable, selected_channels, selected_parts
 from acquisition.run_reader import RunReader
 from analysis.xray_lines import LINE_SHAPES
@@ -117,8 +118,9 @@ def plan(inp: PipelineInput) -> ChannelPlan:
     geo = geometry(inp, parts, "pulses")
     chans = selected_channels(inp, parts, opts["channels"])
 
-    def combine(outcomes: Mapping[int, ChannelResult | ChannelFailure]) -> PipelineResult:
-        return _combine(inp, names, parts, geo, opts, outcomes)
+    def combine(outcomes: Mapping[int, ChannelResult | ChannelFailure], draw: Draw
+                ) -> PipelineResult:
+        return _combine(inp, names, parts, geo, opts, outcomes, draw)
 
     return ChannelPlan(
         tuple(chans),
@@ -141,6 +143,7 @@ def _combine(
     geo: dict[str, Any],
     opts: dict[str, Any],
     outcomes: Mapping[int, ChannelResult | ChannelFailure],
+    draw: Draw,
 ) -> PipelineResult:
     results = {ch: r for ch, r in outcomes.items() if isinstance(r, ChannelResult)}
     channels = {
@@ -156,7 +159,7 @@ def _combine(
         "channels": channels,
         "mean": jsonable(_mean(channels)),
     }
-    figures = write_figures(results, geo, inp.figures_dir, f"pulses_{tag}") if results else []
+    figures = draw(figure_jobs(results, geo, inp.figures_dir, f"pulses_{tag}")) if results else []
     if opts["save_filter"] and results:
         out["filter_file"] = str(_save_filter(results, inp.run_dir / "filters" / f"{tag}.npz"))
     return PipelineResult(out, figures)

@@ -11,18 +11,19 @@ import numpy as np
 from acquisition import plots
 
 if TYPE_CHECKING:
+    from acquisition.pipelines import FigureJob
     from acquisition.pipelines.pulses_channel import ChannelResult
 
 
-def write_figures(
+def figure_jobs(
     results: dict[int, ChannelResult], geo: dict[str, Any], directory: Path, prefix: str
-) -> list[Path]:
-    """Write the four figures into `directory`; returns their paths."""
+) -> list[FigureJob]:
+    """The four figures to draw into `directory`."""
     return [
-        _spectra(results, directory / f"{prefix}_spectrum.png"),
-        _pulses(results, geo, directory / f"{prefix}_pulses.png"),
-        _psds(results, geo, directory / f"{prefix}_noise_psd.png"),
-        _resolution(results, directory / f"{prefix}_resolution.png"),
+        (_spectra, (results, directory / f"{prefix}_spectrum.png")),
+        (_pulses, (results, geo, directory / f"{prefix}_pulses.png")),
+        (_psds, (results, geo, directory / f"{prefix}_noise_psd.png")),
+        (_resolution, (results, directory / f"{prefix}_resolution.png")),
     ]
 
 
