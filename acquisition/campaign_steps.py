@@ -322,6 +322,12 @@ def acquisition_for(
         sinks=extra,
         metadata={
             "step": step.name,
+            # what the readout was set to: the same data mean the same only with the same settings
+            "instrument": jsonable_settings(inst.settings()),
+            "channel_settings": {
+                str(c + offset): jsonable_settings(source.device.channel(c).settings())
+                for c in channels
+            },
             "trigger": {
                 "record_length": config.record_length,
                 "pretrigger": config.pretrigger,
@@ -445,6 +451,12 @@ def restore_tune(ctx: RunContext, step: TuneStep, store_name: str) -> dict[str, 
         board.channel(ch).enabled = False
     placed = [board.set_tone(i + 1, float(f)) for i, f in enumerate(tones)]
     return {"tones_restored": len(placed)}
+
+
+def jsonable_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as JSON values (numbers, strings, booleans; anything else as its text)."""
+    return {k: v if isinstance(v, bool | int | float | str) or v is None else str(v)
+            for k, v in settings.items()}
 
 
 def _temperatures(ctx: RunContext) -> dict[str, float]:

@@ -32,6 +32,10 @@ TYPE_CODES = {np.dtype("<i2"): 2, np.dtype("<u2"): 3}
 INT16 = np.iinfo(np.int16)
 
 
+#: How long closing waits for queued records to reach the subscribers (ms).
+LINGER_MS = 2000
+
+
 class PublisherError(CryodaqError):
     """The publisher cannot start (bad address, port in use, float data without a scale)."""
 
@@ -101,7 +105,9 @@ class ZmqPublisher:
         self._context = zmq.Context.instance()
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
-        self._socket.setsockopt(zmq.LINGER, 0)
+        # Records still queued at close go out for up to LINGER_MS (none wait without a
+        # subscriber: PUB drops for nobody); with 0 a viewer lost the run's last records.
+        self._socket.setsockopt(zmq.LINGER, LINGER_MS)
         try:
             self._socket.bind(address)
         except zmq.ZMQError as exc:

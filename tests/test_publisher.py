@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from acquisition.acquire import Acquisition, SinkSpec
 from acquisition.events import SUMMARY_DTYPE, EventBatch
@@ -41,17 +42,27 @@ def replay_data() -> np.ndarray:
 
 
 def subscriber(address: str) -> zmq.Socket:
+    """A SUB socket connected to `address`, its subscription through (ZeroMQ's slow joiner:
+    a record published before that is not delivered; a fixed sleep was not enough on a
+    loaded host): wait for the handshake, then a margin for the subscription message."""
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.setsockopt(zmq.RCVTIMEO, 5000)
+    monitor = sub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
     sub.connect(address)
+    try:
+        assert monitor.poll(10_000), "no ZeroMQ handshake within 10 s"
+        recv_monitor_message(monitor)
+    finally:
+        sub.disable_monitor()
+        monitor.close()
+    time.sleep(0.3)
     return sub
 
 
 def test_subscriber_decodes_what_was_stored(tmp_path: Path) -> None:
     publisher = ZmqPublisher("tcp://127.0.0.1:*", CHANNELS, "int16", VOLTS_PER_CODE)
     sub = subscriber(publisher.address)
-    time.sleep(0.3)  # ZeroMQ's slow joiner: let the subscription reach the publisher
     source = ReplaySource(replay_data(), RATE_HZ, 4096, CHANNELS, start_time_ns=10**18,
                           units_per_value=VOLTS_PER_CODE, unit="V")  # fmt: skip
     trigger = ChannelTrigger(edge_threshold=400)
@@ -90,7 +101,6 @@ def test_subscriber_decodes_what_was_stored(tmp_path: Path) -> None:
 def test_float_records_are_counts_and_clipping_is_counted() -> None:
     publisher = ZmqPublisher("tcp://127.0.0.1:*", (1,), "float32", 0.5, units_per_count=1e-3)
     sub = subscriber(publisher.address)
-    time.sleep(0.3)
     records = np.array([[0.0, 0.0012, -1.5, 2.0], [0.0, 40.0, 0.0, 0.0]], np.float32)
     batch = EventBatch(
         "x", 1e6, 0, 100, 1,
