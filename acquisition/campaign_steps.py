@@ -26,6 +26,7 @@ from acquisition.campaign import (
 from acquisition.distributed_channels import OffsetSource, shifted
 from acquisition.errors import CryodaqError
 from acquisition.live_monitor import LiveMonitor
+from acquisition.pipelines.stored_runs import jsonable
 from acquisition.publisher import ZmqPublisher
 from acquisition.rig import Rig, channel_selection, planned_settings
 from acquisition.run_store import RunWriter
@@ -323,9 +324,9 @@ def acquisition_for(
         metadata={
             "step": step.name,
             # what the readout was set to: the same data mean the same only with the same settings
-            "instrument": jsonable_settings(inst.settings()),
+            "instrument": jsonable(inst.settings()),
             "channel_settings": {
-                str(c + offset): jsonable_settings(source.device.channel(c).settings())
+                str(c + offset): jsonable(source.device.channel(c).settings())
                 for c in channels
             },
             "trigger": {
@@ -431,7 +432,7 @@ def run_tune(ctx: RunContext, step: TuneStep, store_name: str) -> dict[str, Any]
     return {"resonators_found": len(dips), "tones": wanted, "channel_budget": budget}
 
 
-def restore_tune(ctx: RunContext, step: TuneStep, store_name: str) -> dict[str, Any]:
+def restore_tune(ctx: RunContext, step: TuneStep, store_name: str) -> None:
     """On resume: put back the tones a completed tune placed (`data/<store_name>.npz`), as the
     board held them, without sweeping again; refused if the board's LO moved since."""
     board = _typed(ctx, step.instrument, UmuxBoard, f"tune {step.instrument}")
@@ -449,14 +450,9 @@ def restore_tune(ctx: RunContext, step: TuneStep, store_name: str) -> dict[str, 
                         f"{store_name!r} were placed at {saved['lo_hz']:.9g} Hz")
     for ch in board.channel_ids:
         board.channel(ch).enabled = False
-    placed = [board.set_tone(i + 1, float(f)) for i, f in enumerate(tones)]
-    return {"tones_restored": len(placed)}
-
-
-def jsonable_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings as JSON values (numbers, strings, booleans; anything else as its text)."""
-    return {k: v if isinstance(v, bool | int | float | str) or v is None else str(v)
-            for k, v in settings.items()}
+    for i, f in enumerate(tones):
+        board.set_tone(i + 1, float(f))
+    log.info("tune %s: %d tones restored from %s", step.instrument, tones.size, store_name)
 
 
 def _temperatures(ctx: RunContext) -> dict[str, float]:

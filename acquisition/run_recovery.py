@@ -79,6 +79,9 @@ def seal_dead_run(path: Path) -> list[str]:
     if attrs.get("complete"):
         return []
     writer = attrs.get("writer") or {}
+    if "pid" not in writer or "host" not in writer:
+        raise RunStoreError(f"{path}: the run is open and names no writer process; cannot tell "
+                            "whether it is still being written")
     alive = writer_alive(writer)
     who = f"pid {writer.get('pid')} on {writer.get('host')}"
     if alive is None:

@@ -31,6 +31,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import wofz
 
 from analysis.line_calibration import Calibration, KnownLine
+from analysis.optimal_filter import FWHM_PER_SIGMA
 
 #: Fraction of each line's events given to a flat floor over its window.
 FLOOR_FRACTION = 0.01
@@ -40,7 +41,7 @@ EVENTS_PER_COEFFICIENT = 100
 AMPLITUDE_TERMS = 4
 #: A line's events: provisional energy within this many resolution FWHM of its components.
 WINDOW_FWHM = 3.0
-#: Turns of (c_k with resolutions fixed, resolutions with c_k fixed).
+#: Turns of (c_jk with resolutions fixed, resolutions with c_jk fixed).
 TURNS = 3
 
 
@@ -126,7 +127,7 @@ def _line_events(energy: np.ndarray, line: KnownLine, fwhm_eV: float) -> _LineEv
         e, gam, w = np.array([line.energy_eV]), np.zeros(1), np.ones(1)
     lo, hi = e.min() - WINDOW_FWHM * fwhm_eV, e.max() + WINDOW_FWHM * fwhm_eV
     index = np.flatnonzero((energy > lo) & (energy < hi))
-    return _LineEvents(index, e, gam, w / w.sum(), fwhm_eV / 2.3548200450309493,
+    return _LineEvents(index, e, gam, w / w.sum(), fwhm_eV / FWHM_PER_SIGMA,
                        FLOOR_FRACTION / (hi - lo))
 
 

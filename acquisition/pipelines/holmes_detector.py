@@ -50,6 +50,7 @@ from analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
 from analysis.record_cuts import noise_record_stats
 from analysis.slew import find_slips, slew_limit, unwrap_quanta
 from analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
+from analysis.triangle_mean import triangle_mean
 
 
 @dataclass
@@ -87,30 +88,6 @@ def _baseline_weights(b: np.ndarray, is_noise: np.ndarray) -> np.ndarray:
     return w
 
 
-def _triangle_mean(t: np.ndarray, values: np.ndarray, weights: np.ndarray, at: np.ndarray,
-                   half_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted means of `values` (at sorted times `t`) under the kernel 1 - |t - at| / W at
-    each of `at`, with prefix sums; and the kernel weight each mean rests on."""
-    def prefix(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([[0.0], np.cumsum(x)])
-
-    t0 = t[0] if t.size else 0.0
-    tt, a = t - t0, at - t0
-    sums = {k: prefix(weights * v) for k, v in (("v", values), ("vt", values * tt),
-                                                ("1", np.ones_like(tt)), ("t", tt))}
-    lo = np.searchsorted(tt, a - half_width, side="right")
-    mid = np.searchsorted(tt, a, side="right")
-    hi = np.searchsorted(tt, a + half_width, side="left")
-
-    def kernel_sum(x: str, xt: str) -> np.ndarray:
-        left = (half_width - a) * (sums[x][mid] - sums[x][lo]) + (sums[xt][mid] - sums[xt][lo])
-        right = (half_width + a) * (sums[x][hi] - sums[x][mid]) - (sums[xt][hi] - sums[xt][mid])
-        return (left + right) / half_width
-
-    norm = kernel_sum("1", "t")
-    return kernel_sum("v", "vt") / np.where(norm > 0, norm, 1.0), norm
-
-
 def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, pre: int,
                quiet: tuple[np.ndarray, np.ndarray], window: int) -> np.ndarray:
     """Bath signal at each pulse record: the baselines (Phi0) of the quiet pulse records
@@ -135,7 +112,7 @@ def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, 
             t, bq = at[order], b[q][order]
             kind = np.concatenate([np.zeros(at_p.size, bool), np.ones(at_n.size, bool)])[q][order]
             ref = float(np.median(bq))
-            mean, norm = _triangle_mean(t, bq - ref, _baseline_weights(bq, kind),
+            mean, norm = triangle_mean(t, bq - ref, _baseline_weights(bq, kind),
                                         at_p.astype(np.float64), float(window))
             out[sl_p] = np.where(norm > 0, mean + ref, out[sl_p])
         start_p += at_p.size
