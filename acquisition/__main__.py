@@ -1,5 +1,5 @@
-"""`python -m acquisition` runs the cryodaq command line."""
+"""`python -m cryodaq.acquisition` runs the cryodaq command line."""
 
-from acquisition.cli import main
+from cryodaq.acquisition.cli.main import main
 
 main()

@@ -27,29 +27,29 @@ from typing import Any
 
 import pyvisa
 
-from acquisition.errors import ConfigError
-from acquisition.units import UnitError, to_si
-from acquisition.yaml_source import KeyPath, YamlDocument, load_yaml
-from drivers.base import Instrument, Setting
-from drivers.errors import InstrumentError
-from sim_instruments.library import CryoSimLibrary, SimInstrument
-from sim_instruments.model import SimModel
-from sim_instruments.world import World
+from cryodaq.acquisition.errors import ConfigError
+from cryodaq.acquisition.units import UnitError, to_si
+from cryodaq.acquisition.yaml_source import KeyPath, YamlDocument, load_yaml
+from cryodaq.drivers.base import Instrument, Setting
+from cryodaq.drivers.errors import InstrumentError
+from cryodaq.sim_instruments.library import CryoSimLibrary, SimInstrument
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.world import World
 
 #: Short driver names and the simulated instrument kind behind each.
 DRIVERS = {
-    "squid": "drivers.squid:SquidElectronics",
-    "adc": "drivers.adc:Adc16",
-    "thermal": "drivers.thermal:TemperatureController",
-    "vst": "drivers.vst:VectorSignalTransceiver",
-    "umux": "drivers.umux:UmuxBoard",
+    "squid": "cryodaq.drivers.squid:SquidElectronics",
+    "adc": "cryodaq.drivers.adc:Adc16",
+    "thermal": "cryodaq.drivers.thermal:TemperatureController",
+    "vst": "cryodaq.drivers.vst:VectorSignalTransceiver",
+    "umux": "cryodaq.drivers.umux:UmuxBoard",
 }
 SIM_MODELS = {
-    "squid": "sim_instruments.squid_model:SquidModel",
-    "adc": "sim_instruments.adc_model:AdcModel",
-    "thermal": "sim_instruments.thermal_controller_model:TemperatureControllerModel",
-    "vst": "sim_instruments.vst_model:VstModel",
-    "umux": "sim_instruments.umux_model:UmuxModel",
+    "squid": "cryodaq.sim_instruments.squid_model:SquidModel",
+    "adc": "cryodaq.sim_instruments.adc_model:AdcModel",
+    "thermal": "cryodaq.sim_instruments.thermal_controller_model:TemperatureControllerModel",
+    "vst": "cryodaq.sim_instruments.vst_model:VstModel",
+    "umux": "cryodaq.sim_instruments.umux_model:UmuxModel",
 }
 BACKENDS = ("sim", "py", "ivi")
 INSTRUMENT_KEYS = ("driver", "address", "backend", "timeout", "settings", "sim")

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from acquisition.errors import ConfigError
+from cryodaq.acquisition.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
 

@@ -30,8 +30,8 @@ from numpy.polynomial import legendre
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import wofz
 
-from analysis.line_calibration import Calibration, KnownLine
-from analysis.optimal_filter import FWHM_PER_SIGMA
+from cryodaq.analysis.line_calibration import Calibration, KnownLine
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA
 
 #: Fraction of each line's events given to a flat floor over its window.
 FLOOR_FRACTION = 0.01

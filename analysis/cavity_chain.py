@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from analysis.cavity import (
+from cryodaq.analysis.cavity import (
     K_B,
     Cavity,
     effective_temperature,

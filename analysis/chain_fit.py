@@ -7,7 +7,7 @@ the gain's frequency ripple r(f); `fit_chain_corrected` fits the ripple jointly 
 (a spline common to all spectra) and shows it as the paper does (Fig. 5). Given the spectra's
 capture times, the fit also carries a linear gain drift in time;
 `level_drift` is the regression of each spectrum's mean data/fit level against time.
-`analysis.yfactor` is the switch-based method it replaces.
+`cryodaq.analysis.yfactor` is the switch-based method it replaces.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from scipy import interpolate, optimize, signal
 
-from analysis.cavity import K_B, Cavity, effective_temperature, transmission_power
-from analysis.cavity_chain import ChainLosses, Temperatures, cable_noise_temperature
+from cryodaq.analysis.cavity import K_B, Cavity, effective_temperature, transmission_power
+from cryodaq.analysis.cavity_chain import ChainLosses, Temperatures, cable_noise_temperature
 
 #: Free parameters of `fit_chain`, in order.
 PARAMETERS = ("gain_dB", "added_noise_K", "A1", "A_cir", "A2")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
-from analysis.line_fit import IntrinsicShape, LineFit, Lorentzian, fit_line, histogram
+from cryodaq.analysis.line_fit import IntrinsicShape, LineFit, Lorentzian, fit_line, histogram
 
 #: Identification: the largest relative energy residual an assignment may leave.
 MATCH_TOLERANCE = 0.01

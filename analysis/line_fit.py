@@ -3,7 +3,7 @@
 Model counts per bin: mu_i = N * integral over the bin of (L * G_sigma)(E - centre) dE
 + background * bin width, where L is the line's intrinsic shape (offsets from its reference
 energy, integrating to 1): a delta (a plain Gaussian line), a set of Lorentzians (e.g. the
-Holzer Mn Ka components of `analysis.xray_lines`; L * G is then a sum of Voigt profiles), or
+Holzer Mn Ka components of `cryodaq.analysis.xray_lines`; L * G is then a sum of Voigt profiles), or
 any callable density. The fit minimises C = 2 sum(mu - n + n ln(n / mu)) (REFERENCE section 5:
 no least squares on sqrt(N)); errors are from the inverse of the expected (Fisher) information
 sum_i (d mu_i / d theta_a)(d mu_i / d theta_b) / mu_i at the minimum.
@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.special import ndtr, voigt_profile
 
-from analysis.optimal_filter import FWHM_PER_SIGMA
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA
 
 #: Points per bin where a non-Gaussian model is evaluated (Simpson's rule over the bin).
 SUBSAMPLES = 9

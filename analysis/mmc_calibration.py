@@ -8,9 +8,9 @@ fits c by least squares on events of one line (robustly, twice, dropping > 4 sig
 `TemperatureCorrection.apply` divides it out.
 
 Calibration: E = c1 A + c2 A^2 (no offset: no pulse, no energy) through the fitted positions
-of two lines (Mn Ka and Kb), with the pieces of `analysis.line_calibration`: Poisson-likelihood
-fits of the natural (Holzer) shapes convolved with a Gaussian. The start is the dominant peak
-(Ka), which needs no peak search, so a pixel with few Kb events still calibrates.
+of two lines (Mn Ka and Kb), with the pieces of `cryodaq.analysis.line_calibration`:
+Poisson-likelihood fits of the natural (Holzer) shapes convolved with a Gaussian. The start is the
+dominant peak (Ka), which needs no peak search, so a pixel with few Kb events still calibrates.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.line_calibration import (
+from cryodaq.analysis.line_calibration import (
     Calibration,
     KnownLine,
     LineResult,
     fit_known_line,
     polynomial_calibration,
 )
-from analysis.line_fit import dominant_peak
-from analysis.record_cuts import robust_sigma
+from cryodaq.analysis.line_fit import dominant_peak
+from cryodaq.analysis.record_cuts import robust_sigma
 
 
 @dataclass(frozen=True)

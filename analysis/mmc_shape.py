@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.line_fit import fit_line, histogram
-from analysis.optimal_filter import CHUNK, FWHM_PER_SIGMA, time_derivative
-from analysis.record_cuts import robust_sigma
+from cryodaq.analysis.line_fit import fit_line, histogram
+from cryodaq.analysis.optimal_filter import CHUNK, FWHM_PER_SIGMA, time_derivative
+from cryodaq.analysis.record_cuts import robust_sigma
 
 
 @dataclass(frozen=True)

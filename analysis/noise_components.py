@@ -1,7 +1,7 @@
 """A measured TES noise PSD split into its components (seed paper Fig. 7), and the lines the
 flux-ramp demodulation adds at a fixed frequency and its harmonics (62.5 kHz in HOLMES).
 
-Components (`analysis.tes_noise`): thermal fluctuation across G, TES Johnson, load Johnson,
+Components (`cryodaq.analysis.tes_noise`): thermal fluctuation across G, TES Johnson, load Johnson,
 each a white source through the TES's small-signal response (poles at the rise and the fast
 decay time, which the pulse fit gives; the loop gain sets the Johnson terms' zeros), and the
 SQUID/HEMT readout, white in flux. In this response the three TES terms span only two
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from analysis.optimal_filter import NoiseSpectrum
-from analysis.tes_noise import TES_COMPONENTS, component_numerators, component_psd
+from cryodaq.analysis.optimal_filter import NoiseSpectrum
+from cryodaq.analysis.tes_noise import TES_COMPONENTS, component_numerators, component_psd
 
 #: Component names in fit order.
 COMPONENTS = (*TES_COMPONENTS, "readout")

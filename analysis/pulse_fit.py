@@ -1,7 +1,7 @@
 """Fits of a two-exponential pulse b + A u(t - t0), and of a three-exponential TES pulse (one
 rise, a fast and a slow decay), to an average pulse, with errors.
 
-u is `analysis.pulse_shapes`' two-exponential scaled to unit height. The arrival t0 is free:
+u is `cryodaq.analysis.pulse_shapes`' two-exponential scaled to unit height. The arrival t0 is free:
 an average of pulses whose arrival phases spread over one sample is the true pulse smoothed by
 a one-sample box, which for every sample after the first of the rise is again a two-exponential
 with the same time constants, arriving ~half a sample later, so rise and decay stay unbiased.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from analysis.pulse_shapes import peak_norm, three_exponential, unit_pulse
+from cryodaq.analysis.pulse_shapes import peak_norm, three_exponential, unit_pulse
 
 
 @dataclass(frozen=True)

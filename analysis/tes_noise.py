@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.optimize import brentq
 
-from analysis.optimal_filter import FWHM_PER_SIGMA, NoiseSpectrum, fisher_information
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA, NoiseSpectrum, fisher_information
 
 #: The TES components, in the order of `component_numerators`.
 TES_COMPONENTS = ("thermal", "tes_johnson", "load_johnson")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.pulse_shapes import three_exponential
+from cryodaq.analysis.pulse_shapes import three_exponential
 
 #: Points of the grid on which the peak of a three-exponential pulse is located.
 PEAK_GRID = 20_001

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
-from analysis.optimal_filter import NoiseSpectrum, noise_psd
+from cryodaq.analysis.optimal_filter import NoiseSpectrum, noise_psd
 
 #: Fraction of single pulses allowed to look like two (sets the prominence threshold).
 FALSE_PAIR_FRACTION = 0.01

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis.line_fit import Lorentzian
+from cryodaq.analysis.line_fit import Lorentzian
 
 #: Mn Ka1/Ka2 (energy eV, FWHM eV, relative integrated intensity).
 MN_KA = tuple(

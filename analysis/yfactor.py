@@ -3,7 +3,7 @@ replaces; REFERENCE.md section 4): a switch turns the chain to a black-body load
 cold and a hot temperature, Y = P_hot / P_cold and T_sys = (T~_hot - Y T~_cold) / (Y - 1) with
 T~ from Eq 3. The result is referred to the load: a path difference between the load and the
 cavity (transmission A_p at T_sw) makes it (T_a' + (1 - A_p) T~_sw) / A_p rather than the
-cavity port's T_a' (`analysis.cavity_chain.y_factor_system_noise`), and the gain G' A_p.
+cavity port's T_a' (`cryodaq.analysis.cavity_chain.y_factor_system_noise`), and the gain G' A_p.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from analysis.cavity import K_B, effective_temperature
+from cryodaq.analysis.cavity import K_B, effective_temperature
 
 
 def y_factor_noise(

@@ -44,19 +44,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-from acquisition.acquire import Acquisition
-from acquisition.campaign_run import STORE, CampaignRunner
-from acquisition.campaign_validate import load_campaign
-from acquisition.cluster import ClusterSpec, connect
-from acquisition.distributed_analysis import analyze
-from acquisition.distributed_boards import BoardStore
-from acquisition.pipelines import PipelineInput
-from acquisition.rig import Rig, load_rig
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.sources import ReplaySource
-from acquisition.trigger import ChannelTrigger, TriggerConfig
-from analysis.resonator import find_dips
+from cryodaq.acquisition.campaign.runner import STORE, CampaignRunner
+from cryodaq.acquisition.campaign.validate import load_campaign
+from cryodaq.acquisition.cluster.analyze import analyze
+from cryodaq.acquisition.cluster.boards import BoardStore
+from cryodaq.acquisition.cluster.connection import ClusterSpec, connect
+from cryodaq.acquisition.pipelines import PipelineInput
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.acquisition.stream.engine import Acquisition
+from cryodaq.acquisition.stream.sources import ReplaySource
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.analysis.resonator import find_dips
 
 ROOT = Path(__file__).resolve().parents[1]
 RIG = ROOT / "config" / "rigs" / "holmes_boards_sim.yaml"

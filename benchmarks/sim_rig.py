@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.rig import Rig, load_rig
 
 ROOT = Path(__file__).resolve().parents[1]
 

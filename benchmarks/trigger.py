@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from acquisition.sources import Block
-from acquisition.trigger import ChannelTrigger, TriggerConfig, TriggerEngine
+from cryodaq.acquisition.stream.sources import Block
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig, TriggerEngine
 
 CHANNELS = 32
 RATE_HZ = 500e3

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from acquisition.rig import Rig, load_rig
-from analysis.resonator import coupling_q, find_dips, swing_centre
-from sim_instruments import ziggurat
-from sim_instruments.umux_demod import (
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.analysis.resonator import coupling_q, find_dips, swing_centre
+from cryodaq.sim_instruments import ziggurat
+from cryodaq.sim_instruments.umux_demod import (
     calibration,
     demodulate,
     reference_weights,

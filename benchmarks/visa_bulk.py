@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pyvisa
 
-from acquisition.rig import Rig, load_rig
-from drivers.adc import Adc16
-from sim_instruments.adc_model import AdcModel
-from sim_instruments.library import CryoSimLibrary, SimInstrument
-from sim_instruments.world import World
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.drivers.adc import Adc16
+from cryodaq.sim_instruments.adc_model import AdcModel
+from cryodaq.sim_instruments.library import CryoSimLibrary, SimInstrument
+from cryodaq.sim_instruments.world import World
 
 ADDRESS = "TCPIP0::127.0.0.1::5025::SOCKET"
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.base import Channel, OneOf, Range, Setting
-from drivers.streaming import StreamingInstrument
+from cryodaq.drivers.base import Channel, OneOf, Range, Setting
+from cryodaq.drivers.streaming import StreamingInstrument
 
 INPUT_RANGES_V = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 FULL_SCALE = 32767

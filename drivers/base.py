@@ -20,8 +20,8 @@ from pyvisa import constants
 from pyvisa.errors import VisaIOError
 from pyvisa.resources import MessageBasedResource
 
-from drivers.errors import InstrumentError, InstrumentTimeout, SettingRangeError
-from drivers.session_sync import resynchronise
+from cryodaq.drivers.errors import InstrumentError, InstrumentTimeout, SettingRangeError
+from cryodaq.drivers.session_sync import resynchronise
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ class Instrument(SCPINode):
         return InstrumentError(self.name, command, exc.description)
 
     def _resync(self, probe_timeout_s: float) -> bool:
-        """After a timeout: drop late replies until `*IDN?` answers (`drivers.session_sync`);
+        """After a timeout: drop late replies until `*IDN?` answers (`session_sync`);
         False leaves the session out of step, and the next exchange tries again first."""
         result = resynchronise(self.resource, self._identity, probe_timeout_s)
         if result.dropped:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.base import Channel, Instrument, OneOf, Range, Setting
+from cryodaq.drivers.base import Channel, Instrument, OneOf, Range, Setting
 
 FEEDBACK_RESISTORS_OHM = (700.0, 1e3, 3e3, 10e3, 30e3, 100e3)
 GAIN_BANDWIDTH_HZ = (0.23e9, 0.46e9, 0.92e9, 1.85e9, 3.7e9, 7.4e9)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drivers.base import Instrument, Setting, StreamBlock, parse_stream_block
-from drivers.errors import SettingRangeError
+from cryodaq.drivers.base import Instrument, Setting, StreamBlock, parse_stream_block
+from cryodaq.drivers.errors import SettingRangeError
 
 #: Largest block one FETC? may ask for, per channel.
 MAX_FETCH_SAMPLES = 1 << 22

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from drivers.base import Channel, Instrument, OneOf, Range, Setting
+from cryodaq.drivers.base import Channel, Instrument, OneOf, Range, Setting
 
 HEATER_RANGES_W = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 HEATER_MODES = ("OFF", "MANUAL", "PID")

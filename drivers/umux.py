@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.base import Channel, OneOf, Range, Setting
-from drivers.errors import InstrumentError, SettingRangeError
-from drivers.streaming import StreamingInstrument
+from cryodaq.drivers.base import Channel, OneOf, Range, Setting
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+from cryodaq.drivers.streaming import StreamingInstrument
 
 #: Tones are baseband frequencies within +-BASEBAND_HALF_WIDTH_HZ of the LO (512 MHz ADC).
 BASEBAND_HALF_WIDTH_HZ = 256e6

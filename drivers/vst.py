@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.base import Instrument, OneOf, Range, Setting
-from drivers.errors import InstrumentError
+from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
+from cryodaq.drivers.errors import InstrumentError
 
 F_RANGE_HZ = Range(9e3, 6e9)
 #: Extra reply time (s) on top of the acquisition time of a spectrum or sweep.

@@ -8,11 +8,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from sim_instruments.blocks import stream_block
-from sim_instruments.device import Handler, SCPIError
-from sim_instruments.model import SimModel
-from sim_instruments.streaming import SampleStream, fetch_window
-from sim_instruments.world import Signal, World
+from cryodaq.sim_instruments.blocks import stream_block
+from cryodaq.sim_instruments.device import Handler, SCPIError
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.streaming import SampleStream, fetch_window
+from cryodaq.sim_instruments.world import Signal, World
 
 FULL_SCALE = 32767
 

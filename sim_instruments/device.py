@@ -21,10 +21,10 @@ from pyvisa_sim.channels import Channels
 from pyvisa_sim.component import Component, NoResponse
 from pyvisa_sim.devices import Device
 
-from sim_instruments.world import NotYet
+from cryodaq.sim_instruments.world import NotYet
 
 if TYPE_CHECKING:
-    from sim_instruments.model import SimModel
+    from cryodaq.sim_instruments.model import SimModel
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from pyvisa_sim import parser
 from pyvisa_sim.devices import Devices
 from pyvisa_sim.highlevel import SimVisaLibrary
 
-from sim_instruments.device import PhysicsDevice
-from sim_instruments.model import SimModel
+from cryodaq.sim_instruments.device import PhysicsDevice
+from cryodaq.sim_instruments.model import SimModel
 
-DEVICE_DIR = resources.files("sim_instruments") / "devices"
+DEVICE_DIR = resources.files("cryodaq.sim_instruments") / "devices"
 
 
 def device_file(kind: str) -> Path:

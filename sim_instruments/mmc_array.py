@@ -15,7 +15,7 @@ Signal of channel k in flux quanta, sampled at the ADC's rate (World time t):
   + white + 1/f noise  + non-gradiometric baseline  + jumps and bursts,
 where g(T) = exp(gain_per_K (T - reference_K)) and T_chip = the thermal plant's `plate`
 temperature + a seeded Ornstein-Uhlenbeck drift (`drift_rms_K`, `drift_time_s`). The noise
-level of each channel is set so that the optimal filter (`analysis.optimal_filter`) for its
+level of each channel is set so that the optimal filter (`cryodaq.analysis.optimal_filter`) for its
 pixels' pulses, on records of `of_record_length` samples at `of_sample_rate_hz` with
 `of_pretrigger`, has a baseline FWHM of `baseline_fwhm_eV` (the mean of its two pixels); this
 is the total noise at the ADC: the SQUID electronics and the ADC's own white noise are part
@@ -58,11 +58,11 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from analysis.noise_models import white_plus_one_over_f
-from analysis.optimal_filter import NoiseSpectrum, optimal_filter
-from analysis.pulse_shapes import unit_pulse
-from sim_instruments import ziggurat
-from sim_instruments.mmc_background import (
+from cryodaq.analysis.noise_models import white_plus_one_over_f
+from cryodaq.analysis.optimal_filter import NoiseSpectrum, optimal_filter
+from cryodaq.analysis.pulse_shapes import unit_pulse
+from cryodaq.sim_instruments import ziggurat
+from cryodaq.sim_instruments.mmc_background import (
     DEPOSITS,
     KINDS,
     ArrayLayout,
@@ -70,12 +70,12 @@ from sim_instruments.mmc_background import (
     EventGenerator,
     sources_from_params,
 )
-from sim_instruments.noise import ColoredNoise
-from sim_instruments.params import number
-from sim_instruments.pulse_source import TAIL_DECAYS, add_pulse
+from cryodaq.sim_instruments.noise import ColoredNoise
+from cryodaq.sim_instruments.params import number
+from cryodaq.sim_instruments.pulse_source import TAIL_DECAYS, add_pulse
 
 if TYPE_CHECKING:
-    from sim_instruments.world import World
+    from cryodaq.sim_instruments.world import World
 
 ROWS = "ABCDEFGH"
 COLS = 8

@@ -5,7 +5,7 @@ virtual time as rows (time, pixel or channel, kind, deposit, energy), which `mmc
 into signals and keeps as truth. Kinds:
 - `xray`: a photon of a calibration source (`world.detector.source`: fe55, am241 or a list),
   absorbed in a pixel's absorber with the probability of 20 um Au; 55Fe energies are drawn
-  from the natural (Holzer) Mn Ka / Kb shapes of `analysis.xray_lines`.
+  from the natural (Holzer) Mn Ka / Kb shapes of `cryodaq.analysis.xray_lines`.
 - `continuum`: flat background spectrum, `world.background.continuum_per_keV_cm2_s` over the
   absorbers' area (64 x 500 x 500 um^2 = 16 mm^2, REFERENCE section 1).
 - `fluorescence`: Cu Ka (8.0 keV) and Nb Ka (16.6 keV) from the holder and the shield.
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.line_fit import Lorentzian
-from analysis.xray_lines import MN_KA, MN_KB
-from sim_instruments.params import number
+from cryodaq.analysis.line_fit import Lorentzian
+from cryodaq.analysis.xray_lines import MN_KA, MN_KB
+from cryodaq.sim_instruments.params import number
 
 #: Sampled natural-line energies stay within this distance of their component (eV); the
 #: Lorentzian tails beyond (~0.1 % of events) are redrawn.

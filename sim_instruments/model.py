@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sim_instruments.device import Handler, PhysicsDevice
+from cryodaq.sim_instruments.device import Handler, PhysicsDevice
 
 if TYPE_CHECKING:
-    from sim_instruments.world import World
+    from cryodaq.sim_instruments.world import World
 
 
 class SimModel:

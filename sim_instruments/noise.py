@@ -2,7 +2,7 @@
 
 The 1/f part is a sum of first-order (Lorentzian) processes with corner frequencies spaced by
 a constant ratio r; weights A_k proportional to 1/f_k sum to S(f) = pi c / (2 f ln r), so
-c = 2 ln(r) w^2 f_knee / pi gives w^2 f_knee / f (see `analysis.noise_models`). A slow
+c = 2 ln(r) w^2 f_knee / pi gives w^2 f_knee / f (see `cryodaq.analysis.noise_models`). A slow
 component is updated only every m_k samples (m_k << 1 / f_k), which keeps the cost per sample
 near that of white noise alone.
 """
@@ -52,7 +52,7 @@ class ColoredNoise:
     """Noise of one-sided PSD S(f) = w^2 (1 + f_knee / f) at sample rate `rate_hz`.
 
     `components()` gives the 1/f synthesis (state, poles, innovation scales, strides) to a
-    kernel that draws the normals itself (`sim_instruments.mmc_array`)."""
+    kernel that draws the normals itself (`cryodaq.sim_instruments.mmc_array`)."""
 
     def __init__(
         self,

@@ -12,9 +12,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from analysis.pulse_shapes import peak_norm, two_exponential
-from sim_instruments.noise import ColoredNoise
-from sim_instruments.params import number
+from cryodaq.analysis.pulse_shapes import peak_norm, two_exponential
+from cryodaq.sim_instruments.noise import ColoredNoise
+from cryodaq.sim_instruments.params import number
 
 #: A pulse is followed for this many decay times, then dropped (residual < 1e-5 of its height).
 TAIL_DECAYS = 12.0

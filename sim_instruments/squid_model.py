@@ -16,11 +16,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from sim_instruments.device import Handler, SCPIError
-from sim_instruments.mmc_array import MmcChannel, mmc_array
-from sim_instruments.model import SimModel
-from sim_instruments.pulse_source import PulseSource, detector_source
-from sim_instruments.world import World
+from cryodaq.sim_instruments.device import Handler, SCPIError
+from cryodaq.sim_instruments.mmc_array import MmcChannel, mmc_array
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.pulse_source import PulseSource, detector_source
+from cryodaq.sim_instruments.world import World
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,7 +141,7 @@ class SquidChannelOutput:
 
 class SquidModel(SimModel):
     """Multi-channel FLL electronics; channel n reads detector `detectors[n]` (or `detector`),
-    or channel n of the World's detector array `array` (e.g. `mmc`, `sim_instruments.mmc_array`)."""
+    or channel n of the World's detector array `array` (e.g. `mmc`, `mmc_array`)."""
 
     device_name = "squid32"
 

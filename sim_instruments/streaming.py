@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from sim_instruments.device import SCPIError
+from cryodaq.sim_instruments.device import SCPIError
 
 if TYPE_CHECKING:
-    from sim_instruments.world import World
+    from cryodaq.sim_instruments.world import World
 
 
 class SampleStream:

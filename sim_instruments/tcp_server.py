@@ -10,7 +10,7 @@ import socketserver
 import threading
 import time
 
-from sim_instruments.device import PhysicsDevice
+from cryodaq.sim_instruments.device import PhysicsDevice
 
 RECV_BYTES = 1 << 16
 SEND_CHUNK = 1 << 20

@@ -11,9 +11,9 @@ of this FWHM at Mn Ka1 (`EXCESS_REFERENCE_EV`): the absorber's thermalisation an
 dependence, which broaden lines beyond the noise, as the paper's 4.5 eV Mn Ka against 3.3 eV
 of noise for design (a)),
 `loop_gain`, `noise_mix` (relative white input densities of the TES noise terms of
-`analysis.tes_noise`), `rate_hz` (fluorescence photons per second) and `lines` (weights of
+`cryodaq.analysis.tes_noise`), `rate_hz` (fluorescence photons per second) and `lines` (weights of
 `xray_lines.LINE_SHAPES` lines, natural shapes), `ho163_activity_Bq` (implant; the spectrum of
-`analysis.ho163`), `bath_plate`, `reference_K`, `baseline_phi0_per_K`, `gain_per_K` (bath
+`cryodaq.analysis.ho163`), `bath_plate`, `reference_K`, `baseline_phi0_per_K`, `gain_per_K` (bath
 temperature moves the baseline and the gain together).
 
 Each detector's flux (Phi0) is generated at the ramp-period boundaries: Poisson arrivals of
@@ -58,28 +58,28 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from analysis.ho163 import ho163_cdf
-from analysis.optimal_filter import FWHM_PER_SIGMA
-from analysis.pulse_shapes import three_exponential
-from analysis.tes_noise import (
+from cryodaq.analysis.ho163 import ho163_cdf
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA
+from cryodaq.analysis.pulse_shapes import three_exponential
+from cryodaq.analysis.tes_noise import (
     TES_COMPONENTS,
     component_numerators,
     record_grid,
     scale_for_fwhm,
     tes_noise_psd,
 )
-from analysis.tes_response import (
+from cryodaq.analysis.tes_response import (
     energy_per_phi0,
     pulse_height_phi0,
     shape_peak,
     unit_height_pulse,
 )
-from analysis.xray_lines import LINE_SHAPES
-from sim_instruments import ziggurat
-from sim_instruments.params import number
+from cryodaq.analysis.xray_lines import LINE_SHAPES
+from cryodaq.sim_instruments import ziggurat
+from cryodaq.sim_instruments.params import number
 
 if TYPE_CHECKING:
-    from sim_instruments.world import World
+    from cryodaq.sim_instruments.world import World
 
 #: Defaults of the four HOLMES designs (seed paper Fig. 2, Tables 2-3 ranges: rise 10-15 us,
 #: pulses ~300 us, a slow decay holding a few % of the energy; 1 Phi0 ~ 11 uA). (a) follows
@@ -228,7 +228,8 @@ class TesDetector:
 
     def noise_psd(self, f_hz: np.ndarray, readout_density: float = 0.0) -> dict[str, np.ndarray]:
         """The injected noise PSD's components (Phi0^2/Hz) at the present scale, as the
-        analytic model of `analysis.tes_noise` (`realised_psd`: what the generator makes)."""
+        analytic model of `cryodaq.analysis.tes_noise` (`realised_psd`: what the generator
+        makes)."""
         scale = self._noise_scale or 0.0
         densities = {c: scale * self.noise_mix[c] for c in TES_COMPONENTS}
         return tes_noise_psd(f_hz, densities, self.rise_s, self.fast_s, self.loop_gain,
@@ -265,7 +266,7 @@ class TesDetector:
     def set_readout(self, readout_density: float, rate_hz: float) -> None:
         """Scale the TES noise so that, with white readout noise `readout_density`
         (Phi0/sqrt(Hz)), the optimal-filter FWHM of the demodulated noise is
-        `noise_fwhm_eV` (`analysis.tes_noise.scale_for_fwhm` on `realised_psd`)."""
+        `noise_fwhm_eV` (`cryodaq.analysis.tes_noise.scale_for_fwhm` on `realised_psd`)."""
         if not readout_density > 0:
             raise ValueError(f"readout_density must be > 0 (the demodulator always adds "
                              f"some), got {readout_density}")

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from sim_instruments.device import Handler, SCPIError
-from sim_instruments.model import SimModel
-from sim_instruments.params import number
-from sim_instruments.ruo2 import RuO2Curve
-from sim_instruments.world import World
+from cryodaq.sim_instruments.device import Handler, SCPIError
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.params import number
+from cryodaq.sim_instruments.ruo2 import RuO2Curve
+from cryodaq.sim_instruments.world import World
 
 THERMOMETER_IDS = tuple(range(1, 9))
 OUTPUT_IDS = (1, 2)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sim_instruments.params import number
+from cryodaq.sim_instruments.params import number
 
 MIXING = "mixing"
 #: Largest relative temperature change of one integration sub-step.

@@ -32,8 +32,8 @@ import math
 import numba
 import numpy as np
 
-from analysis.resonator import notch_s21, squid_resonance
-from sim_instruments import ziggurat
+from cryodaq.analysis.resonator import notch_s21, squid_resonance
+from cryodaq.sim_instruments import ziggurat
 
 #: Harmonics of the SQUID response the reference tables are made blind to, besides the first
 #: (whose amplitude they measure) and the offset.

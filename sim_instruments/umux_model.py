@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.resonator import (
+from cryodaq.analysis.resonator import (
     channel_budget,
     coupling_q,
     guard_factor,
@@ -32,15 +32,15 @@ from analysis.resonator import (
     squid_resonance,
     swing_centre,
 )
-from sim_instruments import ziggurat
-from sim_instruments.blocks import array_block, stream_block
-from sim_instruments.device import Handler, SCPIError
-from sim_instruments.model import SimModel
-from sim_instruments.params import number
-from sim_instruments.pulse_source import PulseSource, detector_source
-from sim_instruments.streaming import SampleStream, fetch_window
-from sim_instruments.tes_model import TesArray, TesDetector, is_tes
-from sim_instruments.umux_demod import (
+from cryodaq.sim_instruments import ziggurat
+from cryodaq.sim_instruments.blocks import array_block, stream_block
+from cryodaq.sim_instruments.device import Handler, SCPIError
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.params import number
+from cryodaq.sim_instruments.pulse_source import PulseSource, detector_source
+from cryodaq.sim_instruments.streaming import SampleStream, fetch_window
+from cryodaq.sim_instruments.tes_model import TesArray, TesDetector, is_tes
+from cryodaq.sim_instruments.umux_demod import (
     calibration,
     channel_iq,
     demodulate,
@@ -49,7 +49,7 @@ from sim_instruments.umux_demod import (
     response_table,
     tone_leak,
 )
-from sim_instruments.world import World
+from cryodaq.sim_instruments.world import World
 
 #: ADC (and DAC) complex bandwidth: tones live within +-ADC_BANDWIDTH_HZ/2 of the LO.
 ADC_BANDWIDTH_HZ = 512e6

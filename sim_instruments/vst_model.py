@@ -20,13 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from analysis.cavity import Cavity, Chain, line_reflection, reflection
-from analysis.cavity_chain import ChainLosses, Temperatures, load_spectrum, received_spectrum
-from sim_instruments.blocks import array_block
-from sim_instruments.device import Handler, SCPIError
-from sim_instruments.model import SimModel
-from sim_instruments.params import number
-from sim_instruments.world import World
+from cryodaq.analysis.cavity import Cavity, Chain, line_reflection, reflection
+from cryodaq.analysis.cavity_chain import (
+    ChainLosses,
+    Temperatures,
+    load_spectrum,
+    received_spectrum,
+)
+from cryodaq.sim_instruments.blocks import array_block
+from cryodaq.sim_instruments.device import Handler, SCPIError
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.params import number
+from cryodaq.sim_instruments.world import World
 
 #: Cavity of the seed paper (Sec. IV.1) and its amplification chain (Sec. IV.2).
 DEFAULT_CAVITY = {"kappa0_Hz": 432e3, "kappae_Hz": 149e3, "fc_Hz": 4.944458e9}

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sim_instruments.clock import VirtualClock
-from sim_instruments.thermal_model import ThermalPlant
+from cryodaq.sim_instruments.clock import VirtualClock
+from cryodaq.sim_instruments.thermal_model import ThermalPlant
 
 
 class Dynamic(Protocol):

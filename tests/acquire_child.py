@@ -6,11 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from acquisition.acquire import Acquisition
-from acquisition.rig import Rig, load_rig
-from acquisition.run_store import RunStore
-from acquisition.sources import AdcSource
-from acquisition.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.acquisition.stream.engine import Acquisition
+from cryodaq.acquisition.stream.sources import AdcSource
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import pyvisa
 
-from sim_instruments.library import CryoSimLibrary, SimInstrument
-from sim_instruments.model import SimModel
+from cryodaq.sim_instruments.library import CryoSimLibrary, SimInstrument
+from cryodaq.sim_instruments.model import SimModel
 
 ADDRESS = "TCPIP0::127.0.0.1::5025::SOCKET"
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from acquisition.events import SUMMARY_DTYPE, EventBatch, Gap
-from acquisition.run_store import RunStore
+from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap
+from cryodaq.acquisition.store.writer import RunStore
 
 CHANNELS = (0, 1, 2, 5, 9, 12)
 RECORD_LENGTH = 128

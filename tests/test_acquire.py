@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acquisition.acquire import Acquisition, AcquisitionError, SinkSpec
-from acquisition.events import EventBatch
-from acquisition.rig import Rig, load_rig
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.sinks import CallbackSink
-from acquisition.sources import AdcSource, Block, ReplaySource
-from acquisition.trigger import ChannelTrigger, TriggerConfig
-from drivers.errors import InstrumentError
+from cryodaq.acquisition.events import EventBatch
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.acquisition.stream.engine import Acquisition, AcquisitionError, SinkSpec
+from cryodaq.acquisition.stream.sinks import CallbackSink
+from cryodaq.acquisition.stream.sources import AdcSource, Block, ReplaySource
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.drivers.errors import InstrumentError
 
 ROOT = Path(__file__).resolve().parents[1]
 MAXS30 = ROOT / "config" / "rigs" / "mmc_simple_sim.yaml"  # one positive pixel per channel
@@ -167,7 +167,7 @@ def _store_with_faulty_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                fault: Callable[[int], None], samples: int) -> tuple:
     """A run store whose n-th append first calls `fault(n)`, and an auto-triggered replay
     acquisition of `samples` zeros (10 kS/s, blocks of 1000) into it."""
-    from acquisition.run_store import AcquisitionWriter
+    from cryodaq.acquisition.store.writer import AcquisitionWriter
 
     real = AcquisitionWriter.append
     calls = {"n": 0}
@@ -209,7 +209,7 @@ def test_a_stalled_run_store_fails_the_acquisition_instead_of_hanging(
     """A store that takes no batch for STORE_STALL_S (here 0.3 s; one append hangs 3 s, as
     on a hung network file system, while the producer fills the queue) ends the acquisition
     with a clear error; what it had stored stays committed."""
-    import acquisition.acquire as acquire_module
+    import cryodaq.acquisition.stream.engine as acquire_module
 
     monkeypatch.setattr(acquire_module, "STORE_STALL_S", 0.3)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import open_simulated
-from drivers.adc import Adc16
-from drivers.errors import InstrumentError, SettingRangeError
-from sim_instruments.adc_model import AdcModel
-from sim_instruments.world import World
+from cryodaq.drivers.adc import Adc16
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+from cryodaq.sim_instruments.adc_model import AdcModel
+from cryodaq.sim_instruments.world import World
 
 
 class Ramp:
@@ -110,7 +110,7 @@ def test_fetch_before_start_is_refused(adc: Adc16) -> None:
 def test_plain_pyvisa_sim_opens_the_device_file() -> None:
     import pyvisa
 
-    from sim_instruments.library import device_file
+    from cryodaq.sim_instruments.library import device_file
 
     rm = pyvisa.ResourceManager(f"{device_file('adc')}@sim")
     inst = rm.open_resource(
@@ -123,7 +123,7 @@ def test_plain_pyvisa_sim_opens_the_device_file() -> None:
 
 
 def test_malformed_stream_block_is_an_instrument_error() -> None:
-    from drivers.base import STREAM_PREAMBLE, parse_stream_block
+    from cryodaq.drivers.base import STREAM_PREAMBLE, parse_stream_block
 
     raw = np.frombuffer(STREAM_PREAMBLE.pack(0, 1, 1, 2) + b"\x01\x02\x03", dtype=np.uint8)
     with pytest.raises(InstrumentError, match="3 bytes is not whole i2 values"):
@@ -131,7 +131,7 @@ def test_malformed_stream_block_is_an_instrument_error() -> None:
 
 
 def test_allowed_values_match_relatively_not_absolutely() -> None:
-    from drivers.base import OneOf
+    from cryodaq.drivers.base import OneOf
 
     tiny = OneOf((1e-9, 2e-9))
     assert tiny.check(2e-9, "A") == 2e-9  # atol would have matched 1e-9 first

@@ -15,8 +15,8 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from acquisition.cli import app
-from acquisition.run_reader import RunReader
+from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parents[1]
 RIGS = ROOT / "config" / "rigs"
@@ -30,7 +30,10 @@ def campaign(tmp_path: Path, text: str) -> Path:
 
 def cryodaq(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "acquisition", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cryodaq.acquisition", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -109,7 +112,16 @@ def _signal_mid_acquisition(path: Path, run_dir: Path, sig: int) -> tuple[int, s
     """Run campaign `path` in a child process and send it `sig` 2 s into `acquire calib`;
     its exit code and output."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "acquisition", "run", str(path), "--out", str(run_dir), "--no-live"],
+        [
+            sys.executable,
+            "-m",
+            "cryodaq.acquisition",
+            "run",
+            str(path),
+            "--out",
+            str(run_dir),
+            "--no-live",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -178,8 +190,9 @@ def test_resume_after_sigkill_keeps_what_was_committed(tmp_path: Path) -> None:
     again = reader.read("calib", 1, ["records", "sample_index"])  # the same rows, trimmed to them
     assert np.array_equal(again["records"], kept["records"])
     assert np.array_equal(again["sample_index"], kept["sample_index"])
-    stored = zarr.open_array(str(run_dir / "store" / "acquisitions" / "calib" / "ch001"
-                                 / "records"))
+    stored = zarr.open_array(
+        str(run_dir / "store" / "acquisitions" / "calib" / "ch001" / "records")
+    )
     assert stored.shape[0] == kept["records"].shape[0]
 
 

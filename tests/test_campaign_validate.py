@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from acquisition.campaign_validate import CampaignInvalid, load_campaign
-from acquisition.cli import app
-from acquisition.pipelines import PIPELINES
+from cryodaq.acquisition.campaign.validate import CampaignInvalid, load_campaign
+from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.pipelines import PIPELINES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,7 +64,7 @@ def test_example_campaigns_validate(path: Path) -> None:
 def test_broken_campaigns_report_each_problem_at_its_line(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(PIPELINES, "pulses", "acquisition.pipelines.pulses:run")
+    monkeypatch.setitem(PIPELINES, "pulses", "cryodaq.acquisition.pipelines.pulses:run")
     expected = expected_lines(path)
     assert expected, f"{path.name} has no '# expect:' lines"
     got = problems_of(path)
@@ -167,9 +167,9 @@ def test_validation_opens_no_instrument_and_builds_no_world(
         raise AssertionError("validation touched an instrument")
 
     monkeypatch.setattr("pyvisa.ResourceManager.__init__", forbidden)
-    monkeypatch.setattr("drivers.base.Instrument.open", forbidden)
-    monkeypatch.setattr("sim_instruments.world.World.__init__", forbidden)
-    monkeypatch.setattr("acquisition.rig.Rig.__init__", forbidden)
+    monkeypatch.setattr("cryodaq.drivers.base.Instrument.open", forbidden)
+    monkeypatch.setattr("cryodaq.sim_instruments.world.World.__init__", forbidden)
+    monkeypatch.setattr("cryodaq.acquisition.rig.Rig.__init__", forbidden)
     # An unreachable address on a real backend (py) validates: nothing is opened.
     loaded = load_campaign(HERE / "campaigns" / "inline_rig.yaml")
     assert loaded.rig.instruments["adc"].backend == "py"

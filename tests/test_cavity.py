@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import constants, integrate
 
-from analysis.cavity import (
+from cryodaq.analysis.cavity import (
     Cavity,
     Chain,
     effective_temperature,

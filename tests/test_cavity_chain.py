@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.cavity import (
+from cryodaq.analysis.cavity import (
     K_B,
     Cavity,
     effective_temperature,
@@ -13,7 +13,7 @@ from analysis.cavity import (
     lossless_emitted_power,
     received_power,
 )
-from analysis.cavity_chain import (
+from cryodaq.analysis.cavity_chain import (
     ChainLosses,
     Temperatures,
     cable_noise_temperature,

@@ -9,22 +9,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analysis.cavity import K_B, Cavity, effective_temperature
-from analysis.cavity_chain import (
+from cryodaq.analysis.cavity import K_B, Cavity, effective_temperature
+from cryodaq.analysis.cavity_chain import (
     ChainLosses,
     Temperatures,
     effective_chain,
     output_noise,
     received_spectrum,
 )
-from analysis.chain_fit import (
+from cryodaq.analysis.chain_fit import (
     SpectrumData,
     fit_chain,
     fit_chain_corrected,
     gain_ripple,
     level_drift,
 )
-from analysis.yfactor import y_factor_noise
+from cryodaq.analysis.yfactor import y_factor_noise
 
 PAPER = Cavity(432e3, 149e3, 4.944458e9)
 #: Table 1 (mK): T_att, T_c, T_mx for a1-a5, b1-b3.

@@ -19,12 +19,12 @@ import pytest
 import yaml
 from test_quickstart import cryodaq
 
-from acquisition.campaign_run import STORE, CampaignRunner
-from acquisition.campaign_validate import load_campaign
-from acquisition.cluster import ClusterError, ClusterSpec, connect
-from acquisition.distributed_analysis import analyze, has_plan, run_distributed
-from acquisition.pipelines import PipelineInput, pulses
-from acquisition.run_reader import RunReader
+from cryodaq.acquisition.campaign.runner import STORE, CampaignRunner
+from cryodaq.acquisition.campaign.validate import load_campaign
+from cryodaq.acquisition.cluster.analyze import analyze, has_plan, run_distributed
+from cryodaq.acquisition.cluster.connection import ClusterError, ClusterSpec, connect
+from cryodaq.acquisition.pipelines import PipelineInput, pulses
+from cryodaq.acquisition.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = (1, 2, 3, 4)

@@ -9,20 +9,20 @@ from typing import Any
 import pytest
 
 from conftest import open_simulated
-from drivers.adc import Adc16
-from drivers.base import Instrument
-from drivers.errors import InstrumentError, InstrumentTimeout
-from drivers.squid import SquidElectronics
-from drivers.thermal import TemperatureController
-from drivers.umux import UmuxBoard
-from drivers.vst import VectorSignalTransceiver
-from sim_instruments.adc_model import AdcModel
-from sim_instruments.model import SimModel
-from sim_instruments.squid_model import SquidModel
-from sim_instruments.thermal_controller_model import TemperatureControllerModel
-from sim_instruments.umux_model import UmuxModel
-from sim_instruments.vst_model import VstModel
-from sim_instruments.world import World
+from cryodaq.drivers.adc import Adc16
+from cryodaq.drivers.base import Instrument
+from cryodaq.drivers.errors import InstrumentError, InstrumentTimeout
+from cryodaq.drivers.squid import SquidElectronics
+from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.drivers.umux import UmuxBoard
+from cryodaq.drivers.vst import VectorSignalTransceiver
+from cryodaq.sim_instruments.adc_model import AdcModel
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.squid_model import SquidModel
+from cryodaq.sim_instruments.thermal_controller_model import TemperatureControllerModel
+from cryodaq.sim_instruments.umux_model import UmuxModel
+from cryodaq.sim_instruments.vst_model import VstModel
+from cryodaq.sim_instruments.world import World
 
 WORLD = {
     "seed": 3,

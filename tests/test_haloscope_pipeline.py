@@ -14,11 +14,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from acquisition.campaign_validate import load_campaign
-from acquisition.cli import app
-from acquisition.pipelines import PIPELINES
-from sim_instruments import vst_model
-from sim_instruments.world import World
+from cryodaq.acquisition.campaign.validate import load_campaign
+from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.pipelines import PIPELINES
+from cryodaq.sim_instruments import vst_model
+from cryodaq.sim_instruments.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "config" / "campaigns" / "haloscope_cavity_calibration.yaml"
@@ -39,7 +39,7 @@ OTHER = {
 #: The chain checks need a World whose VST simulates the lossy chain (Eqs 5-9).
 needs_lossy_sim = pytest.mark.skipif(
     "cables" not in inspect.getsource(vst_model),
-    reason="sim_instruments.vst_model does not simulate cable and circulator losses yet",
+    reason="cryodaq.sim_instruments.vst_model does not simulate cable and circulator losses yet",
 )
 
 
@@ -123,7 +123,7 @@ def _check_cavity(result: dict[str, Any], world: dict[str, Any]) -> None:
 
 def _injected_chain(world: dict[str, Any], run_dir: Path) -> tuple[float, float]:
     """G' (dB) and T_a' (K) of the World's chain by Eq 9, T_a' averaged over the settings."""
-    from analysis.cavity_chain import ChainLosses, Temperatures, effective_chain
+    from cryodaq.analysis.cavity_chain import ChainLosses, Temperatures, effective_chain
 
     c = world["cables"]
     losses = ChainLosses(A1=c["A1"], A2=c["A2"], A3=c["A3"], A_cir=world["circulator"]["A"])

@@ -5,8 +5,8 @@ baselines, noise PSD components with the demodulation artefact,
 the Wiener-filter time resolution and the moving average in front of the optimal filter.
 
 Noise records are Gaussian with a prescribed one-sided PSD (independent DFT bins of variance
-J L fs / 4 per real and imaginary part); TES noise comes from `analysis.tes_noise`, pulses
-from `analysis.pulse_shapes.three_exponential`, lines from `analysis.xray_lines`.
+J L fs / 4 per real and imaginary part); TES noise comes from `cryodaq.analysis.tes_noise`, pulses
+from `cryodaq.analysis.pulse_shapes.three_exponential`, lines from `cryodaq.analysis.xray_lines`.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.arrival_phase import learn_phase_correction
-from analysis.line_calibration import KnownLine, calibrate, identify_lines
-from analysis.moving_average import moving_average
-from analysis.noise_components import fit_noise_components
-from analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
-from analysis.pulse_fit import fit_three_exponential
-from analysis.pulse_shapes import three_exponential
-from analysis.slew import find_slips, max_slew, slew_limit, unwrap_quanta
-from analysis.tes_noise import record_grid, scale_for_fwhm, tes_noise_psd
-from analysis.tes_response import unit_height_pulse
-from analysis.time_resolution import pair_resolution, pileup_fraction
-from analysis.triangle_mean import triangle_mean
-from analysis.xray_lines import AL_KA, CA_KA, CL_KA, MN_KA, MN_KB
+from cryodaq.analysis.arrival_phase import learn_phase_correction
+from cryodaq.analysis.line_calibration import KnownLine, calibrate, identify_lines
+from cryodaq.analysis.moving_average import moving_average
+from cryodaq.analysis.noise_components import fit_noise_components
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
+from cryodaq.analysis.pulse_fit import fit_three_exponential
+from cryodaq.analysis.pulse_shapes import three_exponential
+from cryodaq.analysis.slew import find_slips, max_slew, slew_limit, unwrap_quanta
+from cryodaq.analysis.tes_noise import record_grid, scale_for_fwhm, tes_noise_psd
+from cryodaq.analysis.tes_response import unit_height_pulse
+from cryodaq.analysis.time_resolution import pair_resolution, pileup_fraction
+from cryodaq.analysis.triangle_mean import triangle_mean
+from cryodaq.analysis.xray_lines import AL_KA, CA_KA, CL_KA, MN_KA, MN_KB
 
 FS = 500e3  # the paper's ramp rate
 LENGTH, PRE = 1024, 256

@@ -2,8 +2,8 @@
 injected (`rig.world.detector_array("holmes")`).
 
 Steps as in `config/campaigns/holmes_characterisation.yaml` (flux ramp, tune, bath
-regulation, acquisition), run here through `acquisition.campaign_steps` so the test keeps the
-rig and its truth. Non-default World: seed 11; design (a) at the paper's 15 us rise and a
+regulation, acquisition), run here through `cryodaq.acquisition.campaign.steps` so the test keeps
+the rig and its truth. Non-default World: seed 11; design (a) at the paper's 15 us rise and a
 3.0 eV noise; (c) at its default working point, where Mn Ka needs more than 0.25 Phi0/us and
 slips; both at 120 fluorescence photons/s rich in Mn Ka plus a 20 Bq 163Ho implant. Channels
 1 (a) and 3 (c) of the four tones are read for a few seconds: enough for the resolutions,
@@ -22,8 +22,14 @@ import numpy as np
 import pytest
 import yaml
 
-from acquisition.campaign import AcquireStep, SetStep, TriggerSpec, TuneStep, WaitStableStep
-from acquisition.campaign_steps import (
+from cryodaq.acquisition.campaign.schema import (
+    AcquireStep,
+    SetStep,
+    TriggerSpec,
+    TuneStep,
+    WaitStableStep,
+)
+from cryodaq.acquisition.campaign.steps import (
     RunContext,
     WorldClock,
     apply_settings,
@@ -31,15 +37,15 @@ from acquisition.campaign_steps import (
     run_tune,
     run_wait_stable,
 )
-from acquisition.pipelines import PipelineInput, draw_serially
-from acquisition.pipelines.holmes import plan
-from acquisition.pipelines.holmes_detector import analyze_stored_detector
-from acquisition.rig import Rig, load_rig
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from analysis.optimal_filter import FWHM_PER_SIGMA
-from analysis.resonator import channel_budget, guard_factor
-from analysis.tes_response import pulse_height_phi0
+from cryodaq.acquisition.pipelines import PipelineInput, draw_serially
+from cryodaq.acquisition.pipelines.holmes import plan
+from cryodaq.acquisition.pipelines.holmes_detector import analyze_stored_detector
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA
+from cryodaq.analysis.resonator import channel_budget, guard_factor
+from cryodaq.analysis.tes_response import pulse_height_phi0
 
 ROOT = Path(__file__).resolve().parents[1]
 DURATION_S = 8.0

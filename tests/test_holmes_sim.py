@@ -14,19 +14,19 @@ import pytest
 import yaml
 from scipy import stats
 
-from acquisition.rig import Rig, load_rig
-from analysis.ho163 import ho163_bin_probabilities
-from analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
-from analysis.resonator import find_dips
-from analysis.tes_response import (
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.analysis.ho163 import ho163_bin_probabilities
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
+from cryodaq.analysis.resonator import find_dips
+from cryodaq.analysis.tes_response import (
     energy_eV,
     energy_per_phi0,
     max_slew_per_height,
     pulse_height_phi0,
 )
-from drivers.errors import InstrumentError
-from drivers.umux import UmuxBoard
-from sim_instruments.tes_model import NOISE_RECORD, TesArray, TesDetector
+from cryodaq.drivers.errors import InstrumentError
+from cryodaq.drivers.umux import UmuxBoard
+from cryodaq.sim_instruments.tes_model import NOISE_RECORD, TesArray, TesDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 RIG = ROOT / "config" / "rigs" / "holmes_sim.yaml"

@@ -8,10 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acquisition.events import SUMMARY_DTYPE, EventBatch
-from acquisition.ljh import LJHError, LJHWriter, export_ljh, ljh_filename, read_ljh, write_ljh
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
+from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch
+from cryodaq.acquisition.store.ljh import (
+    LJHError,
+    LJHWriter,
+    export_ljh,
+    ljh_filename,
+    read_ljh,
+    write_ljh,
+)
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
 
 START_NS = 1_700_000_000_250_000_000
 RATE = 500_000.0

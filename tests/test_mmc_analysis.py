@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.line_calibration import KnownLine
-from analysis.line_fit import reference_energy
-from analysis.mmc_background import background_rate, burst_cut
-from analysis.mmc_calibration import calibrate_on_lines, learn_temperature
-from analysis.mmc_shape import learn_ellipse, shape_parameters, zeta_noise
-from analysis.pulse_shapes import unit_pulse
-from analysis.xray_lines import MN_KA, MN_KB
+from cryodaq.analysis.line_calibration import KnownLine
+from cryodaq.analysis.line_fit import reference_energy
+from cryodaq.analysis.mmc_background import background_rate, burst_cut
+from cryodaq.analysis.mmc_calibration import calibrate_on_lines, learn_temperature
+from cryodaq.analysis.mmc_shape import learn_ellipse, shape_parameters, zeta_noise
+from cryodaq.analysis.pulse_shapes import unit_pulse
+from cryodaq.analysis.xray_lines import MN_KA, MN_KB
 
 FS, LENGTH, PRE = 500e3, 2048, 512
 RISE_S, DECAY_S = 10e-6, 1e-3

@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 import yaml
 
-from acquisition.acquire import Acquisition
-from acquisition.pipelines import PipelineInput, get_pipeline
-from acquisition.rig import Rig, load_rig
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.sources import AdcSource
-from acquisition.trigger import ChannelTrigger, TriggerConfig
-from acquisition.units import to_si
+from cryodaq.acquisition.pipelines import PipelineInput, get_pipeline
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.acquisition.stream.engine import Acquisition
+from cryodaq.acquisition.stream.sources import AdcSource
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.acquisition.units import to_si
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTH, PRE = 1024, 256
@@ -227,8 +227,8 @@ def test_figures(run_b: dict[str, Any]) -> None:
 def test_world_settings_swap_the_source_and_mount_the_shield() -> None:
     """`set: {world.KEY: v}` between acquisitions: the array draws its next events with the
     new parameters; a bad value is refused, naming the key."""
-    from sim_instruments.mmc_array import mmc_array
-    from sim_instruments.world import World
+    from cryodaq.sim_instruments.mmc_array import mmc_array
+    from cryodaq.sim_instruments.world import World
 
     doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
     world = World(doc["world"])

@@ -11,15 +11,20 @@ import pytest
 from scipy import stats
 from scipy.signal import welch
 
-from acquisition.rig import Rig, load_rig
-from analysis.noise_models import white_plus_one_over_f
-from analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
-from analysis.pulse_shapes import unit_pulse
-from analysis.xray_lines import MN_KA
-from sim_instruments import ziggurat
-from sim_instruments.mmc_array import MmcArray, channel_name, channel_pixels, mmc_array
-from sim_instruments.mmc_background import FE55, Background, EventGenerator, sample_lorentzians
-from sim_instruments.world import World
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.analysis.noise_models import white_plus_one_over_f
+from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
+from cryodaq.analysis.pulse_shapes import unit_pulse
+from cryodaq.analysis.xray_lines import MN_KA
+from cryodaq.sim_instruments import ziggurat
+from cryodaq.sim_instruments.mmc_array import MmcArray, channel_name, channel_pixels, mmc_array
+from cryodaq.sim_instruments.mmc_background import (
+    FE55,
+    Background,
+    EventGenerator,
+    sample_lorentzians,
+)
+from cryodaq.sim_instruments.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 500e3

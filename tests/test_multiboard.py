@@ -24,18 +24,18 @@ import yaml
 import zarr
 from distributed import Event
 
-from acquisition.campaign import AcquireStep
-from acquisition.campaign_run import CampaignRunner
-from acquisition.campaign_validate import CampaignInvalid, load_campaign
-from acquisition.cluster import ClusterSpec, connect
-from acquisition.distributed_boards import BoardTask, acquire_board, restore, snapshot
-from acquisition.events import TriggerKind
-from acquisition.rig import Rig, load_rig
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.store_format import RunStoreError
-from drivers.errors import InstrumentError
-from drivers.umux import UmuxBoard
+from cryodaq.acquisition.campaign.runner import CampaignRunner
+from cryodaq.acquisition.campaign.schema import AcquireStep
+from cryodaq.acquisition.campaign.validate import CampaignInvalid, load_campaign
+from cryodaq.acquisition.cluster.boards import BoardTask, acquire_board, restore, snapshot
+from cryodaq.acquisition.cluster.connection import ClusterSpec, connect
+from cryodaq.acquisition.events import TriggerKind
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.format import RunStoreError
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.drivers.errors import InstrumentError
+from cryodaq.drivers.umux import UmuxBoard
 
 HERE = Path(__file__).resolve().parent
 RIG = HERE.parent / "config" / "rigs" / "holmes_boards_sim.yaml"
@@ -185,7 +185,7 @@ WRITER = """
 import sys, time
 from dataclasses import replace
 import store_writer_child as child
-from acquisition.distributed_boards import BoardStore
+from cryodaq.acquisition.cluster.boards import BoardStore
 name = sys.argv[2]
 acq = BoardStore(sys.argv[1], flush_interval_s=0.05).acquisition(
     name, child.CHANNELS, child.RECORD_LENGTH, "int16", child.RATE_HZ, child.PRETRIGGER)

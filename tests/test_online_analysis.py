@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acquisition.events import SUMMARY_DTYPE, EventBatch, TriggerKind
-from acquisition.online_analysis import (
+from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, TriggerKind
+from cryodaq.acquisition.stream.online_analysis import (
     ChannelFilter,
     OnlineAnalysisSink,
     StoredFilter,
     StoredFilterError,
 )
-from acquisition.sinks import Fanout, SinkError
-from analysis.online_filter import calibrate, filter_amplitudes, matched_filter_weights
-from analysis.pulse_shapes import unit_pulse
+from cryodaq.acquisition.stream.sinks import Fanout, SinkError
+from cryodaq.analysis.online_filter import calibrate, filter_amplitudes, matched_filter_weights
+from cryodaq.analysis.pulse_shapes import unit_pulse
 
 FS = 1e5
 LENGTH, PRETRIG = 256, 64

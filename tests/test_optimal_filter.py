@@ -1,9 +1,9 @@
 """Optimal filter, pulse fit and line fit checked against the physics they were given.
 
-Pulses (`analysis.pulse_shapes`) on noise (`sim_instruments.noise.ColoredNoise`, white + 1/f)
-at known parameters; the expected resolution is computed here, independently of the filter
-code, from the injected PSD (`analysis.noise_models`) and the pulse's continuous Fourier
-transform (REFERENCE section 6).
+Pulses (`cryodaq.analysis.pulse_shapes`) on noise (`cryodaq.sim_instruments.noise.ColoredNoise`,
+white + 1/f) at known parameters; the expected resolution is computed here, independently of the
+filter code, from the injected PSD (`cryodaq.analysis.noise_models`) and the pulse's continuous
+Fourier transform (REFERENCE section 6).
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ import numpy as np
 import pytest
 from scipy.stats import cauchy
 
-from analysis.line_fit import fit_line, histogram
-from analysis.noise_models import white_plus_one_over_f
-from analysis.optimal_filter import average_pulse, learn_optimal_filter, noise_psd, optimal_filter
-from analysis.pulse_fit import fit_pulse
-from analysis.pulse_shapes import peak_norm, unit_pulse
-from analysis.xray_lines import MN_KA
-from sim_instruments.noise import ColoredNoise
+from cryodaq.analysis.line_fit import fit_line, histogram
+from cryodaq.analysis.noise_models import white_plus_one_over_f
+from cryodaq.analysis.optimal_filter import (
+    average_pulse,
+    learn_optimal_filter,
+    noise_psd,
+    optimal_filter,
+)
+from cryodaq.analysis.pulse_fit import fit_pulse
+from cryodaq.analysis.pulse_shapes import peak_norm, unit_pulse
+from cryodaq.analysis.xray_lines import MN_KA
+from cryodaq.sim_instruments.noise import ColoredNoise
 
 FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 N_RECORDS = 4000  # std of a std from n Gaussian values: 1/sqrt(2n) = 1.1 %

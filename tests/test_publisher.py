@@ -15,13 +15,13 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from acquisition.acquire import Acquisition, SinkSpec
-from acquisition.events import SUMMARY_DTYPE, EventBatch
-from acquisition.publisher import HEADER, PublisherError, RecordHeader, ZmqPublisher
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.sources import ReplaySource
-from acquisition.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.acquisition.stream.engine import Acquisition, SinkSpec
+from cryodaq.acquisition.stream.publisher import HEADER, PublisherError, RecordHeader, ZmqPublisher
+from cryodaq.acquisition.stream.sources import ReplaySource
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
 
 RATE_HZ = 100e3
 LENGTH, PRE = 256, 64

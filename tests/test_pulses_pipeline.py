@@ -19,18 +19,18 @@ import numpy as np
 import pytest
 import yaml
 
-from acquisition.acquire import Acquisition
-from acquisition.online_analysis import StoredFilter
-from acquisition.pipelines import PipelineInput, get_pipeline
-from acquisition.report import write_report
-from acquisition.rig import Rig, load_rig
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.sources import AdcSource
-from acquisition.trigger import ChannelTrigger, TriggerConfig
-from analysis.noise_models import white_plus_one_over_f
-from analysis.pulse_shapes import peak_norm
-from sim_instruments.adc_model import FULL_SCALE
+from cryodaq.acquisition.pipelines import PipelineInput, get_pipeline
+from cryodaq.acquisition.pipelines.report import write_report
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.acquisition.stream.engine import Acquisition
+from cryodaq.acquisition.stream.online_analysis import StoredFilter
+from cryodaq.acquisition.stream.sources import AdcSource
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.analysis.noise_models import white_plus_one_over_f
+from cryodaq.analysis.pulse_shapes import peak_norm
+from cryodaq.sim_instruments.adc_model import FULL_SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
 FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))

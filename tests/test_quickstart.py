@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acquisition.ljh import read_ljh
-from acquisition.run_reader import RunReader
+from cryodaq.acquisition.store.ljh import read_ljh
+from cryodaq.acquisition.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cryodaq(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "acquisition", *args],
+        [sys.executable, "-m", "cryodaq.acquisition", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -85,8 +85,8 @@ def test_unknown_pipeline_and_missing_run_dir_are_one_line(tmp_path: Path) -> No
 def test_kbeta_lands_at_its_energy_though_only_kalpha_calibrated(quickstart: Path) -> None:
     """An independent check of filter and calibration: the pipeline was told only the Ka
     energy; the simulator's (linear) detector puts Kb at 6490.45 eV."""
-    from acquisition.events import TriggerKind
-    from acquisition.online_analysis import StoredFilter
+    from cryodaq.acquisition.events import TriggerKind
+    from cryodaq.acquisition.stream.online_analysis import StoredFilter
 
     reader = RunReader(quickstart / "store")
     stored = StoredFilter.load(quickstart / "filters" / "calib.npz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from acquisition.report import write_report
+from cryodaq.acquisition.pipelines.report import write_report
 
 
 def test_report_tables_escaping_and_relative_figures(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Physics of analysis.resonator: notch response, rf-SQUID modulation, flux-ramp harmonic,
+"""Physics of cryodaq.analysis.resonator: notch response, rf-SQUID modulation, flux-ramp harmonic,
 channel budget, dip finding."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.resonator import (
+from cryodaq.analysis.resonator import (
     channel_budget,
     coupling_q,
     find_dips,

@@ -12,10 +12,10 @@ import pytest
 import pyvisa
 from typer.testing import CliRunner
 
-from acquisition.cli import app
-from acquisition.errors import ConfigError
-from acquisition.rig import Rig, load_rig
-from drivers.adc import Adc16
+from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.errors import ConfigError
+from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.drivers.adc import Adc16
 
 ROOT = Path(__file__).resolve().parents[1]
 RIGS = sorted((ROOT / "config" / "rigs").glob("*.yaml"))
@@ -150,7 +150,7 @@ def test_rig_settings_accept_unit_strings(tmp_path: Path) -> None:
 def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
     rig = ROOT / "config" / "rigs" / "maxs30_sim.yaml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "acquisition", "serve-sim", str(rig), "--any-port"],
+        [sys.executable, "-m", "cryodaq.acquisition", "serve-sim", str(rig), "--any-port"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -190,7 +190,7 @@ def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
 @pytest.mark.parametrize("rig_path", RIGS, ids=lambda p: p.stem)
 def test_example_rigs_regulate_their_pid_outputs(rig_path: Path) -> None:
     """Every heater output a rig puts in PID mode holds its plate at the setpoint."""
-    from drivers.thermal import TemperatureController
+    from cryodaq.drivers.thermal import TemperatureController
 
     with Rig(load_rig(rig_path)) as rig:
         controllers = [
@@ -249,7 +249,7 @@ def test_a_labs_own_driver_class_can_be_named(
 ) -> None:
     (tmp_path / "mylab_drivers.py").write_text(
         textwrap.dedent("""\
-        from drivers.adc import Adc16
+        from cryodaq.drivers.adc import Adc16
 
         class LabAdc(Adc16):
             '''The lab's ADC: our firmware reports one more thing.'''

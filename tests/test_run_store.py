@@ -18,11 +18,13 @@ import pytest
 import store_writer_child as child
 import zarr
 
-from acquisition import run_store, store_columns, store_format
-from acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKind
-from acquisition.run_reader import RunReader
-from acquisition.run_store import RunStore
-from acquisition.store_format import RunStoreError
+from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKind
+from cryodaq.acquisition.store import columns as store_columns
+from cryodaq.acquisition.store import format as store_format
+from cryodaq.acquisition.store import writer as run_store
+from cryodaq.acquisition.store.format import RunStoreError
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.store.writer import RunStore
 
 RATE = 250_000.0
 PRE = 8

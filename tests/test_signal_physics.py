@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from analysis.noise_models import white_plus_one_over_f
-from analysis.pulse_shapes import unit_pulse
-from sim_instruments.noise import ColoredNoise
-from sim_instruments.pulse_source import PulseSource
+from cryodaq.analysis.noise_models import white_plus_one_over_f
+from cryodaq.analysis.pulse_shapes import unit_pulse
+from cryodaq.sim_instruments.noise import ColoredNoise
+from cryodaq.sim_instruments.pulse_source import PulseSource
 
 
 @pytest.mark.parametrize(("white", "knee", "rate"), [(1e-6, 10.0, 1e5), (3e-7, 200.0, 5e5)])

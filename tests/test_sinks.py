@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKind
-from acquisition.live_monitor import LiveMonitor
-from acquisition.sinks import CallbackSink, Drops, Fanout, SinkError
+from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKind
+from cryodaq.acquisition.stream.live_monitor import LiveMonitor
+from cryodaq.acquisition.stream.sinks import CallbackSink, Drops, Fanout, SinkError
 
 WAIT_S = 5.0  # upper bound of every wait in these tests
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import pyvisa
 
-from drivers.adc import Adc16
-from drivers.errors import InstrumentError, SettingRangeError
-from drivers.squid import SquidElectronics
-from sim_instruments.adc_model import AdcModel
-from sim_instruments.library import CryoSimLibrary, SimInstrument
-from sim_instruments.squid_model import SquidModel
-from sim_instruments.world import World
+from cryodaq.drivers.adc import Adc16
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+from cryodaq.drivers.squid import SquidElectronics
+from cryodaq.sim_instruments.adc_model import AdcModel
+from cryodaq.sim_instruments.library import CryoSimLibrary, SimInstrument
+from cryodaq.sim_instruments.squid_model import SquidModel
+from cryodaq.sim_instruments.world import World
 
 DETECTOR = {
     "rate_hz": 40.0,

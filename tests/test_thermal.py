@@ -16,11 +16,11 @@ import pytest
 import pyvisa
 from scipy.optimize import brentq
 
-from drivers.errors import InstrumentError, SettingRangeError
-from drivers.thermal import TemperatureController
-from sim_instruments.library import device_file
-from sim_instruments.thermal_controller_model import TemperatureControllerModel
-from sim_instruments.world import World
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.sim_instruments.library import device_file
+from cryodaq.sim_instruments.thermal_controller_model import TemperatureControllerModel
+from cryodaq.sim_instruments.world import World
 from tests.conftest import open_simulated
 
 BASE_K = 0.012

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acquisition.events import TriggerKind
-from acquisition.sources import ReplaySource
-from acquisition.trigger import ChannelTrigger, TriggerConfig, TriggerConfigError, TriggerEngine
-from sim_instruments.pulse_source import PulseSource
+from cryodaq.acquisition.events import TriggerKind
+from cryodaq.acquisition.stream.sources import ReplaySource
+from cryodaq.acquisition.stream.trigger import (
+    ChannelTrigger,
+    TriggerConfig,
+    TriggerConfigError,
+    TriggerEngine,
+)
+from cryodaq.sim_instruments.pulse_source import PulseSource
 
 RATE = 500e3
 
@@ -134,7 +139,7 @@ def test_summaries_measure_the_pulse() -> None:
     rng = np.random.default_rng(4)
     x = 0.3 + sigma * rng.standard_normal(n)
     arrivals = [0.02, 0.09, 0.15]
-    from analysis.pulse_shapes import unit_pulse
+    from cryodaq.analysis.pulse_shapes import unit_pulse
 
     for a in arrivals:
         x += amp * unit_pulse(t - a, rise, decay)

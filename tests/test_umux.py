@@ -11,14 +11,14 @@ import pytest
 import pyvisa
 from scipy import stats
 
-from analysis.pulse_shapes import unit_pulse
-from analysis.resonator import find_dips
-from drivers.errors import InstrumentError, SettingRangeError
-from drivers.umux import UmuxBlock, UmuxBoard
-from sim_instruments.library import device_file
-from sim_instruments.pulse_source import PulseSource
-from sim_instruments.umux_model import UmuxModel
-from sim_instruments.world import World
+from cryodaq.analysis.pulse_shapes import unit_pulse
+from cryodaq.analysis.resonator import find_dips
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+from cryodaq.drivers.umux import UmuxBlock, UmuxBoard
+from cryodaq.sim_instruments.library import device_file
+from cryodaq.sim_instruments.pulse_source import PulseSource
+from cryodaq.sim_instruments.umux_model import UmuxModel
+from cryodaq.sim_instruments.world import World
 from tests.conftest import open_simulated
 
 PHI0_PER_EV = 5e-5  # Mn Ka -> 0.29 Phi0, Cl Ka -> 0.13 Phi0

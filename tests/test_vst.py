@@ -10,7 +10,7 @@ import pytest
 import pyvisa
 from scipy import constants
 
-from analysis.cavity import (
+from cryodaq.analysis.cavity import (
     Cavity,
     Chain,
     effective_temperature,
@@ -18,12 +18,12 @@ from analysis.cavity import (
     lossless_emitted_power,
     reflection,
 )
-from analysis.cavity_chain import ChainLosses, Temperatures, received_spectrum
-from drivers.errors import InstrumentError, SettingRangeError
-from drivers.vst import VectorSignalTransceiver
-from sim_instruments.library import device_file
-from sim_instruments.vst_model import DEFAULT_CAVITY, DEFAULT_CHAIN, VstModel
-from sim_instruments.world import World
+from cryodaq.analysis.cavity_chain import ChainLosses, Temperatures, received_spectrum
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+from cryodaq.drivers.vst import VectorSignalTransceiver
+from cryodaq.sim_instruments.library import device_file
+from cryodaq.sim_instruments.vst_model import DEFAULT_CAVITY, DEFAULT_CHAIN, VstModel
+from cryodaq.sim_instruments.world import World
 from tests.conftest import ADDRESS, open_simulated
 
 PAPER = Cavity(**DEFAULT_CAVITY)

@@ -14,18 +14,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from acquisition.cli import app
-from acquisition.pipelines import PIPELINES
-from analysis.cavity import effective_temperature
-from analysis.cavity_chain import (
+from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.pipelines import PIPELINES
+from cryodaq.analysis.cavity import effective_temperature
+from cryodaq.analysis.cavity_chain import (
     ChainLosses,
     Temperatures,
     effective_chain,
     load_spectrum,
     y_factor_system_noise,
 )
-from analysis.yfactor import y_factor
-from sim_instruments.thermal_model import ThermalPlant
+from cryodaq.analysis.yfactor import y_factor
+from cryodaq.sim_instruments.thermal_model import ThermalPlant
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "config" / "campaigns" / "haloscope_yfactor.yaml"
@@ -194,8 +194,8 @@ def test_haloscope_pipeline_reports_the_y_factor_beside_the_cavity_fit(
     """A run holding the cavity programme and the load spectra: `haloscope` reports both."""
     import shutil
 
-    from acquisition.pipelines import PipelineInput, get_pipeline
-    from acquisition.run_reader import RunReader
+    from cryodaq.acquisition.pipelines import PipelineInput, get_pipeline
+    from cryodaq.acquisition.store.reader import RunReader
 
     root = Path(__file__).resolve().parents[1]
     halo = tmp_path / "halo"

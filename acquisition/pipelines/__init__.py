@@ -23,7 +23,7 @@ independent per-channel pieces exposes, besides `run`, a function
   message alone); any other exception is reported as `Type: message` and logged with its
   traceback.
 
-`run_plan(plan)` executes a plan serially; `acquisition.distributed_analysis.run_distributed`
+`run_plan(plan)` executes a plan serially; `cryodaq.acquisition.cluster.analyze.run_distributed`
 maps the same `work` over Dask workers and calls the same `combine`, so the serial and the
 distributed results come from the same code. A pipeline's `run` is then just
 `run_plan(plan(inp))`. Pipelines without `plan` run serially everywhere.
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acquisition.errors import CryodaqError
-from acquisition.run_reader import RunReader
+from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.store.reader import RunReader
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,11 @@ PART_SEPARATOR = "-part"
 
 #: name -> "module:function" (imported on first use, so a slow import costs only its users).
 PIPELINES: dict[str, str] = {
-    "pulses": "acquisition.pipelines.pulses:run",
-    "haloscope": "acquisition.pipelines.haloscope:run",
-    "yfactor": "acquisition.pipelines.yfactor:run",
-    "holmes": "acquisition.pipelines.holmes:run",
-    "mmc": "acquisition.pipelines.mmc:run",
+    "pulses": "cryodaq.acquisition.pipelines.pulses:run",
+    "haloscope": "cryodaq.acquisition.pipelines.haloscope:run",
+    "yfactor": "cryodaq.acquisition.pipelines.yfactor:run",
+    "holmes": "cryodaq.acquisition.pipelines.holmes:run",
+    "mmc": "cryodaq.acquisition.pipelines.mmc:run",
 }
 
 

@@ -3,10 +3,10 @@ radiation (Chang et al. 2024; REFERENCE.md section 4), from a reflection sweep a
 power spectra taken at different attenuator and cavity temperatures.
 
 Steps: the S11 sweep (amplitude and phase) is fitted with the line's baseline and delay
-(`analysis.cavity.fit_reflection`) -> kappa0, kappae, f_c with errors. Every spectrum is read
-with the thermometer readings stored beside it; Eq 9 is fitted to all of them at once
-(`analysis.chain_fit.fit_chain`) with five free parameters G', T_a', A1, A_cir, A2, and again
-with the losses fixed to given values (the manufacturer's specs). The gain ripple r(f) is the
+(`cryodaq.analysis.cavity.fit_reflection`) -> kappa0, kappae, f_c with errors. Every spectrum is
+read with the thermometer readings stored beside it; Eq 9 is fitted to all of them at once
+(`cryodaq.analysis.chain_fit.fit_chain`) with five free parameters G', T_a', A1, A_cir, A2, and
+again with the losses fixed to given values (the manufacturer's specs). The gain ripple r(f) is the
 mean data/fit ratio over the spectra, smoothed by a Savitzky-Golay filter. The fit that
 corrects for it (`fit_chain_corrected`, Fig. 5) carries r(f) as a spline common to all spectra
 (knots `ripple_knot_Hz` apart) fitted jointly with the chain, so the ripple biases neither
@@ -37,13 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.pipelines import PipelineInput, PipelineResult, yfactor
-from acquisition.pipelines.stored_data import (
+from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult, yfactor
+from cryodaq.acquisition.pipelines.stored_data import (
     PipelineError,
     read_reflection,
     read_spectra,
 )
-from analysis.cavity import Cavity, ReflectionFit, fit_reflection
+from cryodaq.analysis.cavity import Cavity, ReflectionFit, fit_reflection
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
 }
 LOSSES = ("A1", "A_cir", "A2")
 FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
-CHAIN_MODULE = "analysis.chain_fit"
+CHAIN_MODULE = "cryodaq.analysis.chain_fit"
 
 
 def _options(inp: PipelineInput) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def _fit_numbers(fit: Any, keys: tuple[str, ...]) -> dict[str, float]:
 
 def run(inp: PipelineInput) -> PipelineResult:
     """The `haloscope` pipeline (see module docstring)."""
-    from acquisition.pipelines import haloscope_figures as figs
+    from cryodaq.acquisition.pipelines import haloscope_figures as figs
 
     opts = _options(inp)
     data_dir = inp.run_dir / "data"
@@ -139,7 +139,7 @@ def run(inp: PipelineInput) -> PipelineResult:
     }
 
     chain = _chain_module()
-    from analysis.cavity_chain import Temperatures
+    from cryodaq.analysis.cavity_chain import Temperatures
 
     data = [
         chain.SpectrumData(

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from acquisition import plots
-from analysis.cavity import ReflectionFit, effective_temperature
+from cryodaq.acquisition.pipelines import plots
+from cryodaq.analysis.cavity import ReflectionFit, effective_temperature
 
 if TYPE_CHECKING:
-    from acquisition.pipelines.stored_data import StoredSpectrum
+    from cryodaq.acquisition.pipelines.stored_data import StoredSpectrum
 
 #: Bins averaged for display only (the fits use every bin).
 DISPLAY_BINS = 20
@@ -120,7 +120,7 @@ def cable_noise_figure(f_hz: float, path: Path, t_cold_K: float = 0.025) -> Path
     the temperature of its hot end (an attenuator plate) with the cold end on the mixing plate,
     for several transmissions A. Solid: seen at the cold end (cable 1 towards the circulator);
     dashed: seen at the hot end (direction matters); dotted: T~ of the hot end."""
-    from analysis.cavity_chain import cable_noise_temperature
+    from cryodaq.analysis.cavity_chain import cable_noise_temperature
 
     fig, ax = plots.figure()
     t_hot = np.linspace(0.01, 1.0, 100)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.pipelines import (
+from cryodaq.acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
     Draw,
@@ -41,19 +41,24 @@ from acquisition.pipelines import (
     PipelineResult,
     run_plan,
 )
-from acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
-from acquisition.pipelines.holmes_figures import figure_jobs
-from acquisition.pipelines.pulses import Shared
-from acquisition.pipelines.pulses_channel import ChannelSkipped
-from acquisition.pipelines.stored_runs import geometry, jsonable, selected_channels, selected_parts
-from analysis.ho163 import Q_EV
-from analysis.line_calibration import KnownLine
-from analysis.line_fit import reference_energy
-from analysis.time_resolution import pileup_fraction
-from analysis.xray_lines import LINE_SHAPES
+from cryodaq.acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
+from cryodaq.acquisition.pipelines.holmes_figures import figure_jobs
+from cryodaq.acquisition.pipelines.pulses import Shared
+from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
+from cryodaq.acquisition.pipelines.stored_runs import (
+    geometry,
+    jsonable,
+    selected_channels,
+    selected_parts,
+)
+from cryodaq.analysis.ho163 import Q_EV
+from cryodaq.analysis.line_calibration import KnownLine
+from cryodaq.analysis.line_fit import reference_energy
+from cryodaq.analysis.time_resolution import pileup_fraction
+from cryodaq.analysis.xray_lines import LINE_SHAPES
 
 #: Ka energies (eV) of the light target elements (REFERENCE.md section 5, Ka1), used when
-#: `analysis.xray_lines` has no natural shape for them.
+#: `cryodaq.analysis.xray_lines` has no natural shape for them.
 KA_EV = {"AlKa": 1486.7, "ClKa": 2622.4, "CaKa": 3691.7, "MnKa": 5898.853, "MnKb": 6490.89}
 
 DEFAULTS: dict[str, Any] = {
@@ -112,7 +117,7 @@ def _options(inp: PipelineInput) -> dict[str, Any]:
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:
-    """The `holmes` pipeline as independent per-detector pieces (see `acquisition.pipelines`)."""
+    """The `holmes` pipeline as independent per-detector pieces (see `pipelines`)."""
     opts = _options(inp)
     opts["lines"] = tuple(known_line(n) for n in opts["lines"])
     names, parts = selected_parts(inp, "holmes")

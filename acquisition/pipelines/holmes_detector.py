@@ -2,14 +2,14 @@
 the seed paper's numbers (a module-level function over picklable inputs, so Dask can map it).
 
 Order: isolated pulse records (no other trigger from `isolation` before to the record's end);
-flux-quantum slips flagged on them (`analysis.slew`, against the average of the smaller half of
-the pulses, which never slip) and set aside; pile-up cuts and the average pulse (`pulses`
+flux-quantum slips flagged on them (`cryodaq.analysis.slew`, against the average of the smaller
+half of the pulses, which never slip) and set aside; pile-up cuts and the average pulse (`pulses`
 pipeline); the optimal filter on clean noise records, after an optional moving average; the
 bath signal of each pulse, the baselines of the quiet records around it averaged
 (weighted; whole-quantum jumps removed: each slip moves the demodulated baseline by one quantum for
 good); a provisional calibration on the known lines,
 the drift correction (amplitude against baseline) learned on the most intense line, the
-arrival-phase correction (`analysis.arrival_phase`) learned on all of them, the final
+arrival-phase correction (`cryodaq.analysis.arrival_phase`) learned on all of them, the final
 second-order calibration and the line fits (Mn Ka with its full natural shape); noise-only and
 predicted resolutions through the calibration's slope at zero; the three-exponential fit of
 the average pulse of one line (Cl Ka); the largest slew of that pulse; the noise PSD split into
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.pipelines.pulses import Shared
-from acquisition.pipelines.pulses_channel import (
+from cryodaq.acquisition.pipelines.pulses import Shared
+from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
     Stream,
     baseline_fit,
@@ -33,24 +33,24 @@ from acquisition.pipelines.pulses_channel import (
     need,
     read_stream,
 )
-from acquisition.run_reader import RunReader
-from analysis.arrival_phase import learn_phase_correction, no_phase_correction, rising_phase
-from analysis.line_calibration import Calibration, KnownLine, LineResult, calibrate
-from analysis.mmc_calibration import learn_temperature
-from analysis.moving_average import moving_average
-from analysis.noise_components import NoiseComponents, fit_noise_components
-from analysis.optimal_filter import (
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.analysis.arrival_phase import learn_phase_correction, no_phase_correction, rising_phase
+from cryodaq.analysis.line_calibration import Calibration, KnownLine, LineResult, calibrate
+from cryodaq.analysis.mmc_calibration import learn_temperature
+from cryodaq.analysis.moving_average import moving_average
+from cryodaq.analysis.noise_components import NoiseComponents, fit_noise_components
+from cryodaq.analysis.optimal_filter import (
     AveragePulse,
     NoiseSpectrum,
     average_pulse,
     noise_psd,
     optimal_filter,
 )
-from analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
-from analysis.record_cuts import noise_record_stats
-from analysis.slew import find_slips, slew_limit, unwrap_quanta
-from analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
-from analysis.triangle_mean import triangle_mean
+from cryodaq.analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
+from cryodaq.analysis.record_cuts import noise_record_stats
+from cryodaq.analysis.slew import find_slips, slew_limit, unwrap_quanta
+from cryodaq.analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
+from cryodaq.analysis.triangle_mean import triangle_mean
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, 
     own pretrigger mean); `quiet`: no earlier tail in them. One pretrigger holds ~100x the
     bath's drift in noise, which would both scatter the corrected heights and dilute the
     learned slope; the bath drifts over seconds. Whole quanta are taken out first
-    (`analysis.slew.unwrap_quanta`, per part)."""
+    (`cryodaq.analysis.slew.unwrap_quanta`, per part)."""
     base_p = pulses_phi0[:, :pre].mean(axis=1)
     base_n = noise_phi0.mean(axis=1)
     out = np.empty(base_p.size)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from acquisition import plots
+from cryodaq.acquisition.pipelines import plots
 
 if TYPE_CHECKING:
-    from acquisition.pipelines import FigureJob
-    from acquisition.pipelines.holmes_detector import DetectorResult
+    from cryodaq.acquisition.pipelines import FigureJob
+    from cryodaq.acquisition.pipelines.holmes_detector import DetectorResult
 
 
 def _label(ch: int, designs: dict[int, str]) -> str:

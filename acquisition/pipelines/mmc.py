@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.pipelines import (
+from cryodaq.acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
     Draw,
@@ -41,16 +41,16 @@ from acquisition.pipelines import (
     PipelineResult,
     run_plan,
 )
-from acquisition.pipelines.mmc_figures import figure_jobs
-from acquisition.pipelines.mmc_pixel import (
+from cryodaq.acquisition.pipelines.mmc_figures import figure_jobs
+from cryodaq.acquisition.pipelines.mmc_pixel import (
     PartInfo,
     PixelOutcome,
     Shared,
     analyze_pixel,
 )
-from acquisition.pipelines.pulses_channel import ChannelSkipped
-from acquisition.pipelines.stored_runs import geometry, jsonable
-from analysis.mmc_background import BurstCut, background_rate, burst_cut
+from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
+from cryodaq.acquisition.pipelines.stored_runs import geometry, jsonable
+from cryodaq.analysis.mmc_background import BurstCut, background_rate, burst_cut
 
 ROWS = "ABCDEFGH"
 
@@ -124,7 +124,7 @@ def _parts(inp: PipelineInput, names: list[str], what: str) -> tuple[PartInfo, .
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:
-    """The `mmc` pipeline as independent per-pixel pieces (see `acquisition.pipelines`)."""
+    """The `mmc` pipeline as independent per-pixel pieces (see `cryodaq.acquisition.pipelines`)."""
     opts = _options(inp)
     if not inp.acquisitions:
         raise PipelineError("mmc: name the calibration acquisitions (55Fe) in `acquisitions`")

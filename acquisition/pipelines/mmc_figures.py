@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import voigt_profile
 
-from acquisition import plots
-from analysis.xray_lines import MN_KA
+from cryodaq.acquisition.pipelines import plots
+from cryodaq.analysis.xray_lines import MN_KA
 
 if TYPE_CHECKING:
-    from acquisition.pipelines import FigureJob
-    from acquisition.pipelines.mmc_pixel import PixelOutcome
+    from cryodaq.acquisition.pipelines import FigureJob
+    from cryodaq.acquisition.pipelines.mmc_pixel import PixelOutcome
 
 ROWS = "ABCDEFGH"
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.events import TriggerKind
-from acquisition.pipelines.pulses_channel import (
+from cryodaq.acquisition.events import TriggerKind
+from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
     Stream,
     baseline_fit,
@@ -37,25 +37,30 @@ from acquisition.pipelines.pulses_channel import (
     need,
     read_stream,
 )
-from acquisition.run_reader import RunReader
-from analysis.line_calibration import Calibration, KnownLine, LineResult
-from analysis.line_fit import dominant_peak, reference_energy
-from analysis.mmc_calibration import (
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.analysis.line_calibration import Calibration, KnownLine, LineResult
+from cryodaq.analysis.line_fit import dominant_peak, reference_energy
+from cryodaq.analysis.mmc_calibration import (
     TemperatureCorrection,
     calibrate_on_lines,
     learn_temperature,
     no_temperature_correction,
 )
-from analysis.mmc_shape import (
+from cryodaq.analysis.mmc_shape import (
     Ellipse,
     ShapeParameters,
     learn_ellipse,
     shape_parameters,
     zeta_noise,
 )
-from analysis.optimal_filter import AveragePulse, OptimalFilter, average_pulse, optimal_filter
-from analysis.record_cuts import isolated
-from analysis.xray_lines import MN_KA, MN_KB
+from cryodaq.analysis.optimal_filter import (
+    AveragePulse,
+    OptimalFilter,
+    average_pulse,
+    optimal_filter,
+)
+from cryodaq.analysis.record_cuts import isolated
+from cryodaq.analysis.xray_lines import MN_KA, MN_KB
 
 KA = KnownLine("MnKa", reference_energy(MN_KA), MN_KA)
 KB = KnownLine("MnKb", reference_energy(MN_KB), MN_KB)

@@ -3,14 +3,14 @@
 
 For each channel of the named acquisitions (all parts of each): clean pulses and noise records
 (isolated from other pulse triggers; robust outlier cuts); average pulse and its two-exponential
-fit; noise PSD; optimal filter (DC-free, arrival-safe, `analysis.optimal_filter`); filtered
+fit; noise PSD; optimal filter (DC-free, arrival-safe, `cryodaq.analysis.optimal_filter`); filtered
 amplitudes; linear calibration on the dominant line (`line_eV`); a Poisson-likelihood fit of
 that line (Gaussian broadening of a delta, or of a named natural shape such as "MnKa");
 baseline resolution from the noise records; the filter's predicted resolution; the pulse
 trigger rate per live second. A channel that cannot be analysed is reported with the reason.
 
 Options (all optional): `line_eV` (5898.75, Mn Ka), `line_shape` ("gaussian" or a name in
-`analysis.xray_lines.LINE_SHAPES`), `bin_eV`, `window_eV` (half-width of the line fit),
+`cryodaq.analysis.xray_lines.LINE_SHAPES`), `bin_eV`, `window_eV` (half-width of the line fit),
 `background` (flat term in the line fit), `min_pulses` (20), `min_noise` (20),
 `isolation_decays` (8: no other pulse trigger within this many decay times before a record),
 `channels` (subset), `save_filter` (True: the filters and calibrations as an online
@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.online_analysis import ChannelFilter, StoredFilter
-from acquisition.pipelines import (
+from cryodaq.acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
     Draw,
@@ -37,16 +36,22 @@ from acquisition.pipelines import (
     PipelineResult,
     run_plan,
 )
-from acquisition.pipelines.pulses_channel import (
+from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelResult,
     ChannelSkipped,
     analyze_channel,
     read_stream,
 )
-from acquisition.pipelines.pulses_figures import figure_jobs
-from acquisition.pipelines.stored_runs import geometry, jsonable, selected_channels, selected_parts
-from acquisition.run_reader import RunReader
-from analysis.xray_lines import LINE_SHAPES
+from cryodaq.acquisition.pipelines.pulses_figures import figure_jobs
+from cryodaq.acquisition.pipelines.stored_runs import (
+    geometry,
+    jsonable,
+    selected_channels,
+    selected_parts,
+)
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.stream.online_analysis import ChannelFilter, StoredFilter
+from cryodaq.analysis.xray_lines import LINE_SHAPES
 
 DEFAULTS: dict[str, Any] = {
     "line_eV": 5898.75,
@@ -112,7 +117,7 @@ def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:
-    """The `pulses` pipeline as independent per-channel pieces (see `acquisition.pipelines`)."""
+    """The `pulses` pipeline as independent per-channel pieces (see `pipelines`)."""
     opts = _options(inp)
     names, parts = selected_parts(inp, "pulses")
     geo = geometry(inp, parts, "pulses")

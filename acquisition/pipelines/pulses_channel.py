@@ -15,25 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.events import TriggerKind
-from acquisition.run_reader import RunReader
-from analysis.line_fit import LineFit, dominant_peak, fit_line, histogram
-from analysis.optimal_filter import (
+from cryodaq.acquisition.events import TriggerKind
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.analysis.line_fit import LineFit, dominant_peak, fit_line, histogram
+from cryodaq.analysis.optimal_filter import (
     AveragePulse,
     OptimalFilter,
     average_pulse,
     noise_psd,
     optimal_filter,
 )
-from analysis.pulse_fit import PulseFit, fit_pulse
-from analysis.record_cuts import (
+from cryodaq.analysis.pulse_fit import PulseFit, fit_pulse
+from cryodaq.analysis.record_cuts import (
     isolated,
     noise_record_stats,
     rise_after_peak,
     robust_sigma,
     within,
 )
-from analysis.xray_lines import LINE_SHAPES
+from cryodaq.analysis.xray_lines import LINE_SHAPES
 
 #: Robust-sigma multiples of the record cuts.
 CUT_SIGMAS = 5.0

@@ -1,5 +1,5 @@
 """Figures of the `pulses` pipeline: spectra with line fits, average pulses with fits, noise
-PSDs and resolutions per channel (PNG, report style of `acquisition.plots`)."""
+PSDs and resolutions per channel (PNG, report style of `cryodaq.acquisition.pipelines.plots`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from acquisition import plots
+from cryodaq.acquisition.pipelines import plots
 
 if TYPE_CHECKING:
-    from acquisition.pipelines import FigureJob
-    from acquisition.pipelines.pulses_channel import ChannelResult
+    from cryodaq.acquisition.pipelines import FigureJob
+    from cryodaq.acquisition.pipelines.pulses_channel import ChannelResult
 
 
 def figure_jobs(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.pipelines import PipelineError
+from cryodaq.acquisition.pipelines import PipelineError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.pipelines import PART_SEPARATOR, PipelineError, PipelineInput
+from cryodaq.acquisition.pipelines import PART_SEPARATOR, PipelineError, PipelineInput
 
 
 def selected_parts(inp: PipelineInput, pipeline: str) -> tuple[list[str], list[str]]:

@@ -4,8 +4,8 @@ the paper's Fig. 1a), from power spectra of a black-body load behind the cryogen
 The spectra of the step `spectra` are read with the thermometer readings stored beside them;
 the coldest and the hottest load readings (`load`) give Y = P_hot / P_cold over the band,
 T_sys = (T~_hot - Y T~_cold) / (Y - 1) and the gain G = P_cold / (k_B B (T~_cold + T_sys))
-(`analysis.yfactor.y_factor`). Both are referred to the load: a path difference A_p between the
-load and the cavity makes T_sys = (T_a' + (1 - A_p) T~_sw) / A_p and G = G' A_p, and a switch
+(`cryodaq.analysis.yfactor.y_factor`). Both are referred to the load: a path difference A_p between
+the load and the cavity makes T_sys = (T_a' + (1 - A_p) T~_sw) / A_p and G = G' A_p, and a switch
 still warm from its actuation adds noise to whichever spectrum it overlaps.
 
 Options: `spectra` ("yspec"), `load` ("tc.4", the load's thermometer), `thermometers`
@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from acquisition.pipelines import PipelineInput, PipelineResult
-from acquisition.pipelines.stored_data import PipelineError, StoredSpectrum, read_spectra
-from analysis.yfactor import y_factor
+from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult
+from cryodaq.acquisition.pipelines.stored_data import PipelineError, StoredSpectrum, read_spectra
+from cryodaq.analysis.yfactor import y_factor
 
 DEFAULTS: dict[str, Any] = {
     "spectra": "yspec",

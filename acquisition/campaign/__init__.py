@@ -1,0 +1,1 @@
+"""Campaigns: schema, validation, checks, state, steps and the runner."""

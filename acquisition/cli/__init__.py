@@ -1,0 +1,1 @@
+"""The `cryodaq` command line."""

@@ -1,0 +1,96 @@
+"""`cryodaq run`: run a campaign, or resume an interrupted run, and print its outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from cryodaq.acquisition.campaign.display import Display
+from cryodaq.acquisition.campaign.runner import SUMMARY, CampaignRunner, run_directory
+from cryodaq.acquisition.campaign.validate import CampaignInvalid, load_campaign
+from cryodaq.acquisition.cli.output import console, errors, fail
+from cryodaq.acquisition.cluster.connection import ClusterSpec
+from cryodaq.acquisition.errors import CryodaqError
+
+Overrides = Annotated[
+    list[str], typer.Option("--set", help="Override a key: dotted.path=value (rig.* too)")
+]
+
+
+def run(
+    campaign: Annotated[Path | None, typer.Argument(help="Campaign file")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: the campaign's)")
+    ] = None,
+    set_: Overrides = [],  # noqa: B006 (typer reads the default)
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue an interrupted run in this directory")
+    ] = None,
+    live: Annotated[bool, typer.Option(help="Live display on a terminal")] = True,
+    workers: Annotated[
+        int | None, typer.Option(help="Multi-board steps: N local Dask workers")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Multi-board steps: a running Dask scheduler")
+    ] = None,
+) -> None:
+    """Run a campaign on its rig (simulated: on virtual time, as fast as the host allows)."""
+    if (campaign is None) == (resume is None):
+        raise fail("give a campaign file, or --resume RUN_DIR")
+    try:
+        cluster = ClusterSpec(workers=workers, scheduler=scheduler)
+        if resume is not None:
+            loaded = load_campaign(resume / "campaign.json")
+            run_dir = resume
+        else:
+            loaded = load_campaign(campaign, set_)
+            run_dir = run_directory(loaded.campaign, out, Path.cwd())
+        runner = CampaignRunner(
+            loaded.campaign,
+            loaded.rig,
+            loaded.raw,
+            run_dir,
+            resume=resume is not None,
+            display=Display(live=live),
+            cluster=cluster if cluster.wanted else None,
+        )
+        code = runner.run()
+    except CampaignInvalid as exc:
+        raise fail(str(exc), 1) from None
+    except CryodaqError as exc:
+        raise fail(str(exc)) from None
+    print_outcome(run_dir)
+    raise typer.Exit(code)
+
+
+def print_outcome(run_dir: Path) -> None:
+    """The run's outcome in a few lines."""
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    status = summary["status"]
+    style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+    console.print(
+        f"[{style}]{status}[/]: {summary['steps_done']} steps, "
+        f"live {summary['live_time_s']:.4g} s, "
+        f"virtual {summary['virtual_time_s']:.4g} s, wall {summary['wall_time_s']:.4g} s",
+        highlight=False,
+    )
+    if summary.get("error"):
+        errors.print(f"[bold red]error:[/] {escape(summary['error'])}", highlight=False)
+    for name, results in summary.get("analyze", {}).items():
+        # A pipeline's headline: its means over channels, or its fit, or its top level.
+        means = (results.get("mean") or results.get("fit") or results) if results else {}
+        headline = {k: v for k, v in means.items() if isinstance(v, int | float)}
+        console.print(f"  {escape(name)}: {escape(_short(headline))}", highlight=False)
+    if status == "interrupted":
+        console.print(f"  continue with: cryodaq run --resume {escape(str(run_dir))}")
+    console.print(f"  run directory: {escape(str(run_dir))} (report.html, summary.json)")
+
+
+def _short(values: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(values.items())[:6]
+    )

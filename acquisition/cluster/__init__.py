@@ -1,0 +1,1 @@
+"""Dask: the cluster connection, distributed analysis, board tasks."""

@@ -1,0 +1,341 @@
+"""Multi-board acquisition: one acquisition task per board (uMUX board or ADC) on Dask.
+
+An `acquire` step with `boards: [...]` acquires its `source` and those boards at the same time.
+Each board becomes one `BoardTask`, run by `acquire_board` on a Dask worker (a thread, a local
+process or another machine). A task is self-contained, because a worker cannot share the
+campaign's open instruments:
+
+- it builds the rig from the same rig spec and opens its own connection to its board. For a
+  simulated rig it builds the World from the same seed, brings it to the campaign's virtual
+  time, and opens the rig's other instruments too (not the step's other boards). A board's
+  detectors are random streams named after the board (`<board>.res<k>`), so the task's board
+  sees the same detectors as the campaign's shared World would; the cryostat is integrated
+  again under the settings of the moment (no detector model here depends on its history);
+- it applies the instruments' settings as the campaign left them (`snapshot`, read back from
+  the campaign's instruments at dispatch: rig settings, `set` and `tune` steps alike);
+- it writes its own acquisition `<name>-part-<board>` (a resumed one `...-<k>`) of the run
+  store through the store's `AcquisitionWriter` (same chunk and commit protocol, so the same
+  crash safety); channel numbers are offset per board (`offset` + the board's own number) so
+  parts never share a channel. Only the campaign's `RunWriter` writes the run's root
+  attributes: it lists a part (`RunWriter.adopt`) as soon as the task has created it;
+- a failure (driver error, lost connection, store) ends that board's task with what it stored
+  kept, and is returned, never raised, so the other boards run on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryodaq.acquisition.campaign.schema import AcquireStep
+from cryodaq.acquisition.campaign.steps import (
+    RunContext,
+    StepError,
+    WallClock,
+    WorldClock,
+    acquisition_for,
+)
+from cryodaq.acquisition.cluster.channels import channel_offsets, part_name
+from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.rig import Rig, RigSpec, _declared
+from cryodaq.acquisition.store.format import check_name, group_attrs
+from cryodaq.acquisition.store.writer import AcquisitionWriter, RunWriter
+from cryodaq.acquisition.stream.engine import AcquisitionError, AcquisitionResult
+from cryodaq.drivers.adc import Adc16
+from cryodaq.drivers.base import Instrument
+from cryodaq.drivers.errors import InstrumentError
+from cryodaq.drivers.umux import UmuxBoard
+
+log = logging.getLogger(__name__)
+
+#: Per instrument: group -> channel -> setting name -> value ("" group: the instrument's own).
+Snapshot = dict[str, dict[str, dict[str, Any]]]
+
+
+def snapshot(inst: Instrument) -> dict[str, dict[str, Any]]:
+    """Every writable setting of `inst` and of each of its channels, read back."""
+    out = {"": _writable(inst, inst.settings())}
+    for group, (ids, _) in inst.channel_groups().items():
+        for ch in ids:
+            node = inst.group_channel(group, ch)
+            out[f"{group}:{ch}"] = _writable(node, node.settings())
+    return out
+
+
+def _writable(node: Any, values: dict[str, Any]) -> dict[str, Any]:
+    declared = _declared(type(node))
+    return {n: v for n, v in values.items() if not declared[n].readonly}
+
+
+def restore(inst: Instrument, state: Mapping[str, Mapping[str, Any]]) -> None:
+    """Apply a `snapshot`: the instrument's own settings, then channels switched off, then the
+    channels' settings (so a channel budget is never exceeded on the way)."""
+    declared = _declared(type(inst))
+    for name, value in state.get("", {}).items():
+        inst.set(declared[name], value)
+    channels = [(key, values) for key, values in state.items() if key]
+    for off_first in (True, False):
+        for key, values in channels:
+            group, _, ch = key.partition(":")
+            ids = inst.channel_groups()[group][0]
+            node = inst.group_channel(group, next(c for c in ids if str(c) == ch))
+            node_declared = _declared(type(node))
+            for name, value in values.items():
+                if (name == "enabled" and value is False) == off_first:
+                    node.set(node_declared[name], value)
+
+
+class BoardStore:
+    """The run store as a board task sees it: it creates and writes its own acquisition only
+    (an `AcquisitionWriter`, the same chunk and commit protocol as in-process acquisitions);
+    the campaign's `RunWriter` lists it in the run (`RunWriter.adopt`)."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.path = Path(path)
+        self._options = {
+            "flush_interval_s": 0.5,
+            "buffer_bytes": 64 * 1024 * 1024,
+            "compress_records": True,
+            "background_flush": True,
+            **options,
+        }
+
+    def acquisition(
+        self,
+        name: str,
+        channels: Sequence[int],
+        record_length: int,
+        dtype: Any,
+        sample_rate_hz: float,
+        pretrigger: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AcquisitionWriter:
+        check_name(name, f"{self.path}: acquisition name")
+        if (self.path / "acquisitions" / name).exists():
+            raise CryodaqError(f"{self.path}: acquisition {name!r} exists already")
+        return AcquisitionWriter(
+            self,  # type: ignore[arg-type]  # a RunWriter as far as the writer needs one
+            name, channels, record_length, dtype, sample_rate_hz, pretrigger, metadata,
+            **self._options,
+        )  # fmt: skip
+
+    def _acquisition_closed(self, acq: AcquisitionWriter) -> None:
+        """Nothing to do: the campaign's RunWriter keeps the run's list."""
+
+
+@dataclass(frozen=True)
+class BoardTask:
+    """Everything one board's acquisition needs, picklable (sent to a Dask worker)."""
+
+    rig: RigSpec
+    board: str
+    others: tuple[str, ...]  # the step's other boards: not opened by this task
+    offset: int
+    state: Snapshot
+    start_s: float  # the campaign's virtual time at dispatch (simulated rigs)
+    step: AcquireStep
+    store: Path
+    store_name: str
+    duration_s: float
+    stop_event: str | None = None  # name of a distributed.Event that stops the acquisition
+
+
+@dataclass(frozen=True)
+class BoardOutcome:
+    """What a board task did: its result (also after a failure: what it kept) and the error."""
+
+    board: str
+    store_name: str
+    result: AcquisitionResult | None
+    error: str | None = None
+
+
+def acquire_board(task: BoardTask) -> BoardOutcome:
+    """Run one board's acquisition (see the module docstring); never raises a board fault."""
+    try:
+        return BoardOutcome(task.board, task.store_name, _acquire(task))
+    except (AcquisitionError, CryodaqError, InstrumentError, OSError) as exc:
+        return BoardOutcome(task.board, task.store_name, getattr(exc, "result", None), str(exc))
+
+
+def _acquire(task: BoardTask) -> AcquisitionResult:
+    with Rig(task.rig) as rig:
+        if rig.world is not None:
+            rig.world.advance_to(task.start_s)
+            clock: Any = WorldClock(rig)
+            names = [n for n in task.rig.instruments if n not in task.others]
+        else:
+            clock = WallClock()
+            names = [task.board]
+        for name in names:
+            inst = rig.open(name)
+            if name in task.state:
+                restore(inst, task.state[name])
+        acquisition = acquisition_for(
+            rig.instruments[task.board],
+            task.step,
+            task.store_name,
+            task.duration_s,
+            BoardStore(task.store),
+            clock,
+            offset=task.offset,
+            metadata={"board": task.board, "channel_offset": task.offset},
+        )
+        with _stopped_by(task.stop_event, acquisition.stop.set):
+            return acquisition.run()
+
+
+@contextlib.contextmanager
+def _stopped_by(event_name: str | None, stop: Callable[[str], None]) -> Any:
+    """While active, the cluster-wide event `event_name` being set stops the acquisition."""
+    if event_name is None:
+        yield
+        return
+    from distributed import Event, get_client
+
+    event, done = Event(event_name, client=get_client()), threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                if event.wait(0.5):
+                    stop("interrupted")
+                    return
+            except TimeoutError:
+                continue
+            except Exception as exc:  # the scheduler is gone: nobody can ask for a stop
+                log.warning("board task: stop event unavailable (%r)", exc)
+                return
+
+    watcher = threading.Thread(target=watch, name="board-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(2.0)
+
+
+def run_tasks(
+    client: Any, tasks: Sequence[BoardTask], store: RunWriter, poll_s: float = 0.2
+) -> tuple[list[BoardOutcome], bool]:
+    """Run the board tasks on `client`'s cluster and wait for all; each part is listed in the
+    run as soon as its task created it. Ctrl-C stops every board after its current block (their
+    parts are kept); returns the outcomes and whether Ctrl-C came."""
+    from distributed import Event, wait
+
+    futures = client.map(acquire_board, list(tasks), pure=False)
+    pending = [t.store_name for t in tasks]
+    interrupted = False
+    while True:
+        try:
+            done = wait(futures, timeout=poll_s, return_when="ALL_COMPLETED")
+            finished = not done.not_done
+        except TimeoutError:
+            finished = False
+        except KeyboardInterrupt:
+            interrupted = True
+            for t in tasks:
+                if t.stop_event is not None:
+                    Event(t.stop_event).set()
+            continue
+        adopted = _adopt_created(store, pending)
+        pending = [n for n in pending if n not in adopted]
+        if finished:
+            break
+    outcomes = []
+    for task, future in zip(tasks, futures, strict=True):
+        try:
+            outcomes.append(future.result())
+        except Exception as exc:  # the worker died: what the part committed stays readable
+            outcomes.append(BoardOutcome(task.board, task.store_name, None, f"{exc!r}"))
+    _adopt_created(store, pending)
+    return outcomes, interrupted
+
+
+def board_tasks(
+    ctx: RunContext,
+    step: AcquireStep,
+    name: str,
+    todo: Mapping[str, tuple[int, float]],
+    stop_event: str | None = None,
+) -> list[BoardTask]:
+    """One task per board in `todo` (board -> (part number, seconds still to acquire)), with
+    the settings of the campaign's instruments as they are now."""
+    spec = ctx.rig.spec
+    boards = [step.source, *step.boards]
+    for board in boards:
+        inst = spec.instruments.get(board)
+        if inst is None or not issubclass(inst.driver, Adc16 | UmuxBoard):
+            raise StepError(
+                f"acquire {step.name}: board {board!r} is not an ADC or uMUX board of the rig"
+            )
+    if len(set(boards)) != len(boards):
+        raise StepError(f"acquire {step.name}: a board is listed twice in {boards}")
+    simulated = ctx.rig.world is not None
+    wanted = [n for n in spec.instruments if n in todo or (simulated and n not in boards)]
+    state = {n: snapshot(ctx.instrument(n)) for n in wanted}
+    offsets = channel_offsets(spec, boards)
+    start_s = ctx.clock.now() if ctx.clock.virtual else 0.0
+    return [
+        BoardTask(
+            spec,
+            board,
+            tuple(b for b in boards if b != board),
+            offsets[board],
+            state,
+            start_s,
+            step,
+            ctx.store.path,
+            part_name(name, board, part),
+            duration_s,
+            stop_event,
+        )
+        for board, (part, duration_s) in todo.items()
+    ]
+
+
+def _adopt_created(store: RunWriter, names: Sequence[str]) -> set[str]:
+    """List in the run every part in `names` whose task has created it (its first commit)."""
+    adopted = set()
+    for name in names:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if group_attrs(store.path / "acquisitions" / name).get("commit") is None:
+                continue
+            store.adopt(name)
+            adopted.add(name)
+    return adopted
+
+
+def merged(state: Mapping[str, Mapping[str, Any]], acquisitions: Mapping[str, Any]) -> dict:
+    """A multi-board step's summary: per board its parts, live time, records, record rate and
+    drops (summed over its parts), and the totals."""
+    boards: dict[str, Any] = {}
+    for board, s in state.items():
+        parts = [acquisitions[p] for p in s["parts"]]
+        drops: dict[str, int] = {}
+        for part in parts:
+            for sink, d in part.get("drops", {}).items():
+                drops[sink] = drops.get(sink, 0) + d["records"]
+        records = sum(p["records"] for p in parts)
+        live = sum(p["live_time_s"] for p in parts)
+        boards[board] = {
+            "parts": list(s["parts"]),
+            "channels": len(parts[-1]["channels"]) if parts else 0,
+            "live_time_s": live,
+            "records": records,
+            "record_rate_hz": records / live if live > 0 else None,
+            "drops": drops,
+            "end_reason": parts[-1]["end_reason"] if parts else None,
+        }
+    return {
+        "boards": boards,
+        "records": sum(b["records"] for b in boards.values()),
+        "record_rate_hz": sum(b["record_rate_hz"] or 0.0 for b in boards.values()),
+        "live_time_s": min((b["live_time_s"] for b in boards.values()), default=0.0),
+    }

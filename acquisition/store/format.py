@@ -1,0 +1,122 @@
+"""Run-store format: names, constants, atomic writes and JSON attributes (docs/run_store.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import re
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.events import SUMMARY_DTYPE
+
+log = logging.getLogger(__name__)
+
+
+FORMAT = "cryodaq-run"
+FORMAT_VERSION = 1
+#: Per-record fields every channel stores, besides `records` and the summaries.
+EVENT_FIELDS: dict[str, np.dtype] = {
+    "sample_index": np.dtype("<i8"),
+    "timestamp_ns": np.dtype("<i8"),
+    "trigger_kind": np.dtype("u1"),
+    "coincidence": np.dtype("<u2"),
+}
+SUMMARY_FIELDS: tuple[str, ...] = tuple(SUMMARY_DTYPE.names or ())
+CHUNK_BYTES = 512 * 1024  # target size of a records chunk
+EVENT_CHUNK_ROWS = 4096
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class RunStoreError(CryodaqError):
+    """A run store cannot be created, written or read as asked; the message names the path."""
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a reader (or a crash) sees the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=1).encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def write_group(directory: Path, attrs: Mapping[str, Any]) -> None:
+    """Write a Zarr v3 group's `zarr.json` (creating the directory)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"zarr_format": 3, "node_type": "group", "attributes": dict(attrs)}
+    write_json(directory / "zarr.json", meta)
+
+
+def group_attrs(directory: Path) -> dict[str, Any]:
+    return read_json(directory / "zarr.json")["attributes"]
+
+
+def check_json(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise RunStoreError(f"{what} must be JSON-serialisable: {exc}") from None
+
+
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise RunStoreError(f"{what} {name!r}: use letters, digits, '_', '.', '-' only")
+    return name
+
+
+def now() -> dict[str, Any]:
+    ns = time.time_ns()
+    return {"unix_ns": ns, "iso": datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat()}
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of cryodaq and of the libraries that shape the data."""
+    return {
+        "cryodaq": _version("cryodaq"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": _version("numba"),
+        "zarr": zarr.__version__,
+    }
+
+
+def channel_group(ch: int) -> str:
+    """Name of channel `ch`'s group inside an acquisition (`ch003`)."""
+    return f"ch{int(ch):03d}"

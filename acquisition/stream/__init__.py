@@ -1,0 +1,1 @@
+"""The acquisition engine: block sources, the trigger engine, sinks."""
