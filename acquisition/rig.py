@@ -214,12 +214,6 @@ def check_rig(doc: YamlDocument, default_name: str) -> tuple[RigSpec, list[Confi
 # -- settings --------------------------------------------------------------------------------
 
 
-def _declared(cls: type) -> dict[str, Setting[Any]]:
-    return {
-        n: a for k in reversed(cls.__mro__) for n, a in vars(k).items() if isinstance(a, Setting)
-    }
-
-
 def _coerce(setting: Setting[Any], value: Any) -> Any:
     if setting.kind is float:
         value = to_si(value, setting.unit)
@@ -245,7 +239,7 @@ def planned_settings(
     A problem raises a `ConfigError`, or, given `problems`, is added there and skipped."""
     if base is None:
         base = ("instruments", spec.name, "settings")
-    top = _declared(spec.driver)
+    top = spec.driver.declared_settings()
     groups = spec.driver.channel_groups()
     for key, value in spec.settings.items():
         if key not in groups:
@@ -257,7 +251,7 @@ def planned_settings(
             yield path, None, setting, val
             continue
         ids, channel_class = groups[key]
-        per_channel = _declared(channel_class)
+        per_channel = channel_class.declared_settings()
         if not isinstance(value, Mapping):
             _report(problems, doc.error((*base, key), f"must map {key} selectors to settings"))
             continue

@@ -222,14 +222,19 @@ class SCPINode:
                 ) from None
         root.write(f"{command} {format_value(value, setting.kind)}")
 
+    @classmethod
+    def declared_settings(cls) -> dict[str, Setting[Any]]:
+        """Every `Setting` this node class declares (its bases' first), by name."""
+        return {
+            name: attr
+            for klass in reversed(cls.__mro__)
+            for name, attr in vars(klass).items()
+            if isinstance(attr, Setting)
+        }
+
     def settings(self) -> dict[str, Any]:
         """Read every setting this node declares, by name."""
-        out: dict[str, Any] = {}
-        for klass in reversed(type(self).__mro__):
-            for name, attr in vars(klass).items():
-                if isinstance(attr, Setting):
-                    out[name] = self.get(attr)
-        return out
+        return {name: self.get(s) for name, s in self.declared_settings().items()}
 
 
 class Channel(SCPINode):

@@ -78,7 +78,7 @@ def test_duration_is_exact_and_live_time_excludes_gaps(tmp_path: Path) -> None:
     assert result.samples_processed == 70_000 and result.live_time_s == 7.0
     assert (result.gaps, result.gap_samples) == (1, 5_000)
     commit = RunReader(tmp_path / "run").commit("acquisition")
-    assert commit["processed_samples"] == 70_000 and commit["gap_samples"] == 5_000
+    assert commit.processed_samples == 70_000 and commit.gap_samples == 5_000
 
 
 def test_slow_sink_drops_are_counted_in_result_and_store(tmp_path: Path) -> None:
@@ -160,14 +160,14 @@ def test_ctrl_c_stops_after_the_block_and_leaves_a_complete_store(tmp_path: Path
     stored = sum(reader.committed("adc1", ch) for ch in reader.channels("adc1"))
     assert stored == result["records"]
     commit = reader.commit("adc1")
-    assert commit["processed_samples"] == result["samples_processed"]
+    assert commit.processed_samples == result["samples_processed"]
 
 
 def _store_with_faulty_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                fault: Callable[[int], None], samples: int) -> tuple:
     """A run store whose n-th append first calls `fault(n)`, and an auto-triggered replay
     acquisition of `samples` zeros (10 kS/s, blocks of 1000) into it."""
-    from cryodaq.acquisition.store.writer import AcquisitionWriter
+    from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
 
     real = AcquisitionWriter.append
     calls = {"n": 0}

@@ -137,3 +137,12 @@ def test_allowed_values_match_relatively_not_absolutely() -> None:
     assert tiny.check(2e-9, "A") == 2e-9  # atol would have matched 1e-9 first
     with pytest.raises(ValueError):
         tiny.check(1.5e-9, "A")
+
+
+def test_declared_settings_list_the_drivers_settings_bases_first() -> None:
+    from cryodaq.drivers.adc import AdcChannel
+
+    declared = Adc16.declared_settings()
+    assert list(declared) == ["running", "sample_rate", "input_range"]
+    assert declared["sample_rate"] is Adc16.sample_rate
+    assert list(AdcChannel.declared_settings()) == ["enabled"]

@@ -147,7 +147,7 @@ def _resume_completes_once(run_dir: Path) -> tuple[dict, RunReader]:
     assert [s["id"] for s in summary["steps"]] == ["0", "1", "2", "3"]  # each exactly once
     reader = RunReader(run_dir / "store")
     assert reader.acquisitions() == ["calib", "calib-part2"]
-    live = sum(reader.commit(a)["processed_samples"] for a in reader.acquisitions()) / 500e3
+    live = sum(reader.commit(a).processed_samples for a in reader.acquisitions()) / 500e3
     assert live == pytest.approx(300.0, abs=1 / 500e3)  # nothing missing, nothing twice
     assert summary["steps"][2]["result"]["parts"] == ["calib", "calib-part2"]
     assert summary["live_time_s"] == pytest.approx(300.0, abs=1 / 500e3)
@@ -181,7 +181,7 @@ def test_resume_after_sigkill_keeps_what_was_committed(tmp_path: Path) -> None:
     killed = RunReader(run_dir / "store")
     assert not killed.metadata["complete"]
     kept = killed.read("calib", 1, ["records", "sample_index"])
-    committed = killed.commit("calib")["processed_samples"] / 500e3
+    committed = killed.commit("calib").processed_samples / 500e3
     assert 0 < committed < 300
     summary, reader = _resume_completes_once(run_dir)
     assert summary["acquisitions"]["calib"]["end_reason"] == "writer died"

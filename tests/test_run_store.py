@@ -18,10 +18,13 @@ import pytest
 import store_writer_child as child
 import zarr
 
+from cryodaq.acquisition import atomic
+from cryodaq.acquisition.cluster.boards import BoardStore
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKind
+from cryodaq.acquisition.store import acquisition_writer
 from cryodaq.acquisition.store import columns as store_columns
 from cryodaq.acquisition.store import format as store_format
-from cryodaq.acquisition.store import writer as run_store
+from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import RunStoreError
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
@@ -94,14 +97,14 @@ def open_writer(path: Path, **kw):
 
 def patch_atomic_write(monkeypatch: pytest.MonkeyPatch, fn: object) -> None:
     """Replace the store's atomic file write everywhere it is used (chunks and commits)."""
-    for module in (store_format, store_columns):
-        monkeypatch.setattr(module, "atomic_write", fn)
+    for module in (atomic, store_columns):  # JSON: `atomic.write_json_atomic`; chunks: columns
+        monkeypatch.setattr(module, "write_atomic", fn)
 
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny chunks, so that every flush crosses chunk boundaries."""
-    for module in (run_store, store_columns):
+    for module in (acquisition_writer, store_columns):
         monkeypatch.setattr(module, "EVENT_CHUNK_ROWS", 5)
     monkeypatch.setattr(store_columns, "CHUNK_BYTES", 3 * 64 * 4)
 
@@ -226,10 +229,10 @@ def test_a_commit_is_published_only_after_its_rows_are_on_disk(
     run = open_writer(path)
     acq = run.acquisition("acq", [0, 1], 64, "int16", RATE, PRE)
     commit_file = path / "acquisitions/acq/zarr.json"
-    real = store_format.atomic_write
+    real = atomic.write_atomic
     checked = []
 
-    def check_before_commit(p: Path, data: bytes) -> None:
+    def check_before_commit(p: Path, data: str | bytes, **options: bool) -> None:
         if p == commit_file:
             rows = json.loads(data)["attributes"]["commit"]["rows"]
             for key, n in rows.items():
@@ -240,7 +243,7 @@ def test_a_commit_is_published_only_after_its_rows_are_on_disk(
                     if field == "sample_index":  # every row the commit will claim is there
                         assert np.count_nonzero(got) == n, (key, got)
             checked.append(sum(rows.values()))
-        real(p, data)
+        real(p, data, **options)
 
     patch_atomic_write(monkeypatch, check_before_commit)
     for k in range(6):
@@ -306,7 +309,7 @@ def test_buffer_byte_budget_bounds_memory(tmp_path: Path) -> None:
             batch = make_batch([0, 1] * 10, range(k * 100, k * 100 + 20), length=256)
             acq.append(batch)
             buffered.append(acq.buffered_bytes)
-            sequences.append(acq.commit["sequence"])
+            sequences.append(acq.commit.sequence)
         # ~11 kB batches: the buffer fills to just under the budget, then one append flushes it
         assert max(buffered) < budget and max(buffered) > budget - 2 * batch.records.nbytes
         flushed_at = [k for k in range(1, 40) if sequences[k] > sequences[k - 1]]
@@ -331,7 +334,7 @@ def test_interrupt_leaves_a_complete_store(tmp_path: Path, exc: BaseException) -
     assert meta["complete"] is True
     want = "interrupted: KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else "boom"
     assert want in meta["end_reason"]
-    assert r.commit("acq")["closed"] is True and meta["summary"]["records"] == 15
+    assert r.commit("acq").closed is True and meta["summary"]["records"] == 15
     np.testing.assert_array_equal(r.read("acq", 2)["records"], rows_of(batches, 2)["records"])
 
 
@@ -345,14 +348,14 @@ def test_interrupted_flush_is_retried_without_holes_or_duplicates(
     acq.append(batches[0])
     acq.flush()
     acq.append(batches[1])
-    real = store_format.atomic_write
+    real = atomic.write_atomic
     calls = []
 
-    def interrupt_on_7th(p: Path, data: bytes) -> None:
+    def interrupt_on_7th(p: Path, data: str | bytes, **options: bool) -> None:
         calls.append(p)
         if len(calls) == 7:
             raise KeyboardInterrupt
-        real(p, data)
+        real(p, data, **options)
 
     patch_atomic_write(monkeypatch, interrupt_on_7th)
     with pytest.raises(KeyboardInterrupt):
@@ -407,6 +410,42 @@ def test_errors_name_the_path_and_the_problem(tmp_path: Path) -> None:
         r.read("acq", 1, ["energy"])
 
 
+def test_commit_is_stored_under_its_documented_keys(tmp_path: Path) -> None:
+    path = tmp_path / "run"
+    with open_writer(path) as run:
+        acq = run.acquisition("acq", [0, 2], 32, "int16", RATE, PRE)
+        acq.append(make_batch([0, 2, 2], [10, 11, 12], block=(0, 1000)))
+    stored = store_format.group_attrs(path / "acquisitions/acq")["commit"]
+    assert list(stored) == [
+        "sequence", "time_ns", "rows", "gaps", "gap_samples", "processed_samples",
+        "first_sample", "next_sample", "batches", "records_lost_to_gaps", "drops",
+        "extra_columns", "closed",
+    ]  # fmt: skip
+    commit = RunReader(path).commit("acq")
+    assert commit == Commit.from_json(stored) and commit.to_json() == stored
+    assert commit.rows == {"ch000": 1, "ch002": 2} and commit.total_rows == 3 and commit.closed
+
+
+def test_acquisitions_are_listed_in_start_order_whenever_they_were_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts created by board tasks are listed by their start, not by when the run's writer
+    adopted them; parts started at the same moment are listed by name."""
+    path = tmp_path / "run"
+    boards = BoardStore(path, background_flush=False)
+    with open_writer(path) as run:
+        run.acquisition("own", [0], 32, "int16", RATE, PRE).close()
+        for name in ("z-part", "b-part"):
+            boards.acquisition(name, [0], 32, "int16", RATE, PRE).close()
+        same_moment = {"unix_ns": 4 * 10**18, "iso": "2096-10-02T07:06:40+00:00"}
+        monkeypatch.setattr(acquisition_writer, "now", lambda: same_moment)
+        for name in ("d-part", "c-part"):
+            boards.acquisition(name, [0], 32, "int16", RATE, PRE).close()
+        for name in ("c-part", "b-part", "d-part", "z-part"):  # as their tasks finished
+            run.adopt(name)
+    assert RunReader(path).acquisitions() == ["own", "z-part", "b-part", "c-part", "d-part"]
+
+
 # ---------------------------------------------------------------------------------------------
 # SIGKILL of a real writer process
 
@@ -416,7 +455,7 @@ def _check_child_store(path: Path) -> dict[str, int]:
     r = RunReader(path)
     assert r.metadata["complete"] is False
     commit = r.commit(child.ACQ)
-    batches = commit["batches"]
+    batches = commit.batches
     uncommitted_on_disk = 0
     for ch in child.CHANNELS:
         n = r.committed(child.ACQ, ch)
@@ -428,9 +467,9 @@ def _check_child_store(path: Path) -> dict[str, int]:
         si = zarr.open_array(str(path / "acquisitions" / child.ACQ / f"ch{ch:03d}/sample_index"))
         uncommitted_on_disk += int(np.count_nonzero(np.asarray(si[n:])))
     assert r.gaps(child.ACQ) == child.expected_gaps(batches)
-    assert commit["processed_samples"] == batches * child.BLOCK
-    assert commit["records_lost_to_gaps"] == len(child.expected_gaps(batches))
-    drops = commit["drops"].get("monitor", {"records": 0})["records"]
+    assert commit.processed_samples == batches * child.BLOCK
+    assert commit.records_lost_to_gaps == len(child.expected_gaps(batches))
+    drops = commit.drops.get("monitor", {"records": 0})["records"]
     assert drops in (child.expected_drops(batches), child.expected_drops(batches + 1))
     assert r.summary()["records"] == n * len(child.CHANNELS)
     return {"committed": n * len(child.CHANNELS), "uncommitted_on_disk": uncommitted_on_disk}
@@ -545,6 +584,6 @@ def test_resume_refuses_an_open_run_while_its_writer_may_live(tmp_path: Path) ->
         store_format.write_group(path, {**attrs, "writer": {"pid": 1, "host": "daq-other"}})
         with pytest.raises(RunStoreError, match="pid 1 on daq-other; resume it on that host"):
             RunStore.resume(path)
-        assert not RunReader(path).commit("a")["closed"]  # nothing was sealed
+        assert not RunReader(path).commit("a").closed  # nothing was sealed
     finally:
         store.close()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from cryodaq.acquisition.rig import InstrumentSpec, RigSpec, _declared
+from cryodaq.acquisition.rig import InstrumentSpec, RigSpec
 from cryodaq.analysis.resonator import channel_budget, guard_factor
 from cryodaq.drivers.base import Setting, parse_value
 from cryodaq.drivers.thermal import TemperatureController
@@ -48,10 +48,10 @@ def power_on(spec: InstrumentSpec) -> dict[Key, Any]:
         if defaults.get(query) is not None:
             out[key] = parse_value(str(defaults[query]), setting.kind)
 
-    for name, setting in _declared(spec.driver).items():
+    for name, setting in spec.driver.declared_settings().items():
         take(setting, f"{setting.command}?", (spec.name, None, None, name))
     for group, (ids, channel_class) in spec.driver.channel_groups().items():
-        for name, setting in _declared(channel_class).items():
+        for name, setting in channel_class.declared_settings().items():
             query = setting.command.replace("{ch}", "{ch_id}") + "?"
             for ch in ids:
                 take(setting, query, (spec.name, group, ch, name))

@@ -117,7 +117,7 @@ def _parts(inp: PipelineInput, names: list[str], what: str) -> tuple[PartInfo, .
         for part in parts:
             info = inp.reader.info(part)
             meta = info.get("metadata") or {}
-            live = inp.reader.commit(part)["processed_samples"] / info["sample_rate_hz"]
+            live = inp.reader.commit(part).processed_samples / info["sample_rate_hz"]
             source = str(meta.get("source", ""))
             out.append(PartInfo(part, source, float(meta.get("start_time_ns", 0)) * 1e-9, live))
     return tuple(out)

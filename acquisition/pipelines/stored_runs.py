@@ -48,7 +48,7 @@ def geometry(inp: PipelineInput, parts: list[str], pipeline: str) -> dict[str, A
                 f"{pipeline}: acquisitions {parts[0]!r} and {part!r} differ in record geometry "
                 "or sample rate; analyse them in separate steps"
             )
-        live += inp.reader.commit(part)["processed_samples"] / info["sample_rate_hz"]
+        live += inp.reader.commit(part).processed_samples / info["sample_rate_hz"]
     meta = first.get("metadata") or {}
     trigger = meta.get("trigger") if isinstance(meta.get("trigger"), dict) else {}
     holdoff = trigger.get("holdoff")

@@ -11,6 +11,7 @@ import numpy as np
 import zarr
 from numcodecs.zstd import Zstd
 
+from cryodaq.acquisition.atomic import write_atomic
 from cryodaq.acquisition.events import SUMMARY_DTYPE
 from cryodaq.acquisition.store.format import (
     CHUNK_BYTES,
@@ -18,7 +19,6 @@ from cryodaq.acquisition.store.format import (
     EVENT_FIELDS,
     SUMMARY_FIELDS,
     RunStoreError,
-    atomic_write,
     read_json,
     write_group,
     write_json,
@@ -103,7 +103,7 @@ class Column:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(path.parent)
         data = self._tail.tobytes()
-        atomic_write(path, self._zstd.encode(data) if self._zstd else data)
+        write_atomic(path, self._zstd.encode(data) if self._zstd else data, fsync=False)
 
     def write(self, start: int, values: np.ndarray) -> None:
         """Write `values` as rows `start...`; rows already on disk (a retried flush) are skipped."""

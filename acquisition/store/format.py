@@ -1,15 +1,12 @@
-"""Run-store format: names, constants, atomic writes and JSON attributes (docs/run_store.md)."""
+"""Run-store format: names, constants and JSON attributes (docs/run_store.md)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import logging
-import os
 import platform
 import re
-import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +16,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from cryodaq.acquisition.atomic import write_json_atomic
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.events import SUMMARY_DTYPE
 
@@ -48,21 +46,10 @@ class RunStoreError(CryodaqError):
 # files
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a reader (or a crash) sees the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=1).encode())
+    """Replace a JSON file of the store atomically, as its chunks are (safe from a dying writer,
+    no fsync: see `write_atomic`); indent 1, as commits are rewritten at every flush."""
+    write_json_atomic(path, obj, indent=1, fsync=False)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import logging
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import zarr
 
+from cryodaq.acquisition.atomic import replace_directory
 from cryodaq.acquisition.events import SUMMARY_DTYPE, Gap
 from cryodaq.acquisition.store.columns import Column, fill_for
+from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import (
     EVENT_FIELDS,
     FORMAT,
@@ -54,27 +56,39 @@ class RunReader:
         return group_attrs(self.path)
 
     def acquisitions(self) -> list[str]:
-        """Names of the acquisitions, in the order they were started."""
-        return list(self.metadata["acquisitions"])
+        """Names of the acquisitions in the order they were started, equal starts by name.
+
+        The start is the wall-clock time each acquisition's writer recorded when creating it
+        (its `start`), so parts written by board tasks (listed by `RunWriter.adopt`) take
+        their place by when they started, never by when they were listed or finished. Parts
+        started at once on different boards are ordered by their own start times (as exact
+        as the hosts' clocks agree). An acquisition without a readable start comes last.
+        """
+        return sorted(self.metadata["acquisitions"], key=lambda n: (self._start_ns(n), n))
+
+    def _start_ns(self, acq: str) -> float:
+        try:
+            return self.info(acq)["start"]["unix_ns"]
+        except (RunStoreError, KeyError, TypeError):
+            return math.inf
 
     def _acq_attrs(self, acq: str) -> dict[str, Any]:
         try:
             return group_attrs(self.path / "acquisitions" / acq)
         except (OSError, ValueError, KeyError):
-            raise RunStoreError(
-                f"{self.path}: no acquisition {acq!r}; it has {self.acquisitions()}"
-            ) from None
+            listed = self.metadata["acquisitions"]
+            raise RunStoreError(f"{self.path}: no acquisition {acq!r}; it has {listed}") from None
 
     def info(self, acq: str) -> dict[str, Any]:
         """Acquisition settings: channels, record_length, dtype, sample rate, pretrigger, ..."""
         return self._acq_attrs(acq)["acquisition"]
 
-    def commit(self, acq: str) -> dict[str, Any]:
+    def commit(self, acq: str) -> Commit:
         """The acquisition's last commit (rows per channel, gaps, drops, samples processed)."""
         commit = self._acq_attrs(acq)["commit"]
         if commit is None:  # its arrays are being created; it is listed once they exist
             raise RunStoreError(f"{self.path}: acquisition {acq!r} is still being created")
-        return commit
+        return Commit.from_json(commit)
 
     def channels(self, acq: str) -> list[int]:
         """Channel numbers of acquisition `acq`."""
@@ -82,7 +96,7 @@ class RunReader:
 
     def committed(self, acq: str, ch: int) -> int:
         """Rows of channel `ch` that are committed (safe to read)."""
-        rows = self.commit(acq)["rows"]
+        rows = self.commit(acq).rows
         key = channel_group(ch)
         if key not in rows:
             raise RunStoreError(
@@ -155,7 +169,7 @@ class RunReader:
 
     def gaps(self, acq: str) -> list[Gap]:
         """Committed gaps of the acquisition, in the order they were found."""
-        n = int(self.commit(acq)["gaps"])
+        n = self.commit(acq).gaps
         if n == 0:
             return []
         arr = zarr.open_array(store=str(self.path / "acquisitions" / acq / "gaps"), mode="r")
@@ -163,7 +177,7 @@ class RunReader:
 
     def drops(self, acq: str) -> dict[str, dict[str, int]]:
         """Records and batches each sink dropped, as last committed."""
-        return copy.deepcopy(self.commit(acq)["drops"])
+        return self.commit(acq).drops
 
     def add_column(
         self, acq: str, ch: int, name: str, values: np.ndarray, *, overwrite: bool = False
@@ -174,8 +188,7 @@ class RunReader:
         temporary name, then renamed), so a crash never leaves half a column.
         """
         check_name(name, f"{self.path}: column name")
-        commit = self.commit(acq)
-        if not commit["closed"]:
+        if not self.commit(acq).closed:
             raise RunStoreError(f"{self.path}: acquisition {acq!r} is still being written")
         n = self.committed(acq, ch)
         values = np.asarray(values)
@@ -201,31 +214,25 @@ class RunReader:
         )
         col.write(0, values)
         col.finish()
-        if final.exists():
-            old = cdir / f".old-{name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
+        replace_directory(tmp, final)
 
     def summary(self, include_run: bool = True) -> dict[str, Any]:
         """Totals per acquisition and for the run: records, live time, gaps, drops."""
         acqs: dict[str, Any] = {}
         for name in self.acquisitions():
             info, c = self.info(name), self.commit(name)
-            dropped = sum(d["records"] for d in c["drops"].values())
+            dropped = sum(d["records"] for d in c.drops.values())
             acqs[name] = {
-                "records": int(sum(c["rows"].values())),
-                "records_per_channel": {int(k[2:]): int(v) for k, v in c["rows"].items()},
-                "live_time_s": c["processed_samples"] / info["sample_rate_hz"],
-                "processed_samples": c["processed_samples"],
-                "gaps": c["gaps"],
-                "gap_samples": c["gap_samples"],
-                "records_lost_to_gaps": c["records_lost_to_gaps"],
-                "drops": copy.deepcopy(c["drops"]),
+                "records": c.total_rows,
+                "records_per_channel": {int(k[2:]): int(v) for k, v in c.rows.items()},
+                "live_time_s": c.processed_samples / info["sample_rate_hz"],
+                "processed_samples": c.processed_samples,
+                "gaps": c.gaps,
+                "gap_samples": c.gap_samples,
+                "records_lost_to_gaps": c.records_lost_to_gaps,
+                "drops": c.drops,
                 "dropped_records": dropped,
-                "closed": c["closed"],
+                "closed": c.closed,
             }
         total = {
             key: sum(a[key] for a in acqs.values())

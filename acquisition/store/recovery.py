@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import (
     RunStoreError,
     group_attrs,
@@ -55,20 +57,21 @@ def _trim_arrays(group: Path, rows: int) -> None:
 def _seal_acquisition(directory: Path) -> bool:
     """Close one acquisition at its last commit; False if it was closed already."""
     attrs = group_attrs(directory)
-    config, commit = attrs["acquisition"], attrs["commit"]
-    if commit is None or commit["closed"]:
+    config, stored = attrs["acquisition"], attrs["commit"]
+    commit = None if stored is None else Commit.from_json(stored)
+    if commit is None or commit.closed:
         return False
-    for group, rows in commit["rows"].items():
+    for group, rows in commit.rows.items():
         _trim_arrays(directory / group, int(rows))
-    _trim_arrays(directory / "gaps", int(commit["gaps"]))
-    commit = {**commit, "closed": True}
+    _trim_arrays(directory / "gaps", commit.gaps)
     config = {
         **config,
         "stop": now(),
         "stop_note": WRITER_DIED,
-        "live_time_s": commit["processed_samples"] / config["sample_rate_hz"],
+        "live_time_s": commit.processed_samples / config["sample_rate_hz"],
     }
-    write_group(directory, {"acquisition": config, "commit": commit})
+    closed = replace(commit, closed=True)
+    write_group(directory, {"acquisition": config, "commit": closed.to_json()})
     return True
 
 

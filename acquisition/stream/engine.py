@@ -21,8 +21,9 @@ from typing import Any
 
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.events import EventBatch
+from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
 from cryodaq.acquisition.store.format import RunStoreError
-from cryodaq.acquisition.store.writer import AcquisitionWriter, RunWriter
+from cryodaq.acquisition.store.writer import RunWriter
 from cryodaq.acquisition.stream.sinks import CallbackSink, Fanout, Sink, SinkError
 from cryodaq.acquisition.stream.sources import Block, BlockSource
 from cryodaq.acquisition.stream.trigger import TriggerConfig, TriggerEngine
