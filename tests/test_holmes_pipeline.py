@@ -1,16 +1,16 @@
 """The `holmes` pipeline end to end on the simulated HOLMES rig, against what the simulator
 injected (`rig.world.detector_array("holmes")`).
 
-Steps as in `config/campaigns/holmes_characterisation.yaml` (flux ramp, tune, bath
-regulation, acquisition), run here through `cryodaq.acquisition.campaign.steps` so the test keeps
-the rig and its truth. Non-default World: seed 11; design (a) at the paper's 15 us rise and a
-3.0 eV noise; (c) at its default working point, where Mn Ka needs more than 0.25 Phi0/us and
-slips; both at 120 fluorescence photons/s rich in Mn Ka plus a 20 Bq 163Ho implant. Channels
-1 (a) and 3 (c) of the four tones are read for a few seconds: enough for the resolutions,
-the pulse shapes, the slips and the time resolution, not for a 5 % Mn Ka width (a few
-hundred counts; that check is statistical here, and at 5 % in `test_holmes_analysis`). A
-second run (seed 5, design (a) alone with an injected excess broadening, rich in Mn Ka)
-compares the line widths with the simulator's own expected total.
+Steps as in `config/campaigns/holmes_characterisation.yaml` (flux ramp, tune, bath regulation,
+acquisition), run here through the step handlers (`acquisition/campaign/steps/`) so the test
+keeps the rig and its truth. Non-default World: seed 11; design (a) at the paper's 15 us rise
+and a 3.0 eV noise; (c) at its default working point, where Mn Ka needs more than 0.25 Phi0/us
+and slips; both at 120 fluorescence photons/s rich in Mn Ka plus a 20 Bq 163Ho implant. Channels
+1 (a) and 3 (c) of the four tones are read for a few seconds: enough for the resolutions, the
+pulse shapes, the slips and the time resolution, not for a 5 % Mn Ka width (a few hundred
+counts; that check is statistical here, and at 5 % in `test_holmes_analysis`). A second run
+(seed 5, design (a) alone with an injected excess broadening, rich in Mn Ka) compares the line
+widths with the simulator's own expected total.
 """
 
 from __future__ import annotations
@@ -22,21 +22,12 @@ import numpy as np
 import pytest
 import yaml
 
-from cryodaq.acquisition.campaign.schema import (
-    AcquireStep,
-    SetStep,
-    TriggerSpec,
-    TuneStep,
-    WaitStableStep,
-)
-from cryodaq.acquisition.campaign.steps import (
-    RunContext,
-    WorldClock,
-    apply_settings,
-    run_acquire,
-    run_tune,
-    run_wait_stable,
-)
+from cryodaq.acquisition.campaign.steps.acquire import AcquireStep, TriggerSpec, acquire_one
+from cryodaq.acquisition.campaign.steps.context import RunContext
+from cryodaq.acquisition.campaign.steps.set import SetStep, apply_settings
+from cryodaq.acquisition.campaign.steps.tune import TuneHandler, TuneStep
+from cryodaq.acquisition.campaign.steps.wait_stable import WaitStableStep, wait_stable
+from cryodaq.acquisition.clock import WorldClock
 from cryodaq.acquisition.pipelines import PipelineInput, draw_serially
 from cryodaq.acquisition.pipelines.holmes import plan
 from cryodaq.acquisition.pipelines.holmes_detector import analyze_stored_detector
@@ -70,16 +61,17 @@ def _campaign(tmp: Path, seed: int, detectors: dict[str, dict[str, Any]], design
         ctx = RunContext(rig, WorldClock(rig), store, run_dir)
         apply_settings(ctx, SetStep(settings={"roach.ramp_frequency": "500 kHz",
                                               "roach.ramp_amplitude": 2}).settings)
-        tuned = run_tune(ctx, TuneStep(instrument="roach", points=40001, channels=4), "tune")
+        tune = TuneStep(instrument="roach", points=40001, channels=4)
+        tuned = TuneHandler().run(None, tune, "0", "", ctx)  # type: ignore[arg-type]
         off = {f"roach.channels.{ch}.enabled": False for ch in (1, 2, 3, 4) if ch not in designs}
         apply_settings(ctx, {**off, "tc.outputs.1.setpoint": "40 mK"})
-        run_wait_stable(ctx, WaitStableStep(sensor="tc.1", tolerance=1e-4, window=30.0,
+        wait_stable(ctx, WaitStableStep(sensor="tc.1", tolerance=1e-4, window=30.0,
                                             timeout=1200.0))
         step = AcquireStep(name="calib", source="roach", duration=duration_s,
                            record_length=1024, pretrigger=256,
                            trigger={"all": TriggerSpec(edge_threshold="0.01 Phi0",
                                                        noise_every=0.005)})
-        result = run_acquire(ctx, step, "calib", duration_s)
+        result = acquire_one(ctx, step, "calib", duration_s)
         store.close(result.end_reason)
         array = rig.world.detector_array("holmes")
         truth, params = array.truth(), array.detectors()

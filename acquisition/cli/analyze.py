@@ -1,4 +1,8 @@
-"""`cryodaq analyze`: analyse a stored run again, per-channel work on Dask if asked."""
+"""`cryodaq analyze`: analyse a stored run again, per-channel work on Dask if asked.
+
+It runs the campaign's analyze steps (or one pipeline) through the same path as the campaign
+runner (`campaign.steps.analyze.analyze_step`), and rewrites the summary atomically.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 
-from cryodaq.acquisition.campaign.runner import FIGURES, STORE, SUMMARY
+from cryodaq.acquisition.campaign.schema import Campaign
+from cryodaq.acquisition.campaign.steps.analyze import AnalyzeHandler, AnalyzeStep, analyze_step
+from cryodaq.acquisition.campaign.steps.table import leaf_steps
 from cryodaq.acquisition.cli.output import console, errors, fail
 from cryodaq.acquisition.cli.run import print_outcome
-from cryodaq.acquisition.cluster.analyze import analyze as analyze_pipeline
 from cryodaq.acquisition.cluster.connection import ClusterSpec, connect
 from cryodaq.acquisition.errors import CryodaqError
-from cryodaq.acquisition.pipelines import ChannelFailure, PipelineInput, UnknownPipeline
-from cryodaq.acquisition.pipelines.report import write_report
-from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.pipelines import ChannelFailure
+from cryodaq.acquisition.pipelines.report import write_run_report
+from cryodaq.acquisition.store.layout import CAMPAIGN, SUMMARY
+from cryodaq.acquisition.store.summary import RunSummary
 
 
 def analyze(
@@ -34,45 +41,50 @@ def analyze(
     ] = None,
 ) -> None:
     """Re-run the analysis of a stored run (its campaign's analyze steps, or one pipeline)."""
-    try:
-        summary = json.loads((run_dir / SUMMARY).read_text())
-        campaign = json.loads((run_dir / "campaign.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise fail(f"{run_dir}: not a cryodaq run directory ({exc})") from None
-    steps = [s["analyze"] for s in _leaf_steps(campaign["steps"]) if "analyze" in s]
-    if pipeline is not None:
-        steps = [s for s in steps if s["pipeline"] == pipeline] or [{"pipeline": pipeline}]
-    if not steps:
-        raise fail(f"{run_dir}: the campaign has no analyze step; name a pipeline")
-    reader = RunReader(run_dir / STORE)
-    figures: list[Path] = []
+    summary = _summary(run_dir)
+    steps = _analyze_steps(run_dir, pipeline)
     try:
         spec = ClusterSpec(workers=workers, scheduler=scheduler)
         with connect(spec) if spec.wanted else contextlib.nullcontext() as client:
-            for step in steps:
-                name = step.get("name") or step["pipeline"]
-                outcome = analyze_pipeline(
-                    step["pipeline"],
-                    PipelineInput(
-                        run_dir,
-                        reader,
-                        tuple(step.get("acquisitions", ())),
-                        dict(step.get("options", {})),
-                        run_dir / FIGURES,
-                    ),
-                    client,
-                    on_piece=_progress(name),
-                )
-                summary.setdefault("analyze", {})[name] = outcome.results
-                figures.extend(outcome.figures)
-    except (UnknownPipeline, CryodaqError) as exc:
-        raise fail(str(exc.args[0] if isinstance(exc, UnknownPipeline) else exc)) from None
-    summary["figures"] = sorted(
-        {*summary.get("figures", []), *(str(p.relative_to(run_dir)) for p in figures)}
-    )
-    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
-    write_report(run_dir, summary, [run_dir / f for f in summary["figures"]])
+            for step, name in steps:
+                outcome = analyze_step(run_dir, step, name, client, on_piece=_progress(name))
+                figures = tuple(str(p.relative_to(run_dir)) for p in outcome.figures)
+                summary = summary.with_analysis(name, outcome.results, figures)
+    except CryodaqError as exc:
+        raise fail(str(exc)) from None
+    summary.write(run_dir / SUMMARY)
+    write_run_report(run_dir, summary)
     print_outcome(run_dir)
+
+
+def _summary(run_dir: Path) -> RunSummary:
+    try:
+        return RunSummary.read(run_dir / SUMMARY)
+    except CryodaqError:
+        raise fail(f"{run_dir}: not a cryodaq run directory (no readable {SUMMARY})") from None
+
+
+def _analyze_steps(run_dir: Path, pipeline: str | None) -> list[tuple[AnalyzeStep, str]]:
+    """The run's analyze steps with their result names, as the runner named them; only
+    `pipeline`'s if given (a bare one if the campaign has none)."""
+    try:
+        campaign = Campaign.model_validate(json.loads((run_dir / CAMPAIGN).read_text()))
+    except (OSError, ValueError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise fail(f"{run_dir}: not a cryodaq run directory ({CAMPAIGN}: {reason})") from None
+    handler = AnalyzeHandler()
+    steps = [
+        (step, handler.data_name(step, suffix))
+        for step, suffix in leaf_steps(campaign.steps)
+        if isinstance(step, AnalyzeStep)
+    ]
+    if pipeline is not None:
+        steps = [(s, n) for s, n in steps if s.pipeline == pipeline] or [
+            (AnalyzeStep(pipeline=pipeline), pipeline)
+        ]
+    if not steps:
+        raise fail(f"{run_dir}: the campaign has no analyze step; name a pipeline")
+    return steps
 
 
 def _progress(step: str) -> Callable[[Hashable, Any], None]:
@@ -90,11 +102,3 @@ def _progress(step: str) -> Callable[[Hashable, Any], None]:
             console.print(f"  {escape(step)}: channel {key} done ({n})", highlight=False)
 
     return show
-
-
-def _leaf_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for step in steps:
-        ((kind, body),) = step.items()
-        out.extend(_leaf_steps(body["steps"]) if kind in ("sweep", "repeat") else [step])
-    return out

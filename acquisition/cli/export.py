@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cryodaq.acquisition.campaign.runner import STORE
 from cryodaq.acquisition.cli.output import console, fail
 from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.store.layout import STORE
 from cryodaq.acquisition.store.ljh import export_ljh, ljh_filename
 from cryodaq.acquisition.store.reader import RunReader
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,11 +9,13 @@ import typer
 from rich.markup import escape
 
 from cryodaq.acquisition.campaign.display import Display
-from cryodaq.acquisition.campaign.runner import SUMMARY, CampaignRunner, run_directory
+from cryodaq.acquisition.campaign.runner import CampaignRunner, run_directory
 from cryodaq.acquisition.campaign.validate import CampaignInvalid, load_campaign
 from cryodaq.acquisition.cli.output import console, errors, fail
 from cryodaq.acquisition.cluster.connection import ClusterSpec
 from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.store.layout import CAMPAIGN, SUMMARY
+from cryodaq.acquisition.store.summary import RunSummary
 
 Overrides = Annotated[
     list[str], typer.Option("--set", help="Override a key: dotted.path=value (rig.* too)")
@@ -44,7 +45,7 @@ def run(
     try:
         cluster = ClusterSpec(workers=workers, scheduler=scheduler)
         if resume is not None:
-            loaded = load_campaign(resume / "campaign.json")
+            loaded = load_campaign(resume / CAMPAIGN)
             run_dir = resume
         else:
             loaded = load_campaign(campaign, set_)
@@ -69,23 +70,22 @@ def run(
 
 def print_outcome(run_dir: Path) -> None:
     """The run's outcome in a few lines."""
-    summary = json.loads((run_dir / SUMMARY).read_text())
-    status = summary["status"]
-    style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+    summary = RunSummary.read(run_dir / SUMMARY)
+    style = {"completed": "green", "interrupted": "yellow"}.get(summary.status, "red")
     console.print(
-        f"[{style}]{status}[/]: {summary['steps_done']} steps, "
-        f"live {summary['live_time_s']:.4g} s, "
-        f"virtual {summary['virtual_time_s']:.4g} s, wall {summary['wall_time_s']:.4g} s",
+        f"[{style}]{summary.status}[/]: {summary.steps_done} steps, "
+        f"live {summary.live_time_s:.4g} s, "
+        f"virtual {summary.virtual_time_s:.4g} s, wall {summary.wall_time_s:.4g} s",
         highlight=False,
     )
-    if summary.get("error"):
-        errors.print(f"[bold red]error:[/] {escape(summary['error'])}", highlight=False)
-    for name, results in summary.get("analyze", {}).items():
+    if summary.error:
+        errors.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False)
+    for name, results in summary.analyze.items():
         # A pipeline's headline: its means over channels, or its fit, or its top level.
         means = (results.get("mean") or results.get("fit") or results) if results else {}
         headline = {k: v for k, v in means.items() if isinstance(v, int | float)}
         console.print(f"  {escape(name)}: {escape(_short(headline))}", highlight=False)
-    if status == "interrupted":
+    if summary.status == "interrupted":
         console.print(f"  continue with: cryodaq run --resume {escape(str(run_dir))}")
     console.print(f"  run directory: {escape(str(run_dir))} (report.html, summary.json)")
 

@@ -32,24 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryodaq.acquisition.campaign.schema import AcquireStep
-from cryodaq.acquisition.campaign.steps import (
-    RunContext,
-    StepError,
-    WallClock,
-    WorldClock,
-    acquisition_for,
-)
-from cryodaq.acquisition.cluster.channels import channel_offsets, part_name
+from cryodaq.acquisition.clock import clock_for
 from cryodaq.acquisition.errors import CryodaqError
-from cryodaq.acquisition.rig import Rig, RigSpec, _declared
+from cryodaq.acquisition.rig import Rig, RigSpec
+from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
 from cryodaq.acquisition.store.format import check_name, group_attrs
-from cryodaq.acquisition.store.writer import AcquisitionWriter, RunWriter
-from cryodaq.acquisition.stream.engine import AcquisitionError, AcquisitionResult
-from cryodaq.drivers.adc import Adc16
+from cryodaq.acquisition.store.writer import RunWriter
+from cryodaq.acquisition.stream.engine import Acquisition, AcquisitionError, AcquisitionResult
 from cryodaq.drivers.base import Instrument
 from cryodaq.drivers.errors import InstrumentError
-from cryodaq.drivers.umux import UmuxBoard
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +59,14 @@ def snapshot(inst: Instrument) -> dict[str, dict[str, Any]]:
 
 
 def _writable(node: Any, values: dict[str, Any]) -> dict[str, Any]:
-    declared = _declared(type(node))
+    declared = node.declared_settings()
     return {n: v for n, v in values.items() if not declared[n].readonly}
 
 
 def restore(inst: Instrument, state: Mapping[str, Mapping[str, Any]]) -> None:
     """Apply a `snapshot`: the instrument's own settings, then channels switched off, then the
     channels' settings (so a channel budget is never exceeded on the way)."""
-    declared = _declared(type(inst))
+    declared = inst.declared_settings()
     for name, value in state.get("", {}).items():
         inst.set(declared[name], value)
     channels = [(key, values) for key, values in state.items() if key]
@@ -84,7 +75,7 @@ def restore(inst: Instrument, state: Mapping[str, Mapping[str, Any]]) -> None:
             group, _, ch = key.partition(":")
             ids = inst.channel_groups()[group][0]
             node = inst.group_channel(group, next(c for c in ids if str(c) == ch))
-            node_declared = _declared(type(node))
+            node_declared = node.declared_settings()
             for name, value in values.items():
                 if (name == "enabled" and value is False) == off_first:
                     node.set(node_declared[name], value)
@@ -119,13 +110,18 @@ class BoardStore:
         if (self.path / "acquisitions" / name).exists():
             raise CryodaqError(f"{self.path}: acquisition {name!r} exists already")
         return AcquisitionWriter(
-            self,  # type: ignore[arg-type]  # a RunWriter as far as the writer needs one
+            self,
             name, channels, record_length, dtype, sample_rate_hz, pretrigger, metadata,
             **self._options,
         )  # fmt: skip
 
     def _acquisition_closed(self, acq: AcquisitionWriter) -> None:
         """Nothing to do: the campaign's RunWriter keeps the run's list."""
+
+
+#: Makes a step's acquisition on one opened board: called as `build(inst, store_name,
+#: duration_s, store, clock, offset=..., metadata=...)`; picklable (it travels with the task).
+AcquisitionBuilder = Callable[..., Acquisition]
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ class BoardTask:
     offset: int
     state: Snapshot
     start_s: float  # the campaign's virtual time at dispatch (simulated rigs)
-    step: AcquireStep
+    build: AcquisitionBuilder  # the step's acquisition on this board
     store: Path
     store_name: str
     duration_s: float
@@ -167,18 +163,16 @@ def _acquire(task: BoardTask) -> AcquisitionResult:
     with Rig(task.rig) as rig:
         if rig.world is not None:
             rig.world.advance_to(task.start_s)
-            clock: Any = WorldClock(rig)
             names = [n for n in task.rig.instruments if n not in task.others]
         else:
-            clock = WallClock()
             names = [task.board]
+        clock = clock_for(rig)
         for name in names:
             inst = rig.open(name)
             if name in task.state:
                 restore(inst, task.state[name])
-        acquisition = acquisition_for(
+        acquisition = task.build(
             rig.instruments[task.board],
-            task.step,
             task.store_name,
             task.duration_s,
             BoardStore(task.store),
@@ -258,48 +252,6 @@ def run_tasks(
     return outcomes, interrupted
 
 
-def board_tasks(
-    ctx: RunContext,
-    step: AcquireStep,
-    name: str,
-    todo: Mapping[str, tuple[int, float]],
-    stop_event: str | None = None,
-) -> list[BoardTask]:
-    """One task per board in `todo` (board -> (part number, seconds still to acquire)), with
-    the settings of the campaign's instruments as they are now."""
-    spec = ctx.rig.spec
-    boards = [step.source, *step.boards]
-    for board in boards:
-        inst = spec.instruments.get(board)
-        if inst is None or not issubclass(inst.driver, Adc16 | UmuxBoard):
-            raise StepError(
-                f"acquire {step.name}: board {board!r} is not an ADC or uMUX board of the rig"
-            )
-    if len(set(boards)) != len(boards):
-        raise StepError(f"acquire {step.name}: a board is listed twice in {boards}")
-    simulated = ctx.rig.world is not None
-    wanted = [n for n in spec.instruments if n in todo or (simulated and n not in boards)]
-    state = {n: snapshot(ctx.instrument(n)) for n in wanted}
-    offsets = channel_offsets(spec, boards)
-    start_s = ctx.clock.now() if ctx.clock.virtual else 0.0
-    return [
-        BoardTask(
-            spec,
-            board,
-            tuple(b for b in boards if b != board),
-            offsets[board],
-            state,
-            start_s,
-            step,
-            ctx.store.path,
-            part_name(name, board, part),
-            duration_s,
-            stop_event,
-        )
-        for board, (part, duration_s) in todo.items()
-    ]
-
-
 def _adopt_created(store: RunWriter, names: Sequence[str]) -> set[str]:
     """List in the run every part in `names` whose task has created it (its first commit)."""
     adopted = set()
@@ -310,32 +262,3 @@ def _adopt_created(store: RunWriter, names: Sequence[str]) -> set[str]:
             store.adopt(name)
             adopted.add(name)
     return adopted
-
-
-def merged(state: Mapping[str, Mapping[str, Any]], acquisitions: Mapping[str, Any]) -> dict:
-    """A multi-board step's summary: per board its parts, live time, records, record rate and
-    drops (summed over its parts), and the totals."""
-    boards: dict[str, Any] = {}
-    for board, s in state.items():
-        parts = [acquisitions[p] for p in s["parts"]]
-        drops: dict[str, int] = {}
-        for part in parts:
-            for sink, d in part.get("drops", {}).items():
-                drops[sink] = drops.get(sink, 0) + d["records"]
-        records = sum(p["records"] for p in parts)
-        live = sum(p["live_time_s"] for p in parts)
-        boards[board] = {
-            "parts": list(s["parts"]),
-            "channels": len(parts[-1]["channels"]) if parts else 0,
-            "live_time_s": live,
-            "records": records,
-            "record_rate_hz": records / live if live > 0 else None,
-            "drops": drops,
-            "end_reason": parts[-1]["end_reason"] if parts else None,
-        }
-    return {
-        "boards": boards,
-        "records": sum(b["records"] for b in boards.values()),
-        "record_rate_hz": sum(b["record_rate_hz"] or 0.0 for b in boards.values()),
-        "live_time_s": min((b["live_time_s"] for b in boards.values()), default=0.0),
-    }

@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryodaq.acquisition.atomic import write_atomic
+from cryodaq.acquisition.store.summary import RunSummary
+
 REPORT_NAME = "report.html"
 #: Rows shown per table (the rest is counted, not shown) and nesting depth rendered.
 MAX_ROWS = 500
@@ -178,7 +181,10 @@ def write_report(run_dir: str | os.PathLike[str], summary: dict, figures: list[P
         + "\n</body></html>\n"
     )
     path = run_dir / REPORT_NAME
-    tmp = path.with_name(f".{REPORT_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, page)
     return path
+
+
+def write_run_report(run_dir: Path, summary: RunSummary) -> Path:
+    """`report.html` of a campaign run: its summary and every figure it lists."""
+    return write_report(run_dir, summary.to_json(), [run_dir / f for f in summary.figures])

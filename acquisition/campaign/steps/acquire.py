@@ -1,0 +1,225 @@
+"""`acquire`: stream a board (or several at once) through the trigger engine into the store.
+
+An interrupted acquisition keeps what it stored; a resume acquires the rest of its duration
+into `<name>-part<k>`, never the same stretch again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from cryodaq.acquisition.campaign.fields import Level, Model, Seconds, Step, str_keys
+from cryodaq.acquisition.campaign.progress import Interrupted
+from cryodaq.acquisition.campaign.steps.acquire_boards import acquire_boards
+from cryodaq.acquisition.campaign.steps.acquire_setup import acquisition_for
+from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
+from cryodaq.acquisition.campaign.steps.context import RunContext
+from cryodaq.acquisition.pipelines import PART_SEPARATOR
+from cryodaq.acquisition.rig import channel_selection
+from cryodaq.acquisition.store.layout import STORE
+from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.acquisition.stream.engine import AcquisitionError, AcquisitionResult, SinkSpec
+from cryodaq.acquisition.stream.live_monitor import LiveMonitor
+from cryodaq.acquisition.units import UnitError, to_si
+from cryodaq.acquisition.yaml_source import KeyPath
+from cryodaq.drivers.adc import Adc16
+from cryodaq.drivers.umux import UmuxBoard
+
+if TYPE_CHECKING:
+    from cryodaq.acquisition.campaign.checks import StepChecker
+    from cryodaq.acquisition.campaign.state import CampaignState
+
+log = logging.getLogger(__name__)
+#: Unit of a trigger level given with units, and what a plain number means, per source kind.
+LEVEL_UNITS = {Adc16: ("V", "ADC codes"), UmuxBoard: ("Phi0", "radians of phase")}
+
+
+class TriggerSpec(Model):
+    """Trigger settings of one channel (see `stream.trigger.ChannelTrigger`)."""
+
+    polarity: Literal[1, -1, 0] = 1  # 0: both (double meanders), edge triggers only
+    edge_threshold: Level | None = None
+    level: Level | None = None
+    noise_every: Seconds | None = Field(None, description="period of auto (noise) records")
+
+
+class PublishSpec(Model):
+    """Live records on ZeroMQ PUB in dastard's layout (`stream.publisher`)."""
+
+    address: str = Field(description='e.g. "tcp://*:5556"')
+    units_per_count: float | None = Field(None, gt=0, description="float data: units per count")
+
+
+class AcquireStep(Step):
+    kind: Literal["acquire"] = "acquire"
+    name: str
+    source: str
+    #: More boards acquired at the same time as `source`, one Dask task each (multi-board).
+    boards: list[str] = Field(default_factory=list)
+    duration: Seconds
+    block: int = Field(1 << 15, ge=64, le=1 << 22)
+    record_length: int = Field(1024, ge=8, le=1 << 20)
+    pretrigger: int = Field(256, ge=1)
+    holdoff: int | None = Field(None, ge=1)
+    trigger: Annotated[dict[str, TriggerSpec], BeforeValidator(str_keys)] = Field(
+        default_factory=dict
+    )
+    fanout: dict[int, list[int]] = Field(default_factory=dict)
+    coincidence_window: Seconds = 0.0
+    coincidence_min: int = Field(2, ge=2)
+    publish: PublishSpec | None = None
+
+    @model_validator(mode="after")
+    def _geometry(self) -> AcquireStep:
+        if self.pretrigger >= self.record_length:
+            raise ValueError(
+                f"pretrigger ({self.pretrigger}) must be < record_length ({self.record_length})"
+            )
+        return self
+
+
+def acquire_one(
+    ctx: RunContext, step: AcquireStep, store_name: str, duration_s: float
+) -> AcquisitionResult:
+    """Acquire `duration_s` of `step.source`'s stream into acquisition `store_name`, with the
+    live monitor shown by the display."""
+    monitors: list[LiveMonitor] = []
+
+    def monitor(channels: tuple[int, ...]) -> dict[str, SinkSpec]:
+        monitors.append(LiveMonitor(channels, duration_s=duration_s))
+        return {"monitor": SinkSpec(monitors[0], policy="drop", maxsize=8)}
+
+    inst = ctx.instrument(step.source)
+    acquisition = acquisition_for(
+        inst, step, store_name, duration_s, ctx.store, ctx.clock, sinks=monitor
+    )
+    ctx.on_monitor(monitors[0], acquisition.drops)
+    try:
+        return acquisition.run()
+    finally:
+        ctx.on_monitor(None)
+
+
+class AcquireHandler(StepHandler):
+    kind = "acquire"
+    model = AcquireStep
+
+    def check(self, checker: StepChecker, body: Any, path: KeyPath, state: CampaignState) -> None:
+        if not isinstance(body, dict):
+            return
+        checker.produce(body.get("name"), path)
+        spec = checker.instrument(
+            (*path, "source"), body.get("source"), (Adc16, UmuxBoard), "an acquire source"
+        )
+        boards = body.get("boards")
+        for i, board in enumerate(boards if isinstance(boards, list) else []):
+            checker.instrument(
+                (*path, "boards", i), board, (Adc16, UmuxBoard), "an acquire board"
+            )
+        if spec is None:
+            return
+        ids = tuple(spec.driver.channel_groups()["channels"][0])
+        unit, plain = next(v for k, v in LEVEL_UNITS.items() if issubclass(spec.driver, k))
+        trigger = body.get("trigger")
+        for selector, levels in (trigger.items() if isinstance(trigger, dict) else ()):
+            where = (*path, "trigger", selector)
+            try:
+                channel_selection(selector, ids)
+            except ValueError as exc:
+                checker.fail(where, f"{exc} on {spec.name}", at_key=True)
+            for level in ("edge_threshold", "level"):
+                value = levels.get(level) if isinstance(levels, dict) else None
+                if isinstance(value, str):
+                    try:
+                        to_si(value, unit)
+                    except UnitError as exc:
+                        checker.fail((*where, level), f"{exc}; a trigger level on {spec.name} "
+                                     f"is in {unit}, or a plain number in data units ({plain})")
+        fanout = body.get("fanout")
+        for key, targets in (fanout.items() if isinstance(fanout, dict) else ()):
+            for j, ch in enumerate(targets if isinstance(targets, list) else []):
+                checker.channel_of((*path, "fanout", key, j), ch, spec.name, ids)
+            checker.channel_of((*path, "fanout", key), key, spec.name, ids, at_key=True)
+
+    def run(self, run: StepRun, step: AcquireStep, sid: str, suffix: str, ctx: RunContext) -> dict:
+        name = f"{step.name}{suffix}"
+        if (
+            step.boards
+            or run.clustered
+            or "boards" in run.progress.partial.get(sid, {})
+        ):  # board tasks on the Dask cluster (one board too, given a cluster)
+            return acquire_boards(run, step, sid, name, ctx)
+        return self._acquire(run, step, sid, name, ctx)
+
+    def _acquire(
+        self, run: StepRun, step: AcquireStep, sid: str, name: str, ctx: RunContext
+    ) -> dict[str, Any]:
+        part = run.progress.partial.get(sid, {"parts": [], "live_s": 0.0})
+        part = _with_orphans(run, name, part)
+        store_name = (
+            name if not part["parts"] else f"{name}{PART_SEPARATOR}{len(part['parts']) + 1}"
+        )
+        remaining = step.duration - part["live_s"]
+        try:
+            result = acquire_one(ctx, step, store_name, remaining)
+        except (AcquisitionError, KeyboardInterrupt) as exc:
+            # What was stored stays a part of this step; a resume adds the rest, never redoes it.
+            stored = getattr(exc, "result", None)
+            if stored is not None and store_name in RunReader(run.run_dir / STORE).acquisitions():
+                run.progress.partial[sid] = {
+                    "parts": [*part["parts"], store_name],
+                    "live_s": part["live_s"] + stored.live_time_s,
+                }
+                run.summary = run.summary.with_acquisition(store_name, stored.as_dict())
+                run.save()
+            raise
+        part = {
+            "parts": [*part["parts"], store_name],
+            "live_s": part["live_s"] + result.live_time_s,
+        }
+        run.summary = run.summary.with_acquisition(store_name, result.as_dict())
+        if result.end_reason == "interrupted":
+            run.progress.partial[sid] = part
+            run.save()
+            raise Interrupted
+        run.progress.partial.pop(sid, None)
+        return {
+            "acquisition": name,
+            **part,
+            "records": result.records,
+            "drops": result.drops,
+            "end_reason": result.end_reason,
+        }
+
+
+def _with_orphans(run: StepRun, name: str, part: dict[str, Any]) -> dict[str, Any]:
+    """On resume: parts of acquisition `name` in the store that progress does not list (their
+    writer was killed mid-step; the store sealed them at their last commit) join the step's
+    parts with the live time they hold."""
+    if not run.resume:
+        return part
+    reader = RunReader(run.run_dir / STORE)
+    prefix = f"{name}{PART_SEPARATOR}"
+    orphans = [
+        a for a in reader.acquisitions()
+        if (a == name or a.startswith(prefix) and a[len(prefix):].isdigit())
+        and a not in part["parts"]
+    ]  # fmt: skip
+    if not orphans:
+        return part
+    totals = reader.summary(include_run=False)["acquisitions"]
+    for acq in orphans:
+        t = totals[acq]
+        run.summary = run.summary.with_acquisition(acq, {
+            "name": acq, "sample_rate_hz": reader.info(acq)["sample_rate_hz"],
+            "records": t["records"], "records_lost_to_gaps": t["records_lost_to_gaps"],
+            "gaps": t["gaps"], "gap_samples": t["gap_samples"], "drops": t["drops"],
+            "end_reason": reader.info(acq).get("stop_note", "interrupted"),
+            "live_time_s": t["live_time_s"],
+        })  # fmt: skip
+        log.warning("%s: kept %.6g s of data from before the interruption", acq, t["live_time_s"])
+    return {"parts": [*part["parts"], *orphans],
+            "live_s": part["live_s"] + sum(totals[a]["live_time_s"] for a in orphans)}

@@ -1,0 +1,64 @@
+"""`reflection`: an S11 sweep from a vector signal transceiver, saved under its name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from cryodaq.acquisition.campaign.fields import Hertz, Step
+from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
+from cryodaq.acquisition.campaign.steps.context import RunContext
+from cryodaq.acquisition.units import UnitError, to_si
+from cryodaq.acquisition.yaml_source import KeyPath
+from cryodaq.drivers.vst import VectorSignalTransceiver
+
+if TYPE_CHECKING:
+    from cryodaq.acquisition.campaign.checks import StepChecker
+    from cryodaq.acquisition.campaign.state import CampaignState
+
+#: Step field -> VST setting it is checked against.
+FIELDS = {
+    "start": "sweep_start", "stop": "sweep_stop", "points": "sweep_points",
+    "power_dBm": "source_power",
+}  # fmt: skip
+
+
+class ReflectionStep(Step):
+    kind: Literal["reflection"] = "reflection"
+    name: str
+    instrument: str
+    start: Hertz
+    stop: Hertz
+    points: int = Field(2001, ge=2, le=100_001)
+    power_dBm: float = -30.0
+
+
+class ReflectionHandler(StepHandler):
+    kind = "reflection"
+    model = ReflectionStep
+
+    def check(self, checker: StepChecker, body: Any, path: KeyPath, state: CampaignState) -> None:
+        checker.vst_fields(body, path, FIELDS, "a reflection's instrument")
+        try:
+            start, stop = to_si(body["start"], "Hz"), to_si(body["stop"], "Hz")
+        except (KeyError, TypeError, UnitError):
+            return
+        if start >= stop:
+            checker.fail((*path, "stop"), f"stop ({stop:g} Hz) must be above start ({start:g} Hz)")
+
+    def run(
+        self, run: StepRun, step: ReflectionStep, sid: str, suffix: str, ctx: RunContext
+    ) -> dict:
+        vst = ctx.typed(step.instrument, VectorSignalTransceiver, f"reflection {step.name}")
+        vst.source_power = step.power_dBm
+        vst.output = True
+        try:
+            sweep = vst.reflection_sweep(step.start, step.stop, step.points)
+        finally:
+            vst.output = False
+        attrs = {"power_dBm": step.power_dBm, "time_s": ctx.clock.now()}
+        ctx.save_arrays(
+            f"{step.name}{suffix}", attrs, frequencies_Hz=sweep.frequencies_Hz, s11=sweep.s11
+        )
+        return {"points": int(sweep.s11.size), **attrs}

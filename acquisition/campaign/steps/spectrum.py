@@ -1,0 +1,64 @@
+"""`spectrum`: one power spectrum from a vector signal transceiver, saved under its name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from cryodaq.acquisition.campaign.fields import Hertz, Seconds, Step
+from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
+from cryodaq.acquisition.campaign.steps.context import RunContext
+from cryodaq.acquisition.yaml_source import KeyPath
+from cryodaq.drivers.vst import VectorSignalTransceiver
+
+if TYPE_CHECKING:
+    from cryodaq.acquisition.campaign.checks import StepChecker
+    from cryodaq.acquisition.campaign.state import CampaignState
+
+#: Step field -> VST setting it is checked against and applied to.
+FIELDS = {
+    "centre": "centre_frequency", "span": "span", "rbw": "rbw", "integration": "integration_time"
+}  # fmt: skip
+
+
+class SpectrumStep(Step):
+    kind: Literal["spectrum"] = "spectrum"
+    name: str
+    instrument: str
+    centre: Hertz | None = None
+    span: Hertz | None = None
+    rbw: Hertz | None = None
+    integration: Seconds | None = None
+
+
+class SpectrumHandler(StepHandler):
+    kind = "spectrum"
+    model = SpectrumStep
+
+    def check(self, checker: StepChecker, body: Any, path: KeyPath, state: CampaignState) -> None:
+        checker.vst_fields(body, path, FIELDS, "a spectrum's instrument")
+
+    def run(
+        self, run: StepRun, step: SpectrumStep, sid: str, suffix: str, ctx: RunContext
+    ) -> dict:
+        vst = ctx.typed(step.instrument, VectorSignalTransceiver, f"spectrum {step.name}")
+        for field, attr in FIELDS.items():
+            value = getattr(step, field)
+            if value is not None:
+                setattr(vst, attr, value)
+        temperatures = ctx.temperatures()
+        spectrum = vst.spectrum()
+        attrs = {
+            "bin_width_Hz": spectrum.bin_width_Hz,
+            "integration_s": spectrum.integration_s,
+            "temperatures_K": temperatures,
+            "time_s": ctx.clock.now(),
+        }
+        ctx.save_arrays(
+            f"{step.name}{suffix}", attrs,
+            frequencies_Hz=spectrum.frequencies_Hz, power_W=spectrum.power_W,
+        )  # fmt: skip
+        return {
+            "bins": int(spectrum.power_W.size),
+            "mean_power_W": float(spectrum.power_W.mean()),
+            **attrs,
+        }
