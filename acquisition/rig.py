@@ -40,16 +40,20 @@ from cryodaq.sim_instruments.world import World
 DRIVERS = {
     "squid": "cryodaq.drivers.squid:SquidElectronics",
     "adc": "cryodaq.drivers.adc:Adc16",
-    "thermal": "cryodaq.drivers.thermal:TemperatureController",
+    "lakeshore372": "cryodaq.drivers.lakeshore372:LakeShore372",
     "vst": "cryodaq.drivers.vst:VectorSignalTransceiver",
     "umux": "cryodaq.drivers.umux:UmuxBoard",
+    "signal_analyser": "cryodaq.drivers.signal_analyser:SignalAnalyser",
+    "vna": "cryodaq.drivers.vna:NetworkAnalyser",
 }
 SIM_MODELS = {
     "squid": "cryodaq.sim_instruments.squid_model:SquidModel",
     "adc": "cryodaq.sim_instruments.adc_model:AdcModel",
-    "thermal": "cryodaq.sim_instruments.thermal_controller_model:TemperatureControllerModel",
+    "lakeshore372": "cryodaq.sim_instruments.lakeshore372_model:LakeShore372Model",
     "vst": "cryodaq.sim_instruments.vst_model:VstModel",
     "umux": "cryodaq.sim_instruments.umux_model:UmuxModel",
+    "signal_analyser": "cryodaq.sim_instruments.signal_analyser_model:SignalAnalyserModel",
+    "vna": "cryodaq.sim_instruments.vna_model:VnaModel",
 }
 BACKENDS = ("sim", "py", "ivi")
 INSTRUMENT_KEYS = ("driver", "address", "backend", "timeout", "settings", "sim")
@@ -75,12 +79,16 @@ def _unknown(doc: YamlDocument, path: KeyPath, key: str, options: list[str]) -> 
 
 
 def channel_selection(selector: Any, ids: tuple[int | str, ...]) -> list[int | str]:
-    """Channels named by `"all"`, `3`, `"1-16"` or `"1,3,5-8"`."""
+    """Channels named by `"all"`, `3`, `"1-16"`, `"1,3,5-8"`, or a named id (`"A"`)."""
     text = str(selector).strip()
     if text.lower() == "all":
         return list(ids)
+    named = {str(i).upper(): i for i in ids if isinstance(i, str)}
     chosen: list[int | str] = []
     for part in text.split(","):
+        if part.strip().upper() in named:
+            chosen.append(named[part.strip().upper()])
+            continue
         lo, _, hi = part.strip().partition("-")
         try:
             first, last = int(lo), int(hi or lo)
@@ -90,7 +98,8 @@ def channel_selection(selector: Any, ids: tuple[int | str, ...]) -> list[int | s
             ) from None
         for ch in range(first, last + 1):
             if ch not in ids:
-                raise ValueError(f"no channel {ch}; channels are {ids[0]}..{ids[-1]}")
+                shown = ", ".join(str(i) for i in ids) if named else f"{ids[0]}..{ids[-1]}"
+                raise ValueError(f"no channel {ch}; channels are {shown}")
             chosen.append(ch)
     return chosen
 

@@ -34,45 +34,6 @@ BULK_CHUNK_BYTES = 1 << 24
 MAX_ERROR_READS = 128
 #: Reply timeout of the error-queue check that follows a timed-out command.
 ERROR_QUERY_TIMEOUT_S = 0.2
-#: Preamble of streamed data blocks: first-sample counter, channel mask (bit i = channel i+1),
-#: channels, samples (little-endian u64, u64, u32, u32).
-STREAM_PREAMBLE = struct.Struct("<QQII")
-
-
-@dataclass(frozen=True)
-class StreamBlock:
-    """A `channels x samples` block as an instrument streamed it."""
-
-    first_sample: int
-    channels: tuple[int, ...]
-    data: np.ndarray
-
-
-def parse_stream_block(raw: np.ndarray, dtype: str, instrument: str, command: str) -> StreamBlock:
-    """Split the bytes of a streamed block into its preamble and its `channels x samples` data."""
-    size = STREAM_PREAMBLE.size
-    if raw.size < size:
-        raise InstrumentError(instrument, command, f"block of {raw.size} bytes has no preamble")
-    first, mask, n_ch, n_s = STREAM_PREAMBLE.unpack(raw[:size].tobytes())
-    channels = tuple(i + 1 for i in range(64) if mask >> i & 1)
-    payload = raw[size:]
-    item = np.dtype(dtype).itemsize
-    if payload.size % item:
-        raise InstrumentError(
-            instrument,
-            command,
-            f"block payload of {payload.size} bytes is not whole {dtype} values",
-        )
-    data = payload.view(np.dtype(dtype).newbyteorder("<"))
-    if len(channels) != n_ch or data.size != n_ch * n_s:
-        raise InstrumentError(
-            instrument,
-            command,
-            f"block preamble says {n_ch} x {n_s} values in channels {channels}, "
-            f"got {data.size} values",
-        )
-    return StreamBlock(first, channels, data.reshape(n_ch, n_s))
-
 
 def format_value(value: Any, kind: type) -> str:
     """Render a value the way cryodaq instruments parse it (floats as `%.9e`)."""
@@ -172,6 +133,18 @@ class Setting(Generic[T]):
     def __set__(self, obj: SCPINode, value: Any) -> None:
         obj.set(self, value)
 
+    def query_text(self, node: SCPINode) -> str:
+        """The query that reads this setting of `node` (SCPI: `COMMAND?`)."""
+        return node._command(self) + "?"
+
+    def parse_reply(self, node: SCPINode, reply: str) -> Any:
+        """The setting's value in `reply` to `query_text`."""
+        return parse_value(reply, self.kind)
+
+    def write_text(self, node: SCPINode, value: Any) -> str:
+        """The command that sets this setting of `node` to `value` (SCPI: `COMMAND value`)."""
+        return f"{node._command(self)} {format_value(value, self.kind)}"
+
     def describe(self) -> str:
         """Human-readable allowed values, for tables and error messages."""
         if isinstance(self.allowed, Range):
@@ -198,17 +171,17 @@ class SCPINode:
 
     def get(self, setting: Setting[Any]) -> Any:
         """Query a setting's current value from the instrument."""
-        command = self._command(setting) + "?"
+        command = setting.query_text(self)
         reply = self._root().query(command)
         try:
-            return parse_value(reply, setting.kind)
-        except ValueError as exc:
+            return setting.parse_reply(self, reply)
+        except (ValueError, IndexError, KeyError) as exc:
             raise InstrumentError(
                 self._root().name, command, f"unparsable reply {reply!r}"
             ) from exc
 
     def set(self, setting: Setting[Any], value: Any) -> None:
-        """Validate a value client-side, send it, then check the instrument's error queue."""
+        """Validate a value client-side, send it, then check the instrument's errors."""
         root = self._root()
         command = self._command(setting)
         if setting.readonly:
@@ -220,7 +193,7 @@ class SCPINode:
                 raise SettingRangeError(
                     root.name, command, f"{self._label(setting)}: {exc}"
                 ) from None
-        root.write(f"{command} {format_value(value, setting.kind)}")
+        root.write(setting.write_text(self, value))
 
     @classmethod
     def declared_settings(cls) -> dict[str, Setting[Any]]:
@@ -265,6 +238,11 @@ class Instrument(SCPINode):
 
     #: Default reply timeout of control commands.
     default_timeout_s: float = 0.5
+    #: Line ends of replies and of commands.
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    #: The query that reports errors after a command (`_read_error_queue` reads it).
+    error_query: str = "SYST:ERR?"
     channel_ids: Sequence[int | str] = ()
     channel_class: type[Channel] = Channel
     #: Further channel groups (e.g. heater outputs): name -> (ids, channel class).
@@ -316,8 +294,8 @@ class Instrument(SCPINode):
         try:
             resource = resource_manager.open_resource(
                 address,
-                read_termination="\n",
-                write_termination="\n",
+                read_termination=cls.read_termination,
+                write_termination=cls.write_termination,
                 timeout=timeout_ms,
                 open_timeout=int(max(timeout_ms, 1000)),
             )
@@ -407,6 +385,7 @@ class Instrument(SCPINode):
             self.resource.timeout = timeout
 
     def _read_error_queue(self) -> list[str]:
+        """Every entry of the SCPI error queue (`SYST:ERR?` until it says 0)."""
         errors: list[str] = []
         for _ in range(MAX_ERROR_READS):
             reply = self.resource.query("SYST:ERR?").strip()
@@ -427,9 +406,9 @@ class Instrument(SCPINode):
         try:
             errors = self._read_error_queue()
         except VisaIOError as exc:
-            raise self._io_error("SYST:ERR?", exc) from None
+            raise self._io_error(self.error_query, exc) from None
         except OSError as exc:
-            raise self._connection_error("SYST:ERR?", exc) from None
+            raise self._connection_error(self.error_query, exc) from None
         if errors:
             raise InstrumentError(self.name, command, "; ".join(errors))
 

@@ -2,8 +2,53 @@
 
 from __future__ import annotations
 
-from cryodaq.drivers.base import Instrument, Setting, StreamBlock, parse_stream_block
-from cryodaq.drivers.errors import SettingRangeError
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryodaq.drivers.base import Instrument, Setting
+from cryodaq.drivers.errors import InstrumentError, SettingRangeError
+
+#: Preamble of streamed data blocks: first-sample counter, channel mask (bit i = channel i+1),
+#: channels, samples (little-endian u64, u64, u32, u32).
+STREAM_PREAMBLE = struct.Struct("<QQII")
+
+
+@dataclass(frozen=True)
+class StreamBlock:
+    """A `channels x samples` block as an instrument streamed it."""
+
+    first_sample: int
+    channels: tuple[int, ...]
+    data: np.ndarray
+
+
+def parse_stream_block(raw: np.ndarray, dtype: str, instrument: str, command: str) -> StreamBlock:
+    """Split the bytes of a streamed block into its preamble and its `channels x samples` data."""
+    size = STREAM_PREAMBLE.size
+    if raw.size < size:
+        raise InstrumentError(instrument, command, f"block of {raw.size} bytes has no preamble")
+    first, mask, n_ch, n_s = STREAM_PREAMBLE.unpack(raw[:size].tobytes())
+    channels = tuple(i + 1 for i in range(64) if mask >> i & 1)
+    payload = raw[size:]
+    item = np.dtype(dtype).itemsize
+    if payload.size % item:
+        raise InstrumentError(
+            instrument,
+            command,
+            f"block payload of {payload.size} bytes is not whole {dtype} values",
+        )
+    data = payload.view(np.dtype(dtype).newbyteorder("<"))
+    if len(channels) != n_ch or data.size != n_ch * n_s:
+        raise InstrumentError(
+            instrument,
+            command,
+            f"block preamble says {n_ch} x {n_s} values in channels {channels}, "
+            f"got {data.size} values",
+        )
+    return StreamBlock(first, channels, data.reshape(n_ch, n_s))
+
 
 #: Largest block one FETC? may ask for, per channel.
 MAX_FETCH_SAMPLES = 1 << 22

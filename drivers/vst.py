@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
 from cryodaq.drivers.errors import InstrumentError
+from cryodaq.drivers.microwave import PowerSpectrum, ReflectionSweep
 
 F_RANGE_HZ = Range(9e3, 6e9)
 #: Extra reply time (s) on top of the acquisition time of a spectrum or sweep.
 ACQUISITION_MARGIN_S = 2.0
-
-
-@dataclass(frozen=True)
-class PowerSpectrum:
-    """Average power per bin (W) over `integration_s`, at the bins' centre frequencies."""
-
-    frequencies_Hz: np.ndarray
-    power_W: np.ndarray
-    bin_width_Hz: float
-    integration_s: float
-
-    @property
-    def relative_scatter(self) -> float:
-        """Expected relative scatter of one bin, 1/sqrt(B tau) (radiometer equation)."""
-        return float(1.0 / np.sqrt(self.bin_width_Hz * self.integration_s))
-
-
-@dataclass(frozen=True)
-class ReflectionSweep:
-    """Complex S11 (raw: through the line and amplification chain) at `frequencies_Hz`."""
-
-    frequencies_Hz: np.ndarray
-    s11: np.ndarray
 
 
 class VectorSignalTransceiver(Instrument):
@@ -110,6 +88,35 @@ class VectorSignalTransceiver(Instrument):
             )
         s11 = raw[0::2] + 1j * raw[1::2]
         return ReflectionSweep(np.linspace(f0, f1, n), s11)
+
+    @classmethod
+    def spectrum_fields(cls) -> dict[str, Setting[Any]]:
+        """Step field -> the VST setting it sets."""
+        s = cls.declared_settings()
+        return {"centre": s["centre_frequency"], "span": s["span"], "rbw": s["rbw"],
+                "integration": s["integration_time"]}  # fmt: skip
+
+    def configure_spectrum(self, **fields: float) -> None:
+        """Set the settings of the step fields given."""
+        for field, value in fields.items():
+            self.set(self.spectrum_fields()[field], value)
+
+    @classmethod
+    def reflection_fields(cls) -> dict[str, Setting[Any]]:
+        """Step field -> the VST setting it is checked against."""
+        s = cls.declared_settings()
+        return {"start": s["sweep_start"], "stop": s["sweep_stop"], "points": s["sweep_points"],
+                "power_dBm": s["source_power"]}  # fmt: skip
+
+    def reflection(self, start: float, stop: float, points: int, power_dBm: float
+                   ) -> ReflectionSweep:  # fmt: skip
+        """A reflection sweep with the source at `power_dBm`, switched off afterwards."""
+        self.source_power = power_dBm
+        self.output = True
+        try:
+            return self.reflection_sweep(start, stop, points)
+        finally:
+            self.output = False
 
     def summary(self) -> dict[str, object]:
         out = "on" if self.output else "off"

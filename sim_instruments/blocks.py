@@ -11,9 +11,10 @@ import numpy as np
 STREAM_PREAMBLE = struct.Struct("<QQII")
 
 
-def _block(prefix: bytes, payload: np.ndarray) -> bytearray:
-    """`#<n><length>` + prefix + payload bytes, assembled with a single copy of the payload."""
-    length = str(len(prefix) + payload.nbytes).encode()
+def _block(prefix: bytes, payload: np.ndarray, digits: int = 0) -> bytearray:
+    """`#<n><length>` + prefix + payload bytes, assembled with a single copy of the payload;
+    the length has at least `digits` digits (zero-padded)."""
+    length = str(len(prefix) + payload.nbytes).zfill(digits).encode()
     head = b"#" + str(len(length)).encode() + length + prefix
     out = bytearray(len(head) + payload.nbytes)
     out[: len(head)] = head
@@ -34,6 +35,6 @@ def stream_block(first_sample: int, channel_ids: list[int], data: np.ndarray) ->
     return _block(STREAM_PREAMBLE.pack(first_sample, mask, channels, samples), arr)
 
 
-def array_block(values: np.ndarray, dtype: str = "<f8") -> bytearray:
-    """A flat array of little-endian values as one IEEE block."""
-    return _block(b"", np.ascontiguousarray(values, dtype=dtype))
+def array_block(values: np.ndarray, dtype: str = "<f8", digits: int = 0) -> bytearray:
+    """A flat array of values (little-endian unless `dtype` says) as one IEEE block."""
+    return _block(b"", np.ascontiguousarray(values, dtype=dtype), digits)

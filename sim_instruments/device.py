@@ -2,8 +2,11 @@
 
 The control plane stays pyvisa-sim's: dialogues, properties with specs and channels, all
 declared in the instrument's YAML. On top of it this device
-- answers data commands (regular expressions) with handlers of a `SimModel`,
-- keeps a SCPI error queue (`SYST:ERR?`) fed with the real reason of every refusal,
+- parses each message as SCPI instruments do (`scpi_headers`): long and short forms, any
+  case, optional nodes, `;` chains, units and MIN/MAX, then hands the canonical text on,
+- answers data commands (regular expressions on that text) with handlers of a `SimModel`,
+- keeps the IEEE 488.2 status (`scpi_status`): error queue (`SYST:ERR?`) fed with the real
+  reason of every refusal, *ESR/*ESE, *STB/*SRE, *OPC,
 - tells the model when a setting changed, and restores YAML defaults on `*RST`,
 - hands out replies in large chunks instead of pyvisa-sim's one byte per call.
 """
@@ -21,31 +24,20 @@ from pyvisa_sim.channels import Channels
 from pyvisa_sim.component import Component, NoResponse
 from pyvisa_sim.devices import Device
 
+from cryodaq.sim_instruments.scpi import MAX_MESSAGE_BYTES, SCPIError, decode
+from cryodaq.sim_instruments.scpi_headers import Command, HeaderTable
+from cryodaq.sim_instruments.scpi_status import Status
 from cryodaq.sim_instruments.world import NotYet
 
 if TYPE_CHECKING:
     from cryodaq.sim_instruments.model import SimModel
 
-logger = logging.getLogger(__name__)
+__all__ = ["Handler", "PhysicsDevice", "SCPIError"]
 
-NO_ERROR = '0,"No error"'
-#: Entries the error queue holds, the last one kept for -350 "Queue overflow".
-ERROR_QUEUE_DEPTH = 32
+logger = logging.getLogger(__name__)
 
 #: A handler answers a data command: text, bytes, or None for no reply.
 Handler = Callable[[re.Match[str]], "str | bytes | bytearray | None"]
-
-
-class SCPIError(Exception):
-    """Raised by a handler to put `code,"message"` into the error queue."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def entry(self) -> str:
-        return f'{self.code},"{self.message}"'
 
 
 class PhysicsDevice(Device):
@@ -57,8 +49,11 @@ class PhysicsDevice(Device):
         self.silent = False
         #: Seconds the next reply takes (one-shot: a busy instrument answering late).
         self.delay_next_reply_s = 0.0
+        #: The instrument's headers (`build_device` fills it from the device file).
+        self.scpi = HeaderTable()
+        self.status = Status()
         self._defaults = defaults
-        self._errors: deque[str] = deque()
+        self._overrun = False
         self._handlers: list[tuple[re.Pattern[str], Handler]] = []
         self._out: deque[memoryview] = deque()
         self._ready_at: deque[float] = deque()  # monotonic time each reply is out (in order)
@@ -86,33 +81,41 @@ class PhysicsDevice(Device):
         return list(self._channels[group]._ids)
 
     def push_error(self, code: int, message: str) -> None:
-        """Queue an error; as SCPI says, a full queue keeps its entries and its last slot
-        says -350 (later errors are lost)."""
-        if len(self._errors) < ERROR_QUEUE_DEPTH - 1:
-            self._errors.append(f'{code},"{message}"')
-        elif len(self._errors) == ERROR_QUEUE_DEPTH - 1:
-            self._errors.append('-350,"Queue overflow"')
+        """Queue an error and set its *ESR bit (a full queue ends in -350, `scpi_status`)."""
+        self.status.push(code, message)
 
     # -- message processing ----------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Collect input; on end-of-message, process each command of it."""
+        """Collect input; on end-of-message, process each command of it. A message longer
+        than `MAX_MESSAGE_BYTES` is dropped whole, with -363 at its end."""
+        if self._overrun or len(self._input_buffer) + len(data) > MAX_MESSAGE_BYTES:
+            self._input_buffer = bytearray()
+            self._overrun = not data.endswith(self._query_eom)
+            if not self._overrun:
+                self.push_error(-363, f"Input buffer overrun; message over {MAX_MESSAGE_BYTES} "
+                                      "bytes dropped")
+            return
         self._input_buffer.extend(data)
         if not self._input_buffer.endswith(self._query_eom):
             return
         message = bytes(self._input_buffer[: -len(self._query_eom)])
         self._input_buffer = bytearray()
-        commands = message.split(self.delimiter) if self.delimiter else [message]
-        for command in commands:
-            reply = self._respond_when_ready(command.decode("utf-8", "replace").strip())
-            if reply is None or self.silent:
+        replies: list[str | bytes | bytearray] = []
+        for command in self.scpi.commands(decode(message)):
+            if isinstance(command, SCPIError):
+                self.push_error(command.code, command.message)
                 continue
-            if isinstance(reply, bytearray):  # a data block: terminated in place, no copy
-                reply += self._response_eom
-                self._queue(memoryview(reply))
-                continue
-            data = reply.encode() if isinstance(reply, str) else bytes(reply)
-            self._queue(memoryview(data + self._response_eom))
+            reply = self._respond_when_ready(command)
+            if reply is not None and not self.silent:
+                replies.append(reply)
+        if len(replies) == 1 and isinstance(replies[0], bytearray):
+            block = replies[0]  # a data block: terminated in place, no copy
+            block += self._response_eom
+            self._queue(memoryview(block))
+        elif replies:  # the replies of one message go out as one, `;`-joined (IEEE 488.2)
+            parts = [r.encode() if isinstance(r, str) else bytes(r) for r in replies]
+            self._queue(memoryview(b";".join(parts) + self._response_eom))
 
     def _queue(self, reply: memoryview) -> None:
         """Queue a reply; an instrument answers in order, so none is out before the last."""
@@ -121,7 +124,7 @@ class PhysicsDevice(Device):
         self._out.append(reply)
         self._ready_at.append(max(ready, self._ready_at[-1]) if self._ready_at else ready)
 
-    def _respond_when_ready(self, command: str) -> str | bytes | bytearray | None:
+    def _respond_when_ready(self, command: Any) -> str | bytes | bytearray | None:
         """Answer under the World's lock; wait outside it for data not yet acquired."""
         if self.model is None:
             return self._respond(command)
@@ -133,35 +136,56 @@ class PhysicsDevice(Device):
             except NotYet as wait:
                 world.clock.advance_to(wait.t)
 
-    def _respond(self, command: str) -> str | bytes | bytearray | None:
-        if not command:
-            return None
-        upper = command.upper()
-        if upper in ("SYST:ERR?", "SYSTEM:ERROR?", "SYST:ERR:NEXT?"):
-            return self._errors.popleft() if self._errors else NO_ERROR
-        if upper == "*CLS":
-            self._errors.clear()
-            return None
-        if upper == "*RST":
-            self._reset()
-            return None
+    def _respond(self, command: Command) -> str | bytes | bytearray | None:
+        if command.common:
+            return self._common_command(command)
+        if command.header == self.scpi.error_query:
+            return self.status.next_error()
+        text = command.text
         try:
             for pattern, handler in self._handlers:
-                match = pattern.fullmatch(command)
+                match = pattern.fullmatch(text)
                 if match:
                     return handler(match)
-            reply = self._control(command)
+            # the device file's commands are all declared: an undeclared one is a model's or none
+            reply = self._control(text) if command.known else None
         except SCPIError as exc:
             self.push_error(exc.code, exc.message)
             return None
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
             # A model fault must reach the client as an instrument error, not kill the session.
-            logger.exception("%s: command %r failed in the physics model", self.name, command)
+            logger.exception("%s: command %r failed in the physics model", self.name, text)
             self.push_error(-300, f"Device-specific error; {type(exc).__name__}: {exc}")
             return None
         if reply is None:
-            kind = "query" if "?" in command else "command"
-            self.push_error(-113, f"Undefined header; unknown {kind} {command}")
+            kind = "query" if command.query else "command"
+            self.push_error(-113, f"Undefined header; unknown {kind} {text[:80]}")
+            return None
+        return None if reply is NoResponse else reply
+
+    def _common_command(self, command: Command) -> str | bytes | None:
+        """IEEE 488.2 common commands: the status ones, *RST, then the device file's."""
+        name = command.header
+        try:
+            for pattern, handler in self._handlers:  # a model may answer one (*OPC? of a sweep)
+                match = pattern.fullmatch(command.text)
+                if match:
+                    return handler(match)
+            if name in Status.COMMANDS:
+                return self.status.common(name, command.params, bool(self._out))
+            if command.params:
+                raise SCPIError.standard(-108, f"{name} takes no parameter")
+            if name == "*RST":
+                self._reset()
+                return None
+            if name == "*TST?":
+                return "0"
+            reply = self._match_dialog(name.encode())
+        except SCPIError as exc:
+            self.push_error(exc.code, exc.message)
+            return None
+        if reply is None:
+            self.push_error(-113, f"Undefined header; unknown common command {name}")
             return None
         return None if reply is NoResponse else reply
 
@@ -225,7 +249,6 @@ class PhysicsDevice(Device):
         for channels in self._channels.values():
             for name, prop in channels._properties.items():
                 prop.init_value(self._defaults[name])
-        self._errors.clear()
         if self.model is not None:
             self.model.on_reset()
 

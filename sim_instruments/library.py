@@ -25,6 +25,7 @@ from pyvisa_sim.highlevel import SimVisaLibrary
 
 from cryodaq.sim_instruments.device import PhysicsDevice
 from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.scpi_declare import declared
 
 DEVICE_DIR = resources.files("cryodaq.sim_instruments") / "devices"
 
@@ -47,13 +48,17 @@ def _device_dict(path: str, device_name: str) -> dict[str, Any]:
         raise KeyError(f"{path} declares no device {device_name!r}") from None
 
 
-def build_device(path: Path, device_name: str) -> PhysicsDevice:
-    """A `PhysicsDevice` from a pyvisa-sim device file, as pyvisa-sim's parser builds one."""
-    spec = _device_dict(str(path), device_name)
+def build_device(
+    path: Path, device_name: str, device_class: type[PhysicsDevice] = PhysicsDevice
+) -> PhysicsDevice:
+    """A `device_class` device from a pyvisa-sim device file, as pyvisa-sim's parser builds
+    one (the class parses the instrument's command language: SCPI, or Lake Shore's)."""
+    spec, headers = declared(_device_dict(str(path), device_name))
     defaults = {name: p.get("default", "") for name, p in spec.get("properties", {}).items()}
     for ch in spec.get("channels", {}).values():
         defaults.update({n: p.get("default", "") for n, p in ch.get("properties", {}).items()})
-    device = PhysicsDevice(device_name, spec.get("delimiter", ";").encode(), defaults)
+    device = device_class(device_name, spec.get("delimiter", ";").encode(), defaults)
+    device.scpi = headers
     device.add_error_handler(spec.get("error", {}))
     for itype, eom in spec.get("eom", {}).items():
         device.add_eom(itype, *parser._get_pair(eom))
@@ -91,7 +96,8 @@ class CryoSimLibrary(SimVisaLibrary):
         self.devices = Devices()
         self.physics: dict[str, PhysicsDevice] = {}
         for inst in self._pending.pop(str(self.library_path), []):
-            device = build_device(device_file(inst.kind), inst.model.device_name)
+            model = inst.model
+            device = build_device(device_file(inst.kind), model.device_name, model.device_class)
             device.bind(inst.model)
             device.silent = inst.silent
             address = to_canonical_name(inst.address)

@@ -22,6 +22,8 @@ class SimModel:
 
     #: Device name in the instrument's pyvisa-sim YAML.
     device_name: str = ""
+    #: The device that parses the instrument's command language.
+    device_class: type[PhysicsDevice] = PhysicsDevice
 
     def __init__(self, world: World, name: str, params: Mapping[str, Any] | None = None) -> None:
         self.world = world

@@ -123,7 +123,7 @@ def test_plain_pyvisa_sim_opens_the_device_file() -> None:
 
 
 def test_malformed_stream_block_is_an_instrument_error() -> None:
-    from cryodaq.drivers.base import STREAM_PREAMBLE, parse_stream_block
+    from cryodaq.drivers.streaming import STREAM_PREAMBLE, parse_stream_block
 
     raw = np.frombuffer(STREAM_PREAMBLE.pack(0, 1, 1, 2) + b"\x01\x02\x03", dtype=np.uint8)
     with pytest.raises(InstrumentError, match="3 bytes is not whole i2 values"):

@@ -12,15 +12,19 @@ from conftest import open_simulated
 from cryodaq.drivers.adc import Adc16
 from cryodaq.drivers.base import Instrument
 from cryodaq.drivers.errors import InstrumentError, InstrumentTimeout
+from cryodaq.drivers.signal_analyser import SignalAnalyser
 from cryodaq.drivers.squid import SquidElectronics
 from cryodaq.drivers.thermal import TemperatureController
 from cryodaq.drivers.umux import UmuxBoard
+from cryodaq.drivers.vna import NetworkAnalyser
 from cryodaq.drivers.vst import VectorSignalTransceiver
 from cryodaq.sim_instruments.adc_model import AdcModel
 from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.signal_analyser_model import SignalAnalyserModel
 from cryodaq.sim_instruments.squid_model import SquidModel
 from cryodaq.sim_instruments.thermal_controller_model import TemperatureControllerModel
 from cryodaq.sim_instruments.umux_model import UmuxModel
+from cryodaq.sim_instruments.vna_model import VnaModel
 from cryodaq.sim_instruments.vst_model import VstModel
 from cryodaq.sim_instruments.world import World
 
@@ -35,6 +39,8 @@ KINDS: dict[str, tuple[type[Instrument], Callable[[World], SimModel]]] = {
     "thermal": (TemperatureController,
                 lambda w: TemperatureControllerModel(w, "tc", {"sensors": {1: "mixing"}})),
     "vst": (VectorSignalTransceiver, lambda w: VstModel(w, "vst")),
+    "signal_analyser": (SignalAnalyser, lambda w: SignalAnalyserModel(w, "sa")),
+    "vna": (NetworkAnalyser, lambda w: VnaModel(w, "vna")),
     "umux": (UmuxBoard, lambda w: UmuxModel(w, "roach")),
 }
 

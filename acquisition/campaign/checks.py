@@ -28,15 +28,16 @@ from cryodaq.acquisition.units import UnitError, to_si
 from cryodaq.acquisition.yaml_source import KeyPath, YamlDocument, dotted
 from cryodaq.drivers.adc import Adc16
 from cryodaq.drivers.base import Instrument
-from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.drivers.lakeshore372 import LakeShore372
+from cryodaq.drivers.microwave import ReflectionInstrument, SpectrumInstrument
 from cryodaq.drivers.umux import UmuxBoard
-from cryodaq.drivers.vst import VectorSignalTransceiver
 
-KIND_NAMES = {
+KIND_NAMES: dict[type, str] = {
     Adc16: "an ADC (Adc16)",
     UmuxBoard: "a uMUX board (UmuxBoard)",
-    TemperatureController: "a temperature controller (TemperatureController)",
-    VectorSignalTransceiver: "a VST (VectorSignalTransceiver)",
+    LakeShore372: "a temperature controller (LakeShore372)",
+    SpectrumInstrument: "a VST or a signal analyser (SpectrumInstrument)",
+    ReflectionInstrument: "a VST or a VNA (ReflectionInstrument)",
 }
 #: A setting entry: key, value, key path, value path.
 Entry = tuple[Any, Any, KeyPath, KeyPath]
@@ -82,7 +83,7 @@ class StepChecker:
         self,
         path: KeyPath,
         name: Any,
-        kinds: tuple[type[Instrument], ...],
+        kinds: tuple[type, ...],
         role: str,
         at_key: bool = False,
     ) -> InstrumentSpec | None:
@@ -168,25 +169,26 @@ class StepChecker:
             self.fail(where, f"{name} has no channel {ch} (channels {ids[0]}..{ids[-1]})",
                       at_key)
 
-    def vst_fields(self, body: Any, path: KeyPath, fields: dict[str, str], role: str) -> None:
-        """Check a VST step's fields against the VST settings they set (`fields`: field ->
-        setting), and record the data name it stores."""
+    def microwave_fields(self, body: Any, path: KeyPath, kind: type, role: str) -> None:
+        """Check a spectrum's or reflection's fields against what its instrument (a `kind`:
+        `SpectrumInstrument` or `ReflectionInstrument`) declares for them, and record the data
+        name it stores."""
         if not isinstance(body, dict):
             return
         self.produce(body.get("name"), path)
-        where = (*path, "instrument")
-        spec = self.instrument(where, body.get("instrument"), (VectorSignalTransceiver,), role)
+        spec = self.instrument((*path, "instrument"), body.get("instrument"), (kind,), role)
         if spec is None:
             return
-        settings = spec.driver.declared_settings()
-        for field, name in fields.items():
-            setting = settings[name]
+        driver: Any = spec.driver
+        fields = (driver.spectrum_fields() if kind is SpectrumInstrument
+                  else driver.reflection_fields())  # fmt: skip
+        for field, setting in fields.items():
             try:
                 _coerce(setting, to_si(body[field], setting.unit))
             except (KeyError, UnitError, TypeError):
                 continue  # absent (driver default) or a schema problem
             except ValueError as exc:
-                self.fail((*path, field), f"{exc} ({spec.name} {name})")
+                self.fail((*path, field), f"{exc} ({spec.name} {setting.name})")
 
     def produce(self, name: Any, path: KeyPath) -> None:
         """Record that the step at `path` stores data under `name` (plus the suffix of each

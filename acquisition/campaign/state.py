@@ -18,7 +18,7 @@ import yaml
 from cryodaq.acquisition.rig import InstrumentSpec, RigSpec
 from cryodaq.analysis.resonator import channel_budget, guard_factor
 from cryodaq.drivers.base import Setting, parse_value
-from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.drivers.lakeshore372 import LakeShore372
 from cryodaq.drivers.umux import UmuxBoard
 from cryodaq.sim_instruments.library import device_file
 from cryodaq.sim_instruments.umux_model import ADC_BANDWIDTH_HZ, ResonatorComb
@@ -154,17 +154,18 @@ class CampaignState:
         for i, ch in enumerate(ids):
             self.values[(board, "channels", ch, "enabled")] = i < count
 
-    def pid_inputs(self, tc: str) -> set[int] | None:
-        """Thermometer channels a PID loop of controller `tc` reads, or None if not known."""
+    def loop_inputs(self, tc: str) -> set[str] | None:
+        """Inputs a closed loop of controller `tc` controls on, or None if not known."""
         spec = self.rig.instruments.get(tc)
-        if spec is None or not issubclass(spec.driver, TemperatureController):
+        if spec is None or not issubclass(spec.driver, LakeShore372):
             return None
-        out: set[int] = set()
-        for ch in spec.driver.channel_groups()["outputs"][0]:
-            mode = self.values.get((tc, "outputs", ch, "mode"))
-            source = self.values.get((tc, "outputs", ch, "input_channel"))
-            if mode is None or source is None:
-                return None
-            if str(mode).upper() == "PID":
-                out.add(int(source))
+        out: set[str] = set()
+        for group in ("outputs", "analog"):
+            for ch in spec.driver.channel_groups()[group][0]:
+                mode = self.values.get((tc, group, ch, "mode"))
+                source = self.values.get((tc, group, ch, "input_channel"))
+                if mode is None or source is None:
+                    return None
+                if str(mode).upper() == "CLOSED_LOOP":
+                    out.add(str(source).upper())
         return out

@@ -17,7 +17,7 @@ from cryodaq.acquisition.clock import RunClock
 from cryodaq.acquisition.rig import Rig
 from cryodaq.acquisition.store.writer import RunWriter
 from cryodaq.drivers.base import Instrument
-from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.drivers.lakeshore372 import LakeShore372
 
 
 @dataclass
@@ -37,7 +37,7 @@ class RunContext:
             self.rig.open(name)
         return self.rig.instruments[name]
 
-    def typed(self, name: str, kind: type[Instrument], what: str) -> Any:
+    def typed(self, name: str, kind: type, what: str) -> Any:
         """Instrument `name`, which `what` needs to be a `kind`."""
         inst = self.instrument(name)
         if not isinstance(inst, kind):
@@ -61,10 +61,10 @@ class RunContext:
         """Every thermometer reading of the rig's opened temperature controllers."""
         out: dict[str, float] = {}
         for name, inst in self.rig.instruments.items():
-            if isinstance(inst, TemperatureController):
+            if isinstance(inst, LakeShore372):
                 for th in inst.channels:
                     if th.enabled:
-                        value = inst.temperature(int(th.ch))
+                        value = inst.temperature(th.ch)
                         if np.isfinite(value):
                             out[f"{name}.{th.ch}"] = value
         return out

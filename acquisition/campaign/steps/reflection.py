@@ -1,4 +1,4 @@
-"""`reflection`: an S11 sweep from a vector signal transceiver, saved under its name."""
+"""`reflection`: an S11 sweep from a VST or a VNA, saved under its name."""
 
 from __future__ import annotations
 
@@ -11,18 +11,11 @@ from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.units import UnitError, to_si
 from cryodaq.acquisition.yaml_source import KeyPath
-from cryodaq.drivers.vst import VectorSignalTransceiver
+from cryodaq.drivers.microwave import ReflectionInstrument
 
 if TYPE_CHECKING:
     from cryodaq.acquisition.campaign.checks import StepChecker
     from cryodaq.acquisition.campaign.state import CampaignState
-
-#: Step field -> VST setting it is checked against.
-FIELDS = {
-    "start": "sweep_start", "stop": "sweep_stop", "points": "sweep_points",
-    "power_dBm": "source_power",
-}  # fmt: skip
-
 
 class ReflectionStep(Step):
     kind: Literal["reflection"] = "reflection"
@@ -39,7 +32,7 @@ class ReflectionHandler(StepHandler):
     model = ReflectionStep
 
     def check(self, checker: StepChecker, body: Any, path: KeyPath, state: CampaignState) -> None:
-        checker.vst_fields(body, path, FIELDS, "a reflection's instrument")
+        checker.microwave_fields(body, path, ReflectionInstrument, "a reflection's instrument")
         try:
             start, stop = to_si(body["start"], "Hz"), to_si(body["stop"], "Hz")
         except (KeyError, TypeError, UnitError):
@@ -50,13 +43,8 @@ class ReflectionHandler(StepHandler):
     def run(
         self, run: StepRun, step: ReflectionStep, sid: str, suffix: str, ctx: RunContext
     ) -> dict:
-        vst = ctx.typed(step.instrument, VectorSignalTransceiver, f"reflection {step.name}")
-        vst.source_power = step.power_dBm
-        vst.output = True
-        try:
-            sweep = vst.reflection_sweep(step.start, step.stop, step.points)
-        finally:
-            vst.output = False
+        inst = ctx.typed(step.instrument, ReflectionInstrument, f"reflection {step.name}")
+        sweep = inst.reflection(step.start, step.stop, step.points, step.power_dBm)
         attrs = {"power_dBm": step.power_dBm, "time_s": ctx.clock.now()}
         ctx.save_arrays(
             f"{step.name}{suffix}", attrs, frequencies_Hz=sweep.frequencies_Hz, s11=sweep.s11

@@ -1,4 +1,4 @@
-"""`spectrum`: one power spectrum from a vector signal transceiver, saved under its name."""
+"""`spectrum`: one power spectrum from a VST or a signal analyser, saved under its name."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from cryodaq.acquisition.campaign.fields import Hertz, Seconds, Step
 from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.yaml_source import KeyPath
-from cryodaq.drivers.vst import VectorSignalTransceiver
+from cryodaq.drivers.microwave import SpectrumInstrument
 
 if TYPE_CHECKING:
     from cryodaq.acquisition.campaign.checks import StepChecker
     from cryodaq.acquisition.campaign.state import CampaignState
 
-#: Step field -> VST setting it is checked against and applied to.
-FIELDS = {
-    "centre": "centre_frequency", "span": "span", "rbw": "rbw", "integration": "integration_time"
-}  # fmt: skip
+#: Step fields the instrument is configured with (`SpectrumInstrument.configure_spectrum`).
+FIELDS = ("centre", "span", "rbw", "integration")
 
 
 class SpectrumStep(Step):
@@ -35,18 +33,16 @@ class SpectrumHandler(StepHandler):
     model = SpectrumStep
 
     def check(self, checker: StepChecker, body: Any, path: KeyPath, state: CampaignState) -> None:
-        checker.vst_fields(body, path, FIELDS, "a spectrum's instrument")
+        checker.microwave_fields(body, path, SpectrumInstrument, "a spectrum's instrument")
 
     def run(
         self, run: StepRun, step: SpectrumStep, sid: str, suffix: str, ctx: RunContext
     ) -> dict:
-        vst = ctx.typed(step.instrument, VectorSignalTransceiver, f"spectrum {step.name}")
-        for field, attr in FIELDS.items():
-            value = getattr(step, field)
-            if value is not None:
-                setattr(vst, attr, value)
+        inst = ctx.typed(step.instrument, SpectrumInstrument, f"spectrum {step.name}")
+        given = {f: getattr(step, f) for f in FIELDS if getattr(step, f) is not None}
+        inst.configure_spectrum(**given)
         temperatures = ctx.temperatures()
-        spectrum = vst.spectrum()
+        spectrum = inst.spectrum()
         attrs = {
             "bin_width_Hz": spectrum.bin_width_Hz,
             "integration_s": spectrum.integration_s,

@@ -8,7 +8,7 @@ from cryodaq.acquisition.campaign.fields import Kelvin, Seconds, Step
 from cryodaq.acquisition.campaign.steps.base import StepError, StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.yaml_source import KeyPath
-from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.drivers.lakeshore372 import LakeShore372
 
 if TYPE_CHECKING:
     from cryodaq.acquisition.campaign.checks import StepChecker
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 class WaitStableStep(Step):
-    """Wait until `sensor` (INSTRUMENT.CHANNEL of a temperature controller) stays within
-    `tolerance` of `target` (default: its loop's setpoint) for `window`."""
+    """Wait until `sensor` (INSTRUMENT.INPUT of a temperature controller: `tc.1`, `tc.A`)
+    stays within `tolerance` of `target` (default: the setpoint of the loop it controls) for
+    `window`."""
 
     kind: Literal["wait_stable"] = "wait_stable"
     sensor: str
@@ -30,15 +31,16 @@ class WaitStableStep(Step):
 
 def wait_stable(ctx: RunContext, step: WaitStableStep) -> dict[str, Any]:
     """Poll the sensor until it holds within tolerance for the window; StepError on timeout."""
-    name, _, ch_text = step.sensor.partition(".")
-    tc = ctx.typed(name, TemperatureController, f"wait_stable {step.sensor}")
-    ch = int(ch_text)
+    name, _, ch = step.sensor.partition(".")
+    tc = ctx.typed(name, LakeShore372, f"wait_stable {step.sensor}")
+    ch = ch.upper()
     target = step.target
     if target is None:
-        loops = [o for o in tc.outputs if o.mode == "PID" and o.input_channel == ch]
+        loops = [o for o in tc.loops if o.mode == "CLOSED_LOOP" and o.input_channel == ch]
         if not loops:
             raise StepError(
-                f"wait_stable {step.sensor}: no PID loop reads channel {ch}; give `target`"
+                f"wait_stable {step.sensor}: no closed loop controls on input {ch}; "
+                "give `target`"
             )
         target = loops[0].setpoint
     start = ctx.clock.now()
@@ -78,19 +80,18 @@ class WaitStableHandler(StepHandler):
         if not dot:
             checker.fail(where, "expected INSTRUMENT.CHANNEL of a thermometer, e.g. tc.1")
             return
-        spec = checker.instrument(where, name, (TemperatureController,), "a wait_stable sensor")
+        spec = checker.instrument(where, name, (LakeShore372,), "a wait_stable sensor")
         if spec is None:
             return
-        ids = tuple(spec.driver.channel_groups()["channels"][0])
-        if not channel.isdigit() or int(channel) not in ids:
-            checker.fail(where, f"{name} has no thermometer channel {channel!r} "
-                         f"(channels {ids[0]}..{ids[-1]})")
+        ids = [str(i) for i in spec.driver.channel_groups()["channels"][0]]
+        if channel.upper() not in ids:
+            checker.fail(where, f"{name} has no input {channel!r} (inputs {', '.join(ids)})")
             return
-        loops = state.pid_inputs(name)
-        if "target" not in body and loops is not None and int(channel) not in loops:
-            checker.fail(where, f"no PID loop of {name} reads channel {channel} at this point, "
-                         "so there is no setpoint to wait for; give `target` or set an output's "
-                         f"mode: PID and input_channel: {channel}")
+        loops = state.loop_inputs(name)
+        if "target" not in body and loops is not None and channel.upper() not in loops:
+            checker.fail(where, f"no closed loop of {name} controls on input {channel} at this "
+                         "point, so there is no setpoint to wait for; give `target` or set an "
+                         f"output's mode: CLOSED_LOOP and input_channel: {channel}")
 
     def run(
         self, run: StepRun, step: WaitStableStep, sid: str, suffix: str, ctx: RunContext

@@ -1,0 +1,278 @@
+"""Physics behind the simulated Lake Shore Model 372.
+
+Inputs read RuO2 sensors on the World's plates (`thermometry.Sensor`): `KRDG?` a noisy
+resistance through the controller's calibration curve, `RDGR?` the resistance; an input with no
+sensor reads 0 with `RDGST?` flagging R. OVER. Every enabled input reads at once (the scanner's
+dwell is not simulated). Outputs drive plate heaters: output 0 the sample heater (a current
+source: range k gives I_k, 31.6 uA .. 100 mA), output 1 the warm-up heater (up to its maximum
+current), output 2 the analog/still output (0-10 V). An output's level u (0..1 of its full
+current or voltage) is set by its mode: OPEN_LOOP or STILL take `MOUT` (%), CLOSED_LOOP runs
+the PID loop on its control input; the heater gets P = (u I)^2 R, or (u 10 V)^2 / R for output
+2, with R the heater's true resistance (a sim parameter; `HTRSET`'s is only for display).
+ZONE, WARM_UP and MONITOR_OUT are not simulated and are refused (execution error).
+
+params: `sensors` (input -> plate or {plate, r_inf_ohm, t0_K, calibration_error, noise_rel}),
+`heaters` (output -> plate or {plate, resistance_ohm}), `loop_period_s`, `serial`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from cryodaq.sim_instruments.lakeshore372_commands import (
+    STORED,
+    WARMUP_HTRSET,
+    WARMUP_HTRSET_DEFAULTS,
+)
+from cryodaq.sim_instruments.lakeshore_device import (
+    COMMAND_ERROR,
+    EXECUTION_ERROR,
+    LakeShoreDevice,
+    LakeShoreError,
+)
+from cryodaq.sim_instruments.model import SimModel
+from cryodaq.sim_instruments.params import number
+from cryodaq.sim_instruments.thermometry import HeaterLoop, Sensor, plate_name
+from cryodaq.sim_instruments.world import World
+
+SAMPLE_RANGES_A = tuple(10.0 ** (-4.5 + 0.5 * k) for k in range(8))
+WARMUP_MAX_A = {1: 0.45, 2: 0.63}
+ANALOG_FULL_SCALE_V = 10.0
+DEFAULT_HEATER_OHM = {"0": 100.0, "1": 25.0, "2": 120.0}
+OPEN_LOOP, STILL, CLOSED_LOOP = 2, 4, 5
+SIMULATED_MODES = {0, OPEN_LOOP, STILL, CLOSED_LOOP}
+R_OVER = 16
+
+
+class LakeShore372Model(SimModel):
+    """Inputs, heater outputs and control loops of a simulated Model 372 (see module doc)."""
+
+    device_name = "model372"
+    device_class = LakeShoreDevice
+
+    def __init__(self, world: World, name: str, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(world, name, params)
+        self.sensors = {
+            str(ch).upper(): Sensor.from_params(spec, world, f"{name}.sensors.{ch}")
+            for ch, spec in dict(self.params.get("sensors") or {}).items()
+        }
+        self.heaters: dict[str, tuple[str, float]] = {}
+        for out, spec in dict(self.params.get("heaters") or {}).items():
+            spec = {"plate": spec} if isinstance(spec, str) else dict(spec)
+            where = f"{name}.heaters.{out}"
+            if str(out) not in DEFAULT_HEATER_OHM:
+                raise ValueError(f"{where}: the 372's outputs are 0, 1 and 2")
+            plate = plate_name(spec.get("plate"), world, f"{where}.plate")
+            ohm = number(spec, "resistance_ohm", DEFAULT_HEATER_OHM[str(out)], where, 1.0, 1e8)
+            self.heaters[str(out)] = (plate, ohm)
+        for key in ("sensors", "heaters"):
+            unknown = set(map(str, dict(self.params.get(key) or {}))) - {
+                *STORED["INSET"].addresses, *DEFAULT_HEATER_OHM}
+            if unknown:
+                raise ValueError(f"{name}.{key}: no input or output {sorted(unknown)}")
+        self.loop_period_s = number(self.params, "loop_period_s", 0.1, name, 1e-3, 10.0)
+        self.loops = {out: HeaterLoop() for out in DEFAULT_HEATER_OHM}
+        self._readout_rng = world.rng(f"{name}.readout")
+        self._loop_rng = world.rng(f"{name}.loop")
+        self._t = world.now()
+        self.on_reset()
+        world.add_dynamic(self, first=True)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def execute(self, mnemonic: str, args: list[str], query: bool) -> str | None:
+        """One command or query (`KRDG`, ["1"], True for `KRDG? 1`); its reply or None."""
+        reading = self._readings().get(mnemonic)
+        if reading is not None:
+            if not query:
+                raise LakeShoreError(COMMAND_ERROR, f"{mnemonic} is a query only ({mnemonic}?)")
+            return reading(self._one_address(mnemonic, args))
+        stored = STORED.get(mnemonic)
+        if stored is None:
+            raise LakeShoreError(COMMAND_ERROR, f"unknown command {mnemonic}")
+        if query:
+            address = self._address(mnemonic, args[:1] if stored.addresses != ("",) else [""])
+            return ",".join(self.state[mnemonic][address])
+        return self._store(mnemonic, args)
+
+    def _readings(self) -> dict[str, Any]:
+        return {
+            "KRDG": lambda a: self._read(a, kelvin=True),
+            "RDGR": lambda a: self._read(a, kelvin=False),
+            "SRDG": lambda a: self._read(a, kelvin=self._units(a) == "1"),
+            "RDGST": lambda a: str(0 if a in self.sensors else R_OVER),
+            "HTR": lambda a: self._sample_heater_output(),
+            "AOUT": lambda a: f"{100.0 * self.loops[a].level:+.3f}",
+            "RAMPST": lambda a: "1" if self._ramping(a) else "0",
+        }
+
+    def _one_address(self, mnemonic: str, args: list[str]) -> str:
+        # `HTR?` is the sample heater's; Lake Shore's own client sends it as `HTR? 0`.
+        domains = {"HTR": ("", "0"), "AOUT": ("1", "2"), "RAMPST": ("0", "1")}
+        addresses = domains.get(mnemonic, STORED["INSET"].addresses)
+        return self._address(mnemonic, args[:1] or [""], addresses)
+
+    def _address(self, mnemonic: str, args: list[str], domain: tuple[str, ...] = ()) -> str:
+        domain = domain or STORED[mnemonic].addresses
+        address = (args[0] if args else "").strip().upper()
+        if address not in domain:
+            raise LakeShoreError(EXECUTION_ERROR, f"{mnemonic}: no input or output {address!r}")
+        return address
+
+    def _store(self, mnemonic: str, args: list[str]) -> None:
+        stored = STORED[mnemonic]
+        addressed = stored.addresses != ("",)
+        address = self._address(mnemonic, args) if addressed else ""
+        values = args[1:] if addressed else args
+        checks = WARMUP_HTRSET if (mnemonic, address) == ("HTRSET", "1") else stored.checks
+        if len(values) != len(checks):
+            raise LakeShoreError(COMMAND_ERROR, f"{mnemonic} takes {len(checks)} values after "
+                                 f"its address, got {len(values)}")
+        fields = tuple(check(v) for check, v in zip(checks, values, strict=True))
+        self._check_state(mnemonic, address, fields)
+        self.state[mnemonic][address] = fields
+        self._apply(address if mnemonic in ("OUTMODE", "RANGE", "SETP", "MOUT", "HTRSET",
+                                            "RAMP", "PID") else None, mnemonic)
+        return None
+
+    def _check_state(self, mnemonic: str, address: str, fields: tuple[str, ...]) -> None:
+        if mnemonic == "RANGE" and address != "0" and int(fields[0]) > 1:
+            raise LakeShoreError(EXECUTION_ERROR, f"output {address}'s range is 0 or 1")
+        if mnemonic == "OUTMODE":
+            mode, source = int(fields[0]), fields[1]
+            if mode not in SIMULATED_MODES:
+                raise LakeShoreError(EXECUTION_ERROR, f"mode {mode} is not simulated")
+            if mode == STILL and address != "2":
+                raise LakeShoreError(EXECUTION_ERROR, "only output 2 has the still mode")
+            if mode and address not in self.heaters:
+                raise LakeShoreError(EXECUTION_ERROR, f"output {address} drives no heater")
+            if mode == CLOSED_LOOP:
+                self._check_input(address, source)
+        if mnemonic == "INSET" and fields[0] == "0":
+            for out, setup in self.state["OUTMODE"].items():
+                if int(setup[0]) == CLOSED_LOOP and setup[1] == address:
+                    raise LakeShoreError(EXECUTION_ERROR, f"input {address} is the control "
+                                         f"input of output {out}")
+
+    def _check_input(self, out: str, source: str) -> None:
+        if source not in self.sensors:
+            raise LakeShoreError(EXECUTION_ERROR, f"output {out}: input {source} has no sensor")
+        if self.state["INSET"][source][0] != "1":
+            raise LakeShoreError(EXECUTION_ERROR, f"output {out}: input {source} is disabled")
+
+    # -- readings ---------------------------------------------------------------------------
+
+    def _units(self, address: str) -> str:
+        return self.state["INTYPE"][address][5]
+
+    def _read(self, address: str, kelvin: bool) -> str:
+        sensor = self.sensors.get(address)
+        if sensor is None or self.state["INSET"][address][0] != "1":
+            return "+0.00000E+00"
+        self.world.now()
+        if kelvin:
+            return f"{sensor.temperature(self.world, self._readout_rng):+.5E}"
+        return f"{sensor.resistance(self.world, self._readout_rng):+.5E}"
+
+    def _sample_heater_output(self) -> str:
+        self.world.now()
+        level = self.loops["0"].level
+        if self.state["HTRSET"]["0"][3] == "2":  # power display: W in the configured resistance
+            shown_ohm = float(self.state["HTRSET"]["0"][0])
+            return f"{(level * self._full_current('0')) ** 2 * shown_ohm:+.5E}"
+        return f"{100.0 * level:+.3f}"
+
+    def _ramping(self, out: str) -> bool:
+        self.world.now()
+        return self.loops[out].ramping(self._ramp_on(out))
+
+    def _ramp_on(self, out: str) -> bool:
+        return out in self.state["RAMP"] and self.state["RAMP"][out][0] == "1"
+
+    # -- outputs ----------------------------------------------------------------------------
+
+    def _full_current(self, out: str) -> float:
+        """Full-scale current (A) of a current-source output at its present range."""
+        k = int(self.state["RANGE"][out][0])
+        if k == 0:
+            return 0.0
+        if out == "0":
+            return SAMPLE_RANGES_A[k - 1]
+        _, code, user, _ = self.state["HTRSET"]["1"]
+        return WARMUP_MAX_A.get(int(code), float(user))
+
+    def _power(self, out: str) -> float:
+        """Heater power (W) at the output's present level."""
+        ohm = self.heaters[out][1]
+        if out == "2":
+            on = self.state["RANGE"]["2"][0] == "1"
+            volts = self.loops[out].level * ANALOG_FULL_SCALE_V if on else 0.0
+            return volts * volts / ohm
+        return (self.loops[out].level * self._full_current(out)) ** 2 * ohm
+
+    def _loop_settings(self, out: str) -> dict[str, Any]:
+        p, i, d = (float(v) for v in self.state["PID"][out])
+        rate = float(self.state["RAMP"][out][1]) if out in self.state["RAMP"] else 0.1
+        return {"p": p, "i": i, "d": d, "ramp_rate": rate, "ramp_enabled": self._ramp_on(out)}
+
+    def _apply(self, out: str | None, mnemonic: str) -> None:
+        """After a stored command changed: outputs' modes, levels and heater powers."""
+        for o in [out] if out is not None else list(self.loops):
+            loop = self.loops[o]
+            mode, source = int(self.state["OUTMODE"][o][0]), self.state["OUTMODE"][o][1]
+            setpoint = float(self.state["SETP"][o][0])
+            t = self.world.now()
+            if mode != CLOSED_LOOP:
+                loop.stop()
+                manual = float(self.state["MOUT"][o][0]) / 100.0
+                loop.level = manual if mode in (OPEN_LOOP, STILL) else 0.0
+            elif not loop.active:
+                reading = self.sensors[source].temperature(self.world, self._loop_rng)
+                loop.start(t, setpoint, reading, self._ramp_on(o))
+            elif mnemonic == "SETP":
+                rate = self._loop_settings(o)["ramp_rate"] / 60.0
+                loop.retarget(t, setpoint, rate, self._ramp_on(o))
+            if o in self.heaters:
+                self.world.thermal.set_heater(self.heaters[o][0], self._power(o))
+
+    def on_reset(self) -> None:
+        """Power-on state: every stored command at its default, heaters off."""
+        self.state = {
+            mnemonic: {a: stored.defaults for a in stored.addresses}
+            for mnemonic, stored in STORED.items()
+        }
+        self.state["HTRSET"]["1"] = WARMUP_HTRSET_DEFAULTS
+        for address in self.state["INSET"]:
+            enabled = "1" if address in self.sensors else "0"
+            self.state["INSET"][address] = (enabled, *self.state["INSET"][address][1:])
+        for loop in self.loops.values():
+            loop.stop()
+            loop.level = 0.0
+        for plate, _ in self.heaters.values():
+            self.world.thermal.set_heater(plate, 0.0)
+
+    # -- World dynamic ----------------------------------------------------------------------
+
+    @property
+    def max_step_s(self) -> float:
+        """Time to the next loop update (steps land on it); unbounded with no loop running."""
+        pending = [loop.next_update_s - self._t for loop in self.loops.values() if loop.active]
+        if not pending:
+            return math.inf
+        ahead = min(pending)
+        return ahead if ahead > 1e-9 else self.loop_period_s
+
+    def step(self, t: float, dt: float) -> None:
+        """Run the loop cycles due at `t` (before the plant integrates `[t, t + dt]`)."""
+        for out, loop in self.loops.items():
+            if loop.active and t >= loop.next_update_s - 1e-9:
+                sensor = self.sensors[self.state["OUTMODE"][out][1]]
+                loop.update(t, sensor.temperature(self.world, self._loop_rng),
+                            self._loop_settings(out))
+                self.world.thermal.set_heater(self.heaters[out][0], self._power(out))
+                loop.next_update_s += self.loop_period_s
+                if loop.next_update_s <= t:  # fell off the grid: restart it from now
+                    loop.next_update_s = t + self.loop_period_s
+        self._t = t + dt
