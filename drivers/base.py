@@ -35,14 +35,15 @@ MAX_ERROR_READS = 128
 #: Reply timeout of the error-queue check that follows a timed-out command.
 ERROR_QUERY_TIMEOUT_S = 0.2
 
-def format_value(value: Any, kind: type) -> str:
-    """Render a value the way cryodaq instruments parse it (floats as `%.9e`)."""
+def format_value(value: Any, kind: type, float_format: str = ".9e") -> str:
+    """Render a value as instruments parse it: booleans 1/0, integers plain, floats in
+    `float_format` (cryodaq's SCPI instruments take `%.9e`)."""
     if kind is bool:
         return "1" if value else "0"
     if kind is int:
         return f"{int(value):d}"
     if kind is float:
-        return f"{float(value):.9e}"
+        return format(float(value), float_format)
     return str(value)
 
 

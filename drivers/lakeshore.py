@@ -13,7 +13,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cryodaq.drivers.base import Channel, Instrument, OneOf, Range, SCPINode, Setting, parse_value
+from cryodaq.drivers.base import (
+    Channel,
+    Instrument,
+    OneOf,
+    Range,
+    SCPINode,
+    Setting,
+    format_value,
+    parse_value,
+)
 from cryodaq.drivers.errors import InstrumentError
 
 #: `*ESR?` bits and what they mean (IEEE 488.2, as Lake Shore uses them).
@@ -22,17 +31,6 @@ ESR_BITS = {
     16: "execution error (not able to execute: a value out of range or not allowed now)",
     4: "query error",
 }
-
-
-def wire_number(value: Any, kind: type) -> str:
-    """A value as Lake Shore's commands take it: integers plain, floats with 6 digits."""
-    if kind is bool:
-        return "1" if value else "0"
-    if kind is int:
-        return f"{int(value):d}"
-    if kind is float:
-        return f"{float(value):.6g}"
-    return str(value)
 
 
 class Field(Setting[Any]):
@@ -90,7 +88,7 @@ class Field(Setting[Any]):
             return str(self.names.index(value))
         if self.quoted:
             return f'"{value}"'
-        return wire_number(value, self.kind)
+        return format_value(value, self.kind, ".6g")
 
     def write_text(self, node: SCPINode, value: Any) -> str:
         fields = [self.encode(node, value)]

@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cryodaq.drivers.base import Setting
+from cryodaq.drivers.errors import InstrumentError
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,18 @@ class ReflectionInstrument(Protocol):
                    ) -> ReflectionSweep:  # fmt: skip
         """Sweep the reflection with these stimulus settings (the source off afterwards)."""
         ...
+
+
+def formatted_values(inst: Any, command: str, dtypes: dict[str, str]) -> np.ndarray:
+    """The array `command` returns in `inst`'s present `data_format`: `ASC...` as text, the
+    binary formats of `dtypes` (format -> NumPy type) as an IEEE 488.2 block, little-endian
+    when its `byte_order` is SWAP (the Keysight default is big-endian, NORM)."""
+    form = inst.data_format.upper()
+    if form.startswith("ASC"):
+        return np.array([float(v) for v in inst.query(command).split(",")])
+    swap = inst.byte_order.upper() == "SWAP"
+    dtype = np.dtype(dtypes[form]).newbyteorder("<" if swap else ">")
+    raw = inst.query_block(command, "B")
+    if raw.size % dtype.itemsize:
+        raise InstrumentError(inst.name, command, f"block of {raw.size} bytes is not {form}")
+    return raw.view(dtype).astype(np.float64)

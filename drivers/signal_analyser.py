@@ -18,7 +18,7 @@ import numpy as np
 
 from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
 from cryodaq.drivers.errors import InstrumentError
-from cryodaq.drivers.microwave import PowerSpectrum
+from cryodaq.drivers.microwave import PowerSpectrum, formatted_values
 
 F_RANGE_HZ = Range(-80e6, 50e9)
 #: Widest span one FFT covers (standard analysis bandwidth of an N9020B): beyond it the
@@ -137,15 +137,8 @@ class SignalAnalyser(Instrument):
         return values
 
     def _trace_values(self, command: str) -> np.ndarray:
-        """A trace in the present `:FORM:DATA` and `:FORM:BORD`."""
-        form = self.data_format.upper()
-        if form.startswith("ASC"):
-            return np.array([float(v) for v in self.query(command).split(",")])
-        dtype = np.dtype(DTYPES[form]).newbyteorder("<" if self.byte_order == "SWAP" else ">")
-        raw = self.query_block(command, "B")
-        if raw.size % dtype.itemsize:
-            raise InstrumentError(self.name, command, f"block of {raw.size} bytes is not {form}")
-        return raw.view(dtype).astype(np.float64)
+        """An array in the present `:FORM:DATA` and `:FORM:BORD`."""
+        return formatted_values(self, command, DTYPES)
 
     def summary(self) -> dict[str, object]:
         return {

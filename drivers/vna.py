@@ -16,7 +16,7 @@ import numpy as np
 
 from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
 from cryodaq.drivers.errors import InstrumentError
-from cryodaq.drivers.microwave import ReflectionSweep
+from cryodaq.drivers.microwave import ReflectionSweep, formatted_values
 
 F_RANGE_HZ = Range(9e3, 20e9)
 #: Extra reply time (s) on top of the sweep time (points / IF bandwidth).
@@ -83,14 +83,7 @@ class NetworkAnalyser(Instrument):
 
     def _values(self, command: str) -> np.ndarray:
         """An array in the present `:FORM:DATA` and `:FORM:BORD`."""
-        form = self.data_format.upper()
-        if form.startswith("ASC"):
-            return np.array([float(v) for v in self.query(command).split(",")])
-        dtype = np.dtype(DTYPES[form]).newbyteorder("<" if self.byte_order == "SWAP" else ">")
-        raw = self.query_block(command, "B")
-        if raw.size % dtype.itemsize:
-            raise InstrumentError(self.name, command, f"block of {raw.size} bytes is not {form}")
-        return raw.view(dtype).astype(np.float64)
+        return formatted_values(self, command, DTYPES)
 
     def summary(self) -> dict[str, object]:
         return {

@@ -10,6 +10,8 @@ follow it.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,16 +71,21 @@ def test_inputs_read_kelvin_and_a_flagged_reading_is_nan() -> None:
 
 
 def test_an_execution_error_names_the_command() -> None:
-    with expected_protocol(LakeShore372, [("SETP 0,12", None), ("*ESR?", "16")]) as tc:
-        with pytest.raises(InstrumentError, match=r"SETP 0,12.*execution error"):
-            tc.loops[0].setpoint = 12.0
+    table = [("SETP 0,12", None), ("*ESR?", "16")]
+    with (
+        expected_protocol(LakeShore372, table) as tc,
+        pytest.raises(InstrumentError, match=r"SETP 0,12.*execution error"),
+    ):
+        tc.loops[0].setpoint = 12.0
 
 
 def test_a_value_the_instrument_does_not_hold_is_an_error() -> None:
     table = [("MOUT 0,40", None), OK, ("MOUT? 0", "+0.00000E+00")]
-    with expected_protocol(LakeShore372, table) as tc:
-        with pytest.raises(InstrumentError, match="holds 0.0"):
-            tc.loops[0].manual_output = 40.0
+    with (
+        expected_protocol(LakeShore372, table) as tc,
+        pytest.raises(InstrumentError, match="holds 0.0"),
+    ):
+        tc.loops[0].manual_output = 40.0
 
 
 def test_ranges_are_refused_before_anything_is_sent() -> None:
@@ -207,3 +214,33 @@ def test_lake_shore_s_own_client_sets_a_setpoint_and_reads_it_followed(
         assert 0 < ls.get_heater_output(0) <= 1e-6  # W: the heater shows power
     finally:
         ls.disconnect_tcp()
+
+
+def test_lake_shore_s_client_reaches_cryodaq_serve_sim() -> None:
+    """`cryodaq serve-sim` (real time, a separate process) as the 372 the client expects."""
+    lakeshore = pytest.importorskip("lakeshore")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryodaq.acquisition", "serve-sim", str(RIG), "--any-port"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ports = {}
+        for line in iter(proc.stdout.readline, ""):  # type: ignore[union-attr]
+            if line.startswith("serving"):
+                break
+            name, address = line.split()
+            ports[name] = int(address.split("::")[2])
+        assert "tc" in ports, proc.stderr.read()  # type: ignore[union-attr]
+        ls = lakeshore.Model372(baud_rate=None, ip_address="127.0.0.1", tcp_port=ports["tc"])
+        try:
+            assert ls.serial_number == "LSASIM1"
+            assert 0.005 < ls.get_kelvin_reading(1) < 0.1  # the detector plate, cold
+            ls.set_setpoint_kelvin(0, 0.025)
+            assert ls.get_setpoint_kelvin(0) == pytest.approx(0.025)
+        finally:
+            ls.disconnect_tcp()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
