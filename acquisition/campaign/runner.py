@@ -37,6 +37,7 @@ from cryodaq.acquisition.pipelines.report import write_run_report
 from cryodaq.acquisition.rig import Rig, RigSpec
 from cryodaq.acquisition.store.format import software_versions
 from cryodaq.acquisition.store.layout import CAMPAIGN, PROGRESS, STORE, SUMMARY
+from cryodaq.acquisition.store.lock import RunLock
 from cryodaq.acquisition.store.summary import RunSummary, json_default
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.engine import AcquisitionError
@@ -92,26 +93,36 @@ class CampaignRunner:
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Execute the campaign; returns the exit code (0 done, 1 failed, 130 interrupted)."""
+        """Execute the campaign; returns the exit code (0 done, 1 failed, 130 interrupted).
+
+        The run directory is locked from its creation (or, on resume, before anything is read
+        or written) to the end: a second process is refused and touches nothing."""
+        with RunLock(self.run_dir) as lock:
+            return self._run_locked(lock)
+
+    def _run_locked(self, lock: RunLock) -> int:
         if self.resume:
+            self._open_for_resume(lock)
             self._reseed()
-        rig = Rig(self.rig_spec)  # a bad World parameter fails here, before anything is written
+        rig = Rig(self.rig_spec)  # a bad World parameter fails here, before a new run is written
         try:
-            self._prepare_directory()
+            if not self.resume:
+                self._create_directory(lock, rig)
         except BaseException:
             rig.close()
             raise
         with self._logging(), rig:
             clock = clock_for(rig)
+            self._start_summary(rig)
             if self.resume and rig.world is not None:  # the virtual time line goes on
                 rig.world.advance_to(self.summary.virtual_time_s)
-            self._start_summary(rig)
             wall0, virtual0 = time.monotonic(), clock.now()
             status, error, code = "failed", None, EXIT_FAILED
             store = None
             with self.display:
                 try:
-                    store = (RunStore.resume if self.resume else RunStore.create)(
+                    resumable = self.resume and (self.run_dir / STORE).exists()
+                    store = (RunStore.resume if resumable else RunStore.create)(
                         self.run_dir / STORE
                     )
                     ctx = RunContext(
@@ -149,20 +160,30 @@ class CampaignRunner:
         digest = hashlib.sha256(f"{base}:resume{resumes + 1}".encode()).digest()
         self.rig_spec.world["seed"] = int.from_bytes(digest[:4], "little")
 
-    def _prepare_directory(self) -> None:
-        if self.resume:
-            if not (self.run_dir / PROGRESS).exists():
-                raise CryodaqError(f"{self.run_dir}: not a cryodaq run directory (no {PROGRESS})")
-            old = RunSummary.read(self.run_dir / SUMMARY)
-            if old.status == "completed":
+    def _open_for_resume(self, lock: RunLock) -> None:
+        """Lock the run, then read where it stands. A run killed at any moment after its
+        directory was made resumes: a missing progress is no step done, a missing summary a
+        fresh one."""
+        if not (self.run_dir / CAMPAIGN).is_file():
+            raise CryodaqError(f"{self.run_dir}: not a cryodaq run directory (no {CAMPAIGN})")
+        lock.acquire("cryodaq run --resume")
+        self.progress = Progress.load(self.run_dir / PROGRESS)
+        if (self.run_dir / SUMMARY).exists():
+            self.summary = RunSummary.read(self.run_dir / SUMMARY)
+            if self.summary.status == "completed":
                 raise CryodaqError(f"{self.run_dir}: the campaign completed; nothing to resume")
-            self.summary = old
-            return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+
+    def _create_directory(self, lock: RunLock, rig: Rig) -> None:
+        """A new run directory, locked, with the campaign, an empty progress and a summary
+        from the first moment on (so a run killed at any point can be resumed)."""
+        if self.run_dir.exists() and (not self.run_dir.is_dir() or any(self.run_dir.iterdir())):
             raise CryodaqError(f"{self.run_dir}: exists and is not empty (runs never overwrite)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire("cryodaq run")
         write_json_atomic(self.run_dir / CAMPAIGN, self.resolved, default=json_default)
         self.progress.save()
+        self._start_summary(rig)
+        self.summary.write(self.run_dir / SUMMARY)
 
     @contextlib.contextmanager
     def _logging(self) -> Iterator[None]:
@@ -265,10 +286,11 @@ class CampaignRunner:
         self.summary.write(self.run_dir / SUMMARY)
 
     def _start_summary(self, rig: Rig) -> None:
-        if self.resume:
-            self.summary = replace(
-                self.summary, resumed=(*self.summary.resumed, _now_iso()), status="running"
-            )
+        if self.summary is not None:  # a resumed run's, or the one its creation wrote
+            if self.resume:
+                self.summary = replace(
+                    self.summary, resumed=(*self.summary.resumed, _now_iso()), status="running"
+                )
             return
         self.summary = RunSummary(
             campaign=self.campaign.name,

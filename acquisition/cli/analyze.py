@@ -27,6 +27,7 @@ from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.pipelines import ChannelFailure
 from cryodaq.acquisition.pipelines.report import write_run_report
 from cryodaq.acquisition.store.layout import CAMPAIGN, SUMMARY
+from cryodaq.acquisition.store.lock import RunLock, RunLocked
 from cryodaq.acquisition.store.summary import RunSummary
 
 
@@ -40,20 +41,28 @@ def analyze(
         str | None, typer.Option(help="Use a running Dask scheduler, tcp://HOST:PORT")
     ] = None,
 ) -> None:
-    """Re-run the analysis of a stored run (its campaign's analyze steps, or one pipeline)."""
-    summary = _summary(run_dir)
-    steps = _analyze_steps(run_dir, pipeline)
-    try:
-        spec = ClusterSpec(workers=workers, scheduler=scheduler)
-        with connect(spec) if spec.wanted else contextlib.nullcontext() as client:
-            for step, name in steps:
-                outcome = analyze_step(run_dir, step, name, client, on_piece=_progress(name))
-                figures = tuple(str(p.relative_to(run_dir)) for p in outcome.figures)
-                summary = summary.with_analysis(name, outcome.results, figures)
-    except CryodaqError as exc:
-        raise fail(str(exc)) from None
-    summary.write(run_dir / SUMMARY)
-    write_run_report(run_dir, summary)
+    """Re-run the analysis of a stored run (its campaign's analyze steps, or one pipeline).
+    A run another process is writing is refused (it is locked), and nothing of it changes."""
+    if not run_dir.is_dir():
+        raise fail(f"{run_dir}: not a cryodaq run directory (no such directory)")
+    with RunLock(run_dir) as lock:
+        try:
+            lock.acquire("cryodaq analyze")
+        except RunLocked as exc:
+            raise fail(f"{exc}: analyze it once the run has ended") from None
+        summary = _summary(run_dir)
+        steps = _analyze_steps(run_dir, pipeline)
+        try:
+            spec = ClusterSpec(workers=workers, scheduler=scheduler)
+            with connect(spec) if spec.wanted else contextlib.nullcontext() as client:
+                for step, name in steps:
+                    outcome = analyze_step(run_dir, step, name, client, on_piece=_progress(name))
+                    figures = tuple(str(p.relative_to(run_dir)) for p in outcome.figures)
+                    summary = summary.with_analysis(name, outcome.results, figures)
+        except CryodaqError as exc:
+            raise fail(str(exc)) from None
+        summary.write(run_dir / SUMMARY)
+        write_run_report(run_dir, summary)
     print_outcome(run_dir)
 
 
