@@ -354,7 +354,8 @@ class Rig:
         return self._managers[backend]
 
     def open(self, name: str) -> Instrument:
-        """Open one instrument and apply its initial settings."""
+        """Open one instrument, make it idle (`Instrument.make_idle`), apply its initial
+        settings."""
         spec = self.spec.instruments[name]
         try:
             manager = self._manager(spec.backend)
@@ -364,6 +365,7 @@ class Rig:
             ) from None
         inst = spec.driver.open(manager, spec.address, name=name, timeout_s=spec.timeout_s)
         try:
+            inst.make_idle()  # whatever a crashed run left running stops first
             for path, ch, setting, value in planned_settings(self.spec.doc, spec):
                 node = inst if ch is None else inst.group_channel(*ch)
                 try:

@@ -465,6 +465,11 @@ class Instrument(SCPINode):
         """`*RST`: back to power-on settings."""
         self.write("*RST")
 
+    def make_idle(self) -> None:
+        """Bring the instrument to a known idle state before anything else is asked of it
+        (what a crashed session left running is stopped): clear its status (`*CLS`)."""
+        self.write("*CLS")
+
     def summary(self) -> dict[str, Any]:
         """Key settings for an overview table."""
         return self.settings()

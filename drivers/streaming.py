@@ -60,6 +60,12 @@ class StreamingInstrument(Instrument):
 
     running = Setting("ACQ:RUN", bool, doc="Continuous acquisition into the on-board buffer")
 
+    def make_idle(self) -> None:
+        """Clear the status and stop an acquisition a crashed session left running."""
+        super().make_idle()
+        if self.running:
+            self.running = False
+
     def start(self) -> None:
         """Start continuous acquisition; the sample counter restarts at 0."""
         self.running = True
