@@ -21,14 +21,16 @@ class RunClock(Protocol):
 
 
 class WorldClock:
-    """A simulated rig's virtual time: waiting is instant."""
+    """A simulated rig's virtual time: waiting is instant. Time stamps count from `epoch_ns`
+    (the wall-clock time the run started), so stored records carry real dates."""
 
     virtual = True
 
-    def __init__(self, rig: Rig) -> None:
+    def __init__(self, rig: Rig, epoch_ns: int = 0) -> None:
         if rig.world is None:
             raise ValueError(f"rig {rig.spec.name!r} is not simulated: it has no World clock")
         self.world = rig.world
+        self.epoch_ns = epoch_ns
 
     def now(self) -> float:
         return self.world.now()
@@ -37,7 +39,7 @@ class WorldClock:
         self.world.advance(seconds)
 
     def time_ns(self) -> int:
-        return int(round(self.world.now() * 1e9))
+        return self.epoch_ns + int(round(self.world.now() * 1e9))
 
 
 class WallClock:
@@ -58,6 +60,7 @@ class WallClock:
         return time.time_ns()
 
 
-def clock_for(rig: Rig) -> RunClock:
-    """The World's clock on a simulated rig, the wall clock on a real one."""
-    return WorldClock(rig) if rig.world is not None else WallClock()
+def clock_for(rig: Rig, epoch_ns: int = 0) -> RunClock:
+    """The World's clock (stamps from `epoch_ns`) on a simulated rig, the wall clock on a
+    real one."""
+    return WorldClock(rig, epoch_ns) if rig.world is not None else WallClock()

@@ -1,10 +1,11 @@
 """A run is resumable from the moment its directory exists, and only one process writes it.
 
 A campaign is SIGKILLed at moments before its first acquisition completes (right after its
-directory appears, once its store exists); `--resume` then completes it, and the summary,
-the progress and the store agree: the acquisition's parts hold exactly its duration, in order,
-with no overlap. A process holding the run's lock makes `analyze` and `--resume` refuse
-without changing a byte; once that process is killed, the kernel has released the lock.
+directory appears, once its store exists, once records are committed); `--resume` then completes
+it, and the summary, the progress and the store agree: the acquisition's parts hold exactly its
+duration, in order, with no overlap, stamped with real dates. A process holding the run's lock
+makes `analyze` and `--resume` refuse without changing a byte; once that process is killed, the
+kernel has released the lock.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cryodaq.acquisition.cli.main import app
 from cryodaq.acquisition.store.reader import RunReader
 
 RIGS = Path(__file__).resolve().parents[1] / "config" / "rigs"
-DURATION_S = 12.0
+DURATION_S = 60.0
 CAMPAIGN = f"""\
 name: killed
 rig: {RIGS / "maxs30_sim.yaml"}
@@ -40,12 +41,18 @@ steps:
       trigger: {{all: {{edge_threshold: 3 mV}}}}
   - wait: 1 s
 """
-#: What must exist when the child is killed: a moment before the acquisition completes.
-MOMENTS = {"directory made": "summary.json", "store made": "store/zarr.json"}
+#: What must exist when the child is killed: moments before the acquisition completes.
+MOMENTS = {
+    "directory made": "summary.json",
+    "store made": "store/zarr.json",
+    "records committed": "store/acquisitions/calib/ch001/timestamp_ns/c",
+}
+#: Seconds from the marker to the kill (commits follow chunk writes within a second).
+DELAYS = {"records committed": 1.0}
 
 
-def _run_until(campaign: Path, run_dir: Path, marker: str) -> None:
-    """Start `cryodaq run` in a child and SIGKILL it as soon as `marker` exists."""
+def _run_until(campaign: Path, run_dir: Path, marker: str, delay_s: float = 0.0) -> None:
+    """Start `cryodaq run` in a child and SIGKILL it `delay_s` after `marker` exists."""
     child = subprocess.Popen(
         [sys.executable, "-m", "cryodaq.acquisition", "run", str(campaign), "--out",
          str(run_dir), "--no-live"],
@@ -56,6 +63,8 @@ def _run_until(campaign: Path, run_dir: Path, marker: str) -> None:
         assert child.poll() is None, child.stderr.read()  # type: ignore[union-attr]
         assert time.monotonic() < deadline, f"{marker} never appeared"
         time.sleep(0.005)
+    time.sleep(delay_s)
+    assert child.poll() is None, "the run ended before it was killed"
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
@@ -68,7 +77,7 @@ def test_a_run_killed_before_its_first_acquisition_completes_resumes(
     campaign = tmp_path / "campaign.yaml"
     campaign.write_text(CAMPAIGN)
     run_dir = tmp_path / "run"
-    _run_until(campaign, run_dir, MOMENTS[moment])
+    _run_until(campaign, run_dir, MOMENTS[moment], DELAYS.get(moment, 0.0))
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
 
     result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
@@ -85,9 +94,12 @@ def test_a_run_killed_before_its_first_acquisition_completes_resumes(
     assert stored == pytest.approx(DURATION_S, abs=1 / rate)  # exactly the duration
     assert summary["live_time_s"] == pytest.approx(stored)
     times = [reader.read(p, 1, ["timestamp_ns"])["timestamp_ns"] for p in parts]
+    times = [t for t in times if t.size]
     for earlier, later in zip(times, times[1:], strict=False):  # in order, never overlapping
         assert later.min() > earlier.max()
     assert all(np.all(np.diff(t) > 0) for t in times)
+    # Simulated time starts at the run's wall-clock start: records carry real dates.
+    assert abs(times[0][0] / 1e9 - time.time()) < 3600
 
 
 HOLDER = """

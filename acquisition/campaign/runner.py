@@ -38,6 +38,7 @@ from cryodaq.acquisition.rig import Rig, RigSpec
 from cryodaq.acquisition.store.format import software_versions
 from cryodaq.acquisition.store.layout import CAMPAIGN, PROGRESS, STORE, SUMMARY
 from cryodaq.acquisition.store.lock import RunLock
+from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.summary import RunSummary, json_default
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.engine import AcquisitionError
@@ -112,10 +113,10 @@ class CampaignRunner:
             rig.close()
             raise
         with self._logging(), rig:
-            clock = clock_for(rig)
             self._start_summary(rig)
+            clock = clock_for(rig, self.summary.clock_epoch_ns)
             if self.resume and rig.world is not None:  # the virtual time line goes on
-                rig.world.advance_to(self.summary.virtual_time_s)
+                rig.world.advance_to(self._resumed_virtual_time())
             wall0, virtual0 = time.monotonic(), clock.now()
             status, error, code = "failed", None, EXIT_FAILED
             store = None
@@ -123,7 +124,7 @@ class CampaignRunner:
                 try:
                     resumable = self.resume and (self.run_dir / STORE).exists()
                     store = (RunStore.resume if resumable else RunStore.create)(
-                        self.run_dir / STORE
+                        self.run_dir / STORE, RunStore.snapshots(self.resolved)
                     )
                     ctx = RunContext(
                         rig, clock, store, self.run_dir, on_monitor=self.display.monitor
@@ -148,6 +149,19 @@ class CampaignRunner:
                         status, error, clock.now() - virtual0, time.monotonic() - wall0
                     )
         return code
+
+    def _resumed_virtual_time(self) -> float:
+        """Where a resumed simulated rig's time goes on: after everything the store holds
+        (a killed run stored stream time its summary never counted), never back in time."""
+        virtual = self.summary.virtual_time_s
+        if (self.run_dir / STORE).exists():
+            reader = RunReader(self.run_dir / STORE)
+            for acq in reader.acquisitions():
+                info, commit = reader.info(acq), reader.commit(acq)
+                start_ns = info.get("metadata", {}).get("start_time_ns", 0)
+                end_ns = start_ns + 1e9 * (commit.next_sample or 0) / info["sample_rate_hz"]
+                virtual = max(virtual, (end_ns - self.summary.clock_epoch_ns) / 1e9)
+        return virtual
 
     def _reseed(self) -> None:
         """A resumed simulated rig is a later stretch of the same experiment: its random events
@@ -299,6 +313,7 @@ class CampaignRunner:
             run_dir=str(self.run_dir),
             versions=software_versions(),
             started=_now_iso(),
+            clock_epoch_ns=time.time_ns(),
         )
 
     def _finish_summary(self, status: str, error: str | None, virtual: float, wall: float) -> None:

@@ -139,6 +139,7 @@ class BoardTask:
     store_name: str
     duration_s: float
     stop_event: str | None = None  # name of a distributed.Event that stops the acquisition
+    epoch_ns: int = 0  # the campaign's clock epoch (a simulated rig's time stamps)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _acquire(task: BoardTask) -> AcquisitionResult:
             names = [n for n in task.rig.instruments if n not in task.others]
         else:
             names = [task.board]
-        clock = clock_for(rig)
+        clock = clock_for(rig, task.epoch_ns)
         for name in names:
             inst = rig.open(name)
             if name in task.state:

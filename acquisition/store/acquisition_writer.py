@@ -22,6 +22,7 @@ from typing import Any, Protocol, Self
 import numpy as np
 
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap
+from cryodaq.acquisition.store.cf import GAP, GAP_BOUND, GAPS_ATTRS, data_units
 from cryodaq.acquisition.store.columns import ChannelColumns, Column, fill_for
 from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import (
@@ -108,10 +109,24 @@ class AcquisitionWriter:
             "live_time_s": None,
         }
         write_group(self.directory, {"acquisition": self._config, "commit": None})
-        self._gaps = Column(self.directory / "gaps", np.dtype("<i8"), (2,), EVENT_CHUNK_ROWS)
+        self._gaps = Column(
+            self.directory / "gaps", np.dtype("<i8"), (2,), EVENT_CHUNK_ROWS,
+            dims=(GAP, GAP_BOUND), attrs=GAPS_ATTRS,
+        )  # fmt: skip
+        data = data_units(self._config["metadata"])
         self._chans = {
             ch: ChannelColumns(
-                self.directory / channel_group(ch), self.record_length, self.dtype, compress_records
+                self.directory / channel_group(ch),
+                self.record_length,
+                self.dtype,
+                compress_records,
+                data,
+                {
+                    "acquisition": name,
+                    "channel": ch,
+                    "sample_rate_hz": self.sample_rate_hz,
+                    "pretrigger": self.pretrigger,
+                },
             )
             for ch in self.channels
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from numcodecs.zstd import Zstd
 
 from cryodaq.acquisition.atomic import write_atomic
 from cryodaq.acquisition.events import SUMMARY_DTYPE
+from cryodaq.acquisition.store.cf import RECORD, SAMPLE, column_dims, field_attrs
 from cryodaq.acquisition.store.format import (
     CHUNK_BYTES,
     EVENT_CHUNK_ROWS,
@@ -32,7 +33,8 @@ class Column:
 
     The current (partial) chunk is kept in memory, so appending never reads the disk. `rows`
     counts the rows on disk; the array's `shape` grows ahead of it in doubling steps and is
-    trimmed to `rows` by `finish()`.
+    trimmed to `rows` by `finish()`. `dims` are its Zarr v3 `dimension_names` (xarray needs
+    them), `attrs` its attributes (units, long_name, ...; `store.cf`).
     """
 
     def __init__(
@@ -42,12 +44,15 @@ class Column:
         row_shape: tuple[int, ...],
         chunk_rows: int,
         *,
+        dims: Sequence[str],
         compress: bool = False,
         fill: Any = 0,
         initial_rows: int = 0,
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
         self.directory = directory
+        if len(dims) != 1 + len(row_shape):
+            raise RunStoreError(f"{directory}: dimension names {dims} for rows of {row_shape}")
         dt = np.dtype(dtype)
         self.dtype = dt.newbyteorder("<") if dt.itemsize > 1 else dt
         self.row_shape = row_shape
@@ -63,6 +68,7 @@ class Column:
             chunk_key_encoding={"name": "default", "separator": "/"},
             fill_value=fill,
             attributes=dict(attrs or {}),
+            dimension_names=tuple(dims),
         )
         self._meta = read_json(directory / "zarr.json")
         self._check_codecs()
@@ -139,13 +145,20 @@ def fill_for(dtype: np.dtype) -> Any:
 
 
 class ChannelColumns:
-    """The columns of one channel of an acquisition."""
+    """The columns of one channel of an acquisition; `data` holds the units (and scale) of the
+    source's values (`cf.data_units`), given to the records and their summaries."""
 
     def __init__(
-        self, directory: Path, record_length: int, dtype: np.dtype, compress: bool
+        self,
+        directory: Path,
+        record_length: int,
+        dtype: np.dtype,
+        compress: bool,
+        data: Mapping[str, Any],
+        group_attrs: Mapping[str, Any],
     ) -> None:
         self.directory = directory
-        write_group(directory, {})
+        write_group(directory, group_attrs)
         write_group(directory / "summaries", {})
         write_group(directory / "columns", {})
         self.columns: dict[str, Column] = {
@@ -154,15 +167,25 @@ class ChannelColumns:
                 dtype,
                 (record_length,),
                 records_chunk_rows(record_length, dtype),
+                dims=(RECORD, SAMPLE),
                 compress=compress,
+                attrs=field_attrs("records", data),
             )
         }
         for name, dt in EVENT_FIELDS.items():
-            self.columns[name] = Column(directory / name, dt, (), EVENT_CHUNK_ROWS)
+            self.columns[name] = self._column(directory / name, dt, data)
         for name in SUMMARY_FIELDS:
             dt = SUMMARY_DTYPE.fields[name][0]
-            self.columns[name] = Column(directory / "summaries" / name, dt, (), EVENT_CHUNK_ROWS)
+            self.columns[name] = self._column(directory / "summaries" / name, dt, data)
         self.extra: dict[str, Column] = {}
+
+    @staticmethod
+    def _column(directory: Path, dtype: np.dtype, data: Mapping[str, Any]) -> Column:
+        name = directory.name
+        return Column(
+            directory, dtype, (), EVENT_CHUNK_ROWS,
+            dims=column_dims(name, ()), attrs=field_attrs(name, data),
+        )  # fmt: skip
 
     def extra_column(
         self, name: str, dtype: np.dtype, row_shape: tuple[int, ...], rows: int
@@ -173,9 +196,14 @@ class ChannelColumns:
                 dtype,
                 row_shape,
                 EVENT_CHUNK_ROWS,
+                dims=column_dims(name, row_shape),
                 fill=fill_for(dtype),
                 initial_rows=rows,
-                attrs={"source": "acquisition"},
+                attrs={
+                    "source": "acquisition",
+                    "long_name": name,
+                    "description": "a column a sink added to the acquisition's batches",
+                },
             )
         return self.extra[name]
 

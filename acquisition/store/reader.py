@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import zarr
 
 from cryodaq.acquisition.atomic import replace_directory
 from cryodaq.acquisition.events import SUMMARY_DTYPE, Gap
+from cryodaq.acquisition.store.cf import column_dims
 from cryodaq.acquisition.store.columns import Column, fill_for
 from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import (
@@ -25,6 +26,7 @@ from cryodaq.acquisition.store.format import (
     SUMMARY_FIELDS,
     RunStoreError,
     channel_group,
+    check_json,
     check_name,
     group_attrs,
     now,
@@ -180,12 +182,20 @@ class RunReader:
         return self.commit(acq).drops
 
     def add_column(
-        self, acq: str, ch: int, name: str, values: np.ndarray, *, overwrite: bool = False
+        self,
+        acq: str,
+        ch: int,
+        name: str,
+        values: np.ndarray,
+        *,
+        overwrite: bool = False,
+        attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Store an analysis column (one value or row per committed record) for a channel.
 
         Only for a closed acquisition. The column appears atomically (written under a
-        temporary name, then renamed), so a crash never leaves half a column.
+        temporary name, then renamed), so a crash never leaves half a column. `attrs`
+        (JSON-serialisable: units, long_name, description, ...) become its attributes.
         """
         check_name(name, f"{self.path}: column name")
         if not self.commit(acq).closed:
@@ -209,8 +219,13 @@ class RunReader:
             values.dtype,
             values.shape[1:],
             rows,
+            dims=column_dims(name, values.shape[1:]),
             fill=fill_for(values.dtype),
-            attrs={"source": "analysis", "written": now()},
+            attrs={
+                **check_json(dict(attrs or {}), f"{self.path}: attributes of column {name!r}"),
+                "source": "analysis",
+                "written": now(),
+            },
         )
         col.write(0, values)
         col.finish()

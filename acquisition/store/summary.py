@@ -37,6 +37,8 @@ class RunSummary:
     run_dir: str
     versions: Mapping[str, str]
     started: str
+    #: A simulated rig's virtual time 0 as wall-clock ns (records carry real dates).
+    clock_epoch_ns: int = 0
     status: str = "running"  # running, completed, interrupted, failed
     error: str | None = None
     finished: str | None = None

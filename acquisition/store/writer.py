@@ -71,7 +71,7 @@ class RunWriter:
         self._open: dict[str, AcquisitionWriter] = {}
         self._closed = False
         if resume:
-            self._attrs = self._reopened(path)
+            self._attrs = self._reopened(path, metadata)
         else:
             self._attrs = {
                 "format": FORMAT,
@@ -90,16 +90,26 @@ class RunWriter:
         write_group(path, self._attrs)
 
     @staticmethod
-    def _reopened(path: Path) -> dict[str, Any]:
-        """Root attributes of a closed run, marked open again for more acquisitions; a run
-        whose writer died is sealed at its last commits first (`store.recovery`)."""
+    def _reopened(path: Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """Root attributes of a closed run, marked open again for more acquisitions, with the
+        keys of `metadata` it lacks added; a run whose writer died is sealed at its last
+        commits first (`store.recovery`)."""
+        metadata = check_json(dict(metadata), f"{path}: run metadata")
         sealed = seal_dead_run(path)
         if sealed:
             log.warning("%s: its writer died; sealed %s at their last commits", path,
                         ", ".join(sealed))
         attrs = RunReader(path).metadata
         resumes = [*attrs.get("resumes", []), {"at": now(), "after": attrs.get("end_reason")}]
-        return {**attrs, "complete": False, "end_reason": None, "stop": None, "resumes": resumes}
+        kept = {**metadata, **(attrs.get("metadata") or {})}
+        return {
+            **attrs,
+            "metadata": kept,
+            "complete": False,
+            "end_reason": None,
+            "stop": None,
+            "resumes": resumes,
+        }
 
     def acquisition(
         self,
@@ -227,8 +237,18 @@ class RunStore:
         )
 
     @staticmethod
-    def resume(path: str | os.PathLike[str], **options: Any) -> RunWriter:
-        """Reopen a closed run to add acquisitions (what it holds stays as it is)."""
+    def snapshots(campaign: Mapping[str, Any]) -> dict[str, Any]:
+        """The run metadata of a campaign run: the rig snapshot under "rig" and the resolved
+        campaign (the rig inline, as saved in campaign.json) under "campaign"."""
+        return {"rig": campaign.get("rig"), "campaign": dict(campaign)}
+
+    @staticmethod
+    def resume(
+        path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunWriter:
+        """Reopen a closed run to add acquisitions (what it holds stays as it is; keys of
+        `metadata` its metadata lacks are added, e.g. the snapshots of a run written before
+        cryodaq stored them)."""
         options = {
             "flush_interval_s": 0.5,
             "buffer_bytes": 64 * 1024 * 1024,
@@ -236,7 +256,7 @@ class RunStore:
             "background_flush": True,
             **options,
         }
-        return RunWriter(Path(path), {}, resume=True, **options)
+        return RunWriter(Path(path), metadata or {}, resume=True, **options)
 
     @staticmethod
     def open(path: str | os.PathLike[str]) -> RunReader:

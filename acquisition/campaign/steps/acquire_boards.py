@@ -108,6 +108,7 @@ def board_tasks(
             part_name(name, board, part),
             duration_s,
             stop_event,
+            getattr(ctx.clock, "epoch_ns", 0),
         )
         for board, (part, duration_s) in todo.items()
     ]
