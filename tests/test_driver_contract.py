@@ -1,20 +1,28 @@
-"""What every cryodaq driver promises, checked on each simulated instrument kind."""
+"""The driver conformance kit pinned by the suite: each kind's contract on its simulated
+instrument, the session checks on the dialect instruments, `cryodaq check-driver`, and broken
+drivers that the contract must fail."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import open_simulated
-from cryodaq.drivers.adc import Adc16
-from cryodaq.drivers.base import Instrument
-from cryodaq.drivers.errors import InstrumentError, InstrumentTimeout
+from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.conformance import session
+from cryodaq.acquisition.conformance.contracts import CONTRACTS, contracts_for, why_no_kind
+from cryodaq.acquisition.conformance.core import Check, Status, Target, run_check, run_contract
+from cryodaq.drivers.adc import Adc16, AdcBlock
+from cryodaq.drivers.base import Instrument, Range, Setting
+from cryodaq.drivers.kinds import kinds_of
+from cryodaq.drivers.lakeshore372 import LakeShore372
 from cryodaq.drivers.signal_analyser import SignalAnalyser
-from cryodaq.drivers.squid import SquidElectronics
-from cryodaq.drivers.thermal import TemperatureController
+from cryodaq.drivers.squid import SquidChannel, SquidElectronics
 from cryodaq.drivers.umux import UmuxBoard
 from cryodaq.drivers.vna import NetworkAnalyser
 from cryodaq.drivers.vst import VectorSignalTransceiver
@@ -22,104 +30,188 @@ from cryodaq.sim_instruments.adc_model import AdcModel
 from cryodaq.sim_instruments.model import SimModel
 from cryodaq.sim_instruments.signal_analyser_model import SignalAnalyserModel
 from cryodaq.sim_instruments.squid_model import SquidModel
-from cryodaq.sim_instruments.thermal_controller_model import TemperatureControllerModel
 from cryodaq.sim_instruments.umux_model import UmuxModel
 from cryodaq.sim_instruments.vna_model import VnaModel
 from cryodaq.sim_instruments.vst_model import VstModel
 from cryodaq.sim_instruments.world import World
 
+ROOT = Path(__file__).resolve().parent.parent
 WORLD = {
     "seed": 3,
     "thermal": {"plates": {"attenuator": {}, "cavity": {}}},
     "detectors": {"tes": {}},
 }
-KINDS: dict[str, tuple[type[Instrument], Callable[[World], SimModel]]] = {
+Simulated = tuple[type[Instrument], Callable[[World], SimModel]]
+#: The kit's kinds (no industry dialect): their whole contract runs here.
+KINDS: dict[str, Simulated] = {
     "adc": (Adc16, lambda w: AdcModel(w, "adc")),
     "squid": (SquidElectronics, lambda w: SquidModel(w, "fll")),
-    "thermal": (TemperatureController,
-                lambda w: TemperatureControllerModel(w, "tc", {"sensors": {1: "mixing"}})),
+    "umux": (UmuxBoard, lambda w: UmuxModel(w, "roach")),
+}
+#: Instruments of an industry dialect (or the VST's own protocol), whose commands their own
+#: tests pin; they share cryodaq's SCPI session, so its checks run here too. The Lake Shore
+#: 372 has no SYST:ERR? (tests/test_lakeshore372.py).
+DIALECTS: dict[str, Simulated] = {
     "vst": (VectorSignalTransceiver, lambda w: VstModel(w, "vst")),
     "signal_analyser": (SignalAnalyser, lambda w: SignalAnalyserModel(w, "sa")),
     "vna": (NetworkAnalyser, lambda w: VnaModel(w, "vna")),
-    "umux": (UmuxBoard, lambda w: UmuxModel(w, "roach")),
 }
 
 
-def open_kind(kind: str, closing: list[Any], silent: bool = False) -> Instrument:
-    driver, model = KINDS[kind]
-    inst = open_simulated(driver, kind, model(World(WORLD)), silent=silent)
+def open_kind(kind: str, closing: list[Any], driver: type[Instrument] | None = None) -> Target:
+    """A fresh simulated `kind` opened with its driver (or `driver`), as the kit's target."""
+    default, model = {**KINDS, **DIALECTS}[kind]
+    inst = open_simulated(driver or default, kind, model(World(WORLD)))
     closing.append(inst)
-    return inst
+    inst.resource.timeout = 500.0  # the dialects' 2 s would only make the suite slower
+    return Target.of(inst)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_identifies_resets_and_summarises(kind: str, closing: list[Any]) -> None:
-    inst = open_kind(kind, closing)
-    assert inst.idn.startswith("cryodaq,")
-    inst.reset()
-    summary = inst.summary()
-    assert summary and all(isinstance(k, str) for k in summary)
+def outcome_of(kind: str, check: str, closing: list[Any],
+               driver: type[Instrument] | None = None) -> Any:
+    (found,) = [c for c in CONTRACTS[kind].checks if c.name == check]
+    return run_check(found, open_kind(kind, closing, driver)).outcome
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_unknown_command_is_an_instrument_error_within_a_second(
-    kind: str, closing: list[Any]
-) -> None:
-    inst = open_kind(kind, closing)
-    start = time.monotonic()
-    with pytest.raises(InstrumentError, match=r"'NOPE\?'.*-113") as info:
-        inst.query("NOPE?")
-    assert not isinstance(info.value, InstrumentTimeout)
-    assert time.monotonic() - start < 1.0
-    with pytest.raises(InstrumentError, match="-113"):
-        inst.write("NOPE 1")
-    assert inst.idn.startswith("cryodaq,")  # the session is still in step
+# -- the contracts on the simulated kinds ------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_silent_instrument_is_a_timeout_within_a_second(kind: str, closing: list[Any]) -> None:
-    inst = open_kind(kind, closing, silent=True)
-    start = time.monotonic()
-    with pytest.raises(InstrumentTimeout, match=r"\*IDN\?.*timeout"):
-        _ = inst.idn
-    assert time.monotonic() - start < 1.0
+@pytest.mark.parametrize(("kind", "check"),
+                         [(k, c.name) for k in KINDS for c in CONTRACTS[k].checks])
+def test_simulated_kind_meets_its_contract(kind: str, check: str, closing: list[Any]) -> None:
+    outcome = outcome_of(kind, check, closing)
+    assert outcome.status is Status.PASS, outcome.reason
 
 
-def _device(inst: Instrument) -> Any:
-    """The simulated device behind `inst` (to make it answer late)."""
-    (device,) = inst.resource.visalib.physics.values()
-    return device
+@pytest.mark.parametrize(("kind", "check"), [(k, c) for k in DIALECTS for c in session.CHECKS])
+def test_dialect_instruments_keep_the_scpi_session(kind: str, check: Check,
+                                                    closing: list[Any]) -> None:
+    target = open_kind(kind, closing)
+    assert target.inst.idn.startswith("cryodaq,")
+    outcome = run_check(check, target).outcome
+    assert outcome.status is Status.PASS, outcome.reason
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("late_query", "delay_s"),
-                         [("SYST:ERR?", 0.8), ("SYST:ERR?", 1.2), ("*IDN?", 0.8)])
-def test_a_late_reply_never_answers_the_next_query(kind: str, late_query: str, delay_s: float,
-                                                   closing: list[Any]) -> None:
-    """The instrument answers one query after the 0.5 s timeout (just after it, or after the
-    resynchronisation gave up too): that query is a timeout, and the late reply is dropped,
-    never read as the answer to a later query."""
-    inst = open_kind(kind, closing)
-    identity = inst.idn
-    _device(inst).delay_next_reply_s = delay_s
-    with pytest.raises(InstrumentTimeout, match="timeout"):
-        inst.query(late_query)
-    assert inst.idn == identity
-    assert inst.query("SYST:ERR?") == '0,"No error"'
-    assert inst.idn == identity
+def test_simulator_only_checks_skip_on_a_real_instrument(closing: list[Any]) -> None:
+    target = replace(open_kind("adc", closing), sim=None)  # as if reached over a real wire
+    results = {r.check: r.outcome for r in run_contract(CONTRACTS["adc"], target)}
+    skipped = {name for name, o in results.items() if o.status is Status.SKIP}
+    assert skipped == {"silent instrument is a timeout", "late reply never answers the next query",
+                       "lost samples are a counted gap"}
+    assert all("skipped on a real instrument" in results[name].reason for name in skipped)
+    assert all(o.status is Status.PASS for name, o in results.items() if name not in skipped)
 
 
-@pytest.mark.parametrize("kind", ["adc", "thermal"])
-def test_a_full_error_queue_says_overflow_and_is_read_to_the_end(kind: str,
-                                                                  closing: list[Any]) -> None:
-    """40 bad commands in one message overflow the simulated 32-entry queue: the driver
-    reports the 31 kept errors and -350, and the next command finds the queue empty."""
-    inst = open_kind(kind, closing)
-    inst.resource.write(";".join(["NOPE"] * 40))
-    with pytest.raises(InstrumentError, match="-113") as info:
-        inst.check_errors("40 x NOPE")
-    message = str(info.value)
-    assert message.count('-113,"Undefined header') == 31
-    assert message.endswith('-350,"Queue overflow"')
-    inst.check_errors("after")  # nothing left over
-    assert inst.idn.startswith("cryodaq,")
+def test_each_driver_falls_under_its_kind_and_dialects_under_none() -> None:
+    assert [kinds_of(d) for d, _ in KINDS.values()] == [["adc"], ["squid"], ["umux"]]
+    for driver in (LakeShore372, VectorSignalTransceiver, SignalAnalyser, NetworkAnalyser):
+        assert kinds_of(driver) == [] and contracts_for(driver) == []
+    assert "have their own tests" in why_no_kind(LakeShore372)
+
+
+# -- broken drivers fail ----------------------------------------------------------------------
+
+
+class DeafAdc(Adc16):
+    """Ignores the sample rate it is given (the instrument never hears it)."""
+
+    def set(self, setting: Setting[Any], value: Any) -> None:
+        if setting.name != "sample_rate":
+            super().set(setting, value)
+
+
+class MiscountingAdc(Adc16):
+    """Reads the block counter big-endian (the preamble is little-endian)."""
+
+    def fetch(self, samples: int) -> AdcBlock:
+        block = super().fetch(samples)
+        counter = int.from_bytes(block.first_sample.to_bytes(8, "little"), "big")
+        return replace(block, first_sample=counter)
+
+
+class LaxAdc(Adc16):
+    """Declares no allowed input ranges: a wrong one reaches the instrument."""
+
+    input_range = Setting("VOLT:RANG", float, unit="V")
+
+
+class MicroampSquidChannel(SquidChannel):
+    bias_current = Setting("CH{ch}:IB", float, unit="uA", allowed=Range(0.0, 180.0))
+
+
+class MicroampSquid(SquidElectronics):
+    """Declares its bias current in uA: a rig's "30 uA" would be sent as 3e-05."""
+
+    channel_class = MicroampSquidChannel
+
+
+@pytest.mark.parametrize(("driver", "check", "reason"), [
+    (DeafAdc, "settings round-trip", r"sample_rate: set 2500000.0, reads back 1000000.0"),
+    (MiscountingAdc, "consecutive counted blocks",
+     r"the second block starts at sample 16718206241729413120, not 1000"),
+    (LaxAdc, "ranges refused client-side", r"input_range declares no allowed values"),
+])
+def test_a_broken_driver_fails_with_the_reason(driver: type[Adc16], check: str, reason: str,
+                                               closing: list[Any]) -> None:
+    outcome = outcome_of("adc", check, closing, driver)
+    assert outcome.status is Status.FAIL
+    assert reason in outcome.reason
+
+
+def test_a_setting_in_the_wrong_unit_is_of_no_kind() -> None:
+    assert kinds_of(MicroampSquid) == []
+    assert "nearest squid: channel: 'bias_current' is float in 'uA', not float in 'A'" in (
+        why_no_kind(MicroampSquid)
+    )
+
+
+# -- cryodaq check-driver ----------------------------------------------------------------------
+
+
+def check_driver(*args: str) -> Any:
+    return CliRunner().invoke(app, ["check-driver", *args])
+
+
+@pytest.mark.parametrize(("rig", "name", "kind", "checks"), [
+    ("maxs30_sim", "fll", "squid", 8),
+    ("maxs30_sim", "adc1", "adc", 10),
+    ("holmes_sim", "roach", "umux", 12),
+])
+def test_check_driver_passes_on_the_simulated_rigs(rig: str, name: str, kind: str, checks: int
+                                                   ) -> None:
+    result = check_driver(str(ROOT / "config/rigs" / f"{rig}.yaml"), name)
+    assert result.exit_code == 0, result.output
+    assert f"as kind '{kind}'" in result.output and "in-process simulator" in result.output
+    assert f"{checks} passed, 0 failed, 0 skipped" in result.output
+
+
+def _rig(tmp_path: Path, driver: str, address: str, backend: str, sim: str = "") -> str:
+    path = tmp_path / "rig.yaml"
+    path.write_text(f"name: lab\ninstruments:\n  adc1:\n    driver: {driver}\n"
+                    f"    address: {address}\n    backend: {backend}\n{sim}")
+    return str(path)
+
+
+def test_check_driver_fails_a_lab_driver_that_breaks_the_contract(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, "test_driver_contract:MiscountingAdc",
+               "TCPIP0::127.0.0.1::5025::SOCKET", "sim", "    sim: {kind: adc}\n")
+    result = check_driver(rig, "adc1")
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output
+    assert "9 passed, 1 failed, 0 skipped" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("holmes_sim", "roch"), "no instrument 'roch' (did you mean 'roach'?); it has roach, tc"),
+    (("holmes_sim", "tc"), "is of no kind the conformance kit checks"),
+])
+def test_check_driver_bad_input_is_one_line(args: tuple[str, str], message: str) -> None:
+    result = check_driver(str(ROOT / "config/rigs" / f"{args[0]}.yaml"), args[1])
+    assert result.exit_code == 2
+    assert message in result.output and result.output.count("error:") == 1
+
+
+def test_check_driver_unreachable_address_is_one_line(tmp_path: Path) -> None:
+    result = check_driver(_rig(tmp_path, "adc", "TCPIP::127.0.0.1::1::SOCKET", "py"), "adc1")
+    assert result.exit_code == 2
+    assert "adc1:" in result.output and "Connection refused" in result.output

@@ -6,8 +6,8 @@ module cannot hide a layout problem. The rules are those of docs/architecture.md
 - `drivers` and `analysis` import nothing of cryodaq; `sim_instruments` imports only
   `cryodaq.analysis`; `acquisition` may import all three.
 - Inside `acquisition`, rooms import only their own room or rooms below:
-  cli > campaign > cluster > pipelines > stream > store > base (the modules directly in
-  acquisition/); base modules import no room.
+  cli > campaign > conformance > cluster > pipelines > stream > store > base (the modules
+  directly in acquisition/); base modules import no room.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TOP_PACKAGES = ("drivers", "sim_instruments", "acquisition", "analysis")
 #: Other folders whose Python files must import cryodaq as `cryodaq.` too.
 OTHER_SOURCES = ("tests", "benchmarks")
 #: The rooms of acquisition/, highest first; "base" is the modules directly in acquisition/.
-ROOMS = ("cli", "campaign", "cluster", "pipelines", "stream", "store", "base")
+ROOMS = ("cli", "campaign", "conformance", "cluster", "pipelines", "stream", "store", "base")
 #: Modules directly in acquisition/ that are entry points, not base: they may import any room.
 ENTRY_POINTS = {"cryodaq.acquisition.__main__"}
 #: Which top-level packages each top-level package may import (its own is always allowed).
@@ -255,8 +255,8 @@ def _arrow_violation(importer: str, imported: str) -> str | None:
 
 def test_imports_run_one_way() -> None:
     """drivers, analysis -> nothing of cryodaq; sim_instruments -> analysis; inside acquisition
-    cli > campaign > cluster > pipelines > stream > store > base. Imports in functions and
-    under `if TYPE_CHECKING:` count too."""
+    cli > campaign > conformance > cluster > pipelines > stream > store > base. Imports in
+    functions and under `if TYPE_CHECKING:` count too."""
     bad = [
         f"{_rel(path.parent)}/: room {_room(module)!r} is not in ROOMS of tests/test_layout.py "
         "(give it its place in the order)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cryodaq.acquisition.cli.analyze import analyze
+from cryodaq.acquisition.cli.check_driver import check_driver
 from cryodaq.acquisition.cli.export import export
 from cryodaq.acquisition.cli.instruments import instruments, serve_sim
 from cryodaq.acquisition.cli.run import run
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.command()(instruments)
 app.command("serve-sim")(serve_sim)
+app.command("check-driver")(check_driver)
 app.command()(validate)
 app.command()(run)
 app.command()(analyze)
