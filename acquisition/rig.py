@@ -28,7 +28,7 @@ from typing import Any
 import pyvisa
 
 from cryodaq.acquisition.errors import ConfigError
-from cryodaq.acquisition.units import UnitError, to_si
+from cryodaq.acquisition.units import UnitError, to_si, to_span_s
 from cryodaq.acquisition.yaml_source import KeyPath, YamlDocument, load_yaml
 from cryodaq.drivers.base import Instrument, Setting
 from cryodaq.drivers.errors import InstrumentError
@@ -159,7 +159,7 @@ def _parse_instrument(doc: YamlDocument, name: str, raw: Any) -> InstrumentSpec:
     timeout = None
     if raw.get("timeout") is not None:
         try:
-            timeout = to_si(raw["timeout"], "s")
+            timeout = to_span_s(raw["timeout"])
         except UnitError as exc:
             raise doc.error((*path, "timeout"), str(exc)) from None
     sim = dict(raw.get("sim") or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Any
 
@@ -24,8 +25,30 @@ class UnitError(ValueError):
     """A value has no unit of the expected dimension, or none at all where one is needed."""
 
 
+#: The longest time span a campaign or rig may name (a duration, window, timeout, period).
+MAX_SPAN_S = 365.25 * 86400.0
+
+
 def to_si(value: Any, unit: str) -> float:
-    """`value` (a number, already in `unit`, or a string with units) in `unit`, as a float."""
+    """`value` (a number, already in `unit`, or a string with units) in `unit`, as a finite
+    float."""
+    si = _to_si(value, unit)
+    if not math.isfinite(si):
+        raise UnitError(f"{value!r} is not a finite quantity")
+    return si
+
+
+def to_span_s(value: Any, zero: bool = False) -> float:
+    """A time span in seconds: finite, above 0 (or 0 if `zero`), at most `MAX_SPAN_S`."""
+    si = to_si(value, "s")
+    if si < 0 or (si == 0 and not zero):
+        raise UnitError(f"must be {'>=' if zero else '>'} 0 s, got {si:g} s")
+    if si > MAX_SPAN_S:
+        raise UnitError(f"must be at most one year ({MAX_SPAN_S:g} s), got {si:g} s")
+    return si
+
+
+def _to_si(value: Any, unit: str) -> float:
     if isinstance(value, bool):
         raise UnitError(f"expected a quantity in {unit or 'plain numbers'}, got {value!r}")
     if isinstance(value, int | float):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,15 @@ from typing import Any
 import yaml
 
 from cryodaq.acquisition.errors import ConfigError
+from cryodaq.acquisition.yaml_loader import (
+    LOADERS,
+    PLAIN_TAGS,
+    LimitExceeded,
+    Loader,
+    check_characters,
+    read_source,
+    tag_name,
+)
 
 KeyPath = tuple[str | int, ...]
 
@@ -93,59 +102,117 @@ class YamlDocument:
             self.key_sources[(*key_path, *k)] = label or other.key_sources.get(k, str(other.path))
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, also reading `1e-05` (no dot, as JSON writes it) as a float."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
+#: Longest number written as a scalar (a longer one is an error, not seconds of big-int work).
+MAX_NUMBER_CHARS = 64
+_NUMBERS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 
 
 def _position(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _convert(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> Any:
+def _problem(node: yaml.Node, message: str) -> LimitExceeded:
+    return LimitExceeded(problem=message, problem_mark=node.start_mark)
+
+
+def _scalar(loader: Loader, node: yaml.Node, role: str = "value") -> Any:
+    """A scalar node's value; a mapping or list where a key stands, an unknown tag or a value
+    its tag cannot read raise at the node."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise _problem(node, f"a {role} must be a plain scalar, not a mapping or list")
+    if node.tag == "tag:yaml.org,2002:merge":
+        raise _problem(node, "merge keys (<<) are not supported: write the keys out")
+    if node.tag not in PLAIN_TAGS:
+        raise _problem(node, f"unknown YAML tag {tag_name(node.tag)!r}; only plain "
+                       "mappings, lists, strings, numbers, true/false and null are allowed")
+    if node.tag in _NUMBERS and len(node.value) > MAX_NUMBER_CHARS:
+        raise _problem(node, f"a number of more than {MAX_NUMBER_CHARS} characters")
+    try:
+        return loader.construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _problem(node, f"cannot read {node.value[:40]!r} as {tag_name(node.tag)} "
+                       f"({exc})") from None
+
+
+def _json_key(key: Any) -> str:
+    """A key as JSON writes it: `1` and `"1"` are one key in a saved campaign."""
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def _convert(loader: Loader, node: yaml.Node, path: KeyPath, doc: YamlDocument,
+             open_nodes: set[int]) -> Any:
     doc.marks[path] = _position(node)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
-            doc.key_marks[(*path, key)] = _position(key_node)
-            out[key] = _convert(value_node, (*path, key), doc)
-        return out
+    if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        return _scalar(loader, node)
+    if node.tag not in PLAIN_TAGS:
+        raise _problem(node, f"unknown YAML tag {tag_name(node.tag)!r}; only plain "
+                       "mappings, lists, strings, numbers, true/false and null are allowed")
+    if id(node) in open_nodes:
+        raise _problem(node, "an alias refers to a mapping or list that contains it")
+    open_nodes.add(id(node))
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), doc) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+        out: Any = [_convert(loader, item, (*path, i), doc, open_nodes)
+                    for i, item in enumerate(node.value)]
+    else:
+        out, seen = {}, {}
+        for key_node, value_node in node.value:
+            key = _scalar(loader, key_node, "key")
+            if not isinstance(key, str | int | float | bool | type(None)):
+                raise _problem(key_node, f"a key must be a string or a number, not "
+                               f"{type(key).__name__} {key!r}")
+            first = seen.setdefault(_json_key(key), key_node)
+            if first is not key_node:
+                line, col = _position(first)
+                raise _problem(key_node, f"duplicate key {key!r} (first at line {line}, "
+                               f"column {col})")
+            doc.key_marks[(*path, key)] = _position(key_node)
+            out[key] = _convert(loader, value_node, (*path, key), doc, open_nodes)
+    open_nodes.discard(id(node))
+    return out
+
+
+def _at(exc: yaml.MarkedYAMLError, name: str, shift: int, prefix: str) -> ConfigError:
+    """A YAML error as a `ConfigError` at its mark (columns on line 1 moved by `shift`)."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "unreadable"
+    if problem.startswith("but ") and exc.context:  # "expected X, but found Y"
+        problem = f"{exc.context}, {problem}"
+    if mark is None:
+        return ConfigError(name, "", f"{prefix}{problem}")
+    col = mark.column + 1 + (shift if mark.line == 0 else 0)
+    return ConfigError(f"{name}:{mark.line + 1}:{col}", "", f"{prefix}{problem}")
 
 
 def load_yaml(path: str | Path) -> YamlDocument:
-    """Load one YAML file; a syntax error becomes a `ConfigError` at its line."""
+    """Load one YAML file within the limits of `yaml_loader`; a problem is a `ConfigError` at
+    its line (`yaml_loader.Unreadable` if the file cannot be read at all)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return parse_yaml(text, path)
+    return parse_yaml(read_source(path), path)
 
 
 def parse_yaml(text: str, path: Path, label: str | None = None, shift: int = 0) -> YamlDocument:
     """YAML text as if read from `path`; positions on its first line move right by `shift`
-    columns. A syntax error is a `ConfigError` in `label` (default: `path`)."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        name = label or str(path)
-        if mark is None:
-            raise ConfigError(name, "", f"invalid YAML: {exc.problem}") from None
-        col = mark.column + 1 + (shift if mark.line == 0 else 0)
-        where = f"{name}:{mark.line + 1}:{col}"
-        raise ConfigError(where, "", f"invalid YAML: {exc.problem}") from None
-    doc = YamlDocument(path, {})
-    if node is not None:
-        doc.data = _convert(node, (), doc)
+    columns. A syntax error or a limit exceeded is a `ConfigError` in `label` (default:
+    `path`)."""
+    name = label or str(path)
+    check_characters(text, name, shift)
+    for loader_class in LOADERS:
+        doc = YamlDocument(path, {})
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                doc.data = _convert(loader, node, (), doc, set())
+            break
+        except LimitExceeded as exc:
+            raise _at(exc, name, shift, "") from None
+        except yaml.MarkedYAMLError as exc:
+            if loader_class is LOADERS[-1]:
+                raise _at(exc, name, shift, "invalid YAML: ") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(name, "", f"invalid YAML: {exc}") from None
+        finally:
+            loader.dispose()
     if shift:
         for table in (doc.marks, doc.key_marks):
             for k, (line, col) in table.items():

@@ -162,16 +162,18 @@ class LakeShore372(LakeShoreInstrument):
         return channel
 
     def temperature(self, ch: int | str) -> float:
-        """Kelvin reading of input `ch`; nan when the reading is flagged (open, overload)."""
-        value = self.input(ch).temperature
-        if value <= 0.0 and self._flags(ch):
-            return math.nan
-        return float(value)
+        """Kelvin reading of input `ch`; nan when flagged (open, overload) or not measured."""
+        return self._reading(ch, self.input(ch).temperature)
 
     def resistance(self, ch: int | str) -> float:
-        """Resistance reading (ohm) of input `ch`; nan when flagged."""
-        value = self.input(ch).resistance
-        return math.nan if value <= 0.0 and self._flags(ch) else float(value)
+        """Resistance reading (ohm) of input `ch`; nan when flagged or not measured."""
+        return self._reading(ch, self.input(ch).resistance)
+
+    def _reading(self, ch: int | str, value: float) -> float:
+        """A reading, or nan for the 0 a flagged or disabled input reads (not a value)."""
+        if value <= 0.0 and (self._flags(ch) or not self.input(ch).enabled):
+            return math.nan
+        return float(value)
 
     def _flags(self, ch: int | str) -> list[str]:
         status = self.input(ch).status

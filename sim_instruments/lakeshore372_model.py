@@ -67,9 +67,9 @@ class LakeShore372Model(SimModel):
             plate = plate_name(spec.get("plate"), world, f"{where}.plate")
             ohm = number(spec, "resistance_ohm", DEFAULT_HEATER_OHM[str(out)], where, 1.0, 1e8)
             self.heaters[str(out)] = (plate, ohm)
-        for key in ("sensors", "heaters"):
-            unknown = set(map(str, dict(self.params.get(key) or {}))) - {
-                *STORED["INSET"].addresses, *DEFAULT_HEATER_OHM}
+        domains = {"sensors": STORED["INSET"].addresses, "heaters": tuple(DEFAULT_HEATER_OHM)}
+        for key, domain in domains.items():
+            unknown = {str(k).upper() for k in dict(self.params.get(key) or {})} - set(domain)
             if unknown:
                 raise ValueError(f"{name}.{key}: no input or output {sorted(unknown)}")
         self.loop_period_s = number(self.params, "loop_period_s", 0.1, name, 1e-3, 10.0)

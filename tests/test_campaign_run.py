@@ -48,10 +48,10 @@ def test_haloscope_sweep_sees_peak_and_dip_where_the_cavity_model_puts_them(tmp_
                          points: 601}
           - sweep:
               over:
-                tc.outputs.1.setpoint: [100 mK, 300 mK]
-                tc.outputs.2.setpoint: [300 mK, 100 mK]
-                tc.outputs.1.mode: [PID, PID]
-                tc.outputs.2.mode: [PID, PID]
+                tc.outputs.0.setpoint: [100 mK, 300 mK]
+                tc.analog.2.setpoint: [300 mK, 100 mK]
+                tc.outputs.0.mode: [CLOSED_LOOP, CLOSED_LOOP]
+                tc.analog.2.mode: [CLOSED_LOOP, CLOSED_LOOP]
               steps:
                 - wait_stable: {sensor: tc.2, tolerance: 2 mK, window: 20 s, timeout: 30 min}
                 - wait_stable: {sensor: tc.3, tolerance: 2 mK, window: 20 s, timeout: 30 min}
@@ -96,7 +96,7 @@ MAXS30_LONG = """\
     name: long
     rig: RIGS/maxs30_sim.yaml
     steps:
-      - set: {adc1.channels.3-16.enabled: false, tc.outputs.1.setpoint: 20 mK}
+      - set: {adc1.channels.3-16.enabled: false, tc.outputs.0.setpoint: 20 mK}
       - wait: 5 s
       - acquire:
           name: calib
@@ -242,7 +242,7 @@ def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> 
         name: too-cold
         rig: RIGS/maxs30_sim.yaml
         steps:
-          - set: {tc.outputs.1.setpoint: 5 mK}
+          - set: {tc.outputs.0.setpoint: 5 mK}
           - wait_stable: {sensor: tc.1, tolerance: 0.1 mK, window: 10 s, timeout: 2 min}
           - wait: 1 s
         """,

@@ -99,7 +99,7 @@ def test_set_reaches_rig_keys_and_steps() -> None:
             "rig.instruments.roach.settings.ramp_amplitude=1",
             "steps.2.sweep.steps.0.acquire.duration=5s",
             "steps.0.set.roach.ramp_frequency=300 kHz",  # a dotted key of a set step
-            "steps.0.set.tc.outputs.1.setpoint=30 mK",  # a new one
+            "steps.0.set.tc.outputs.0.setpoint=30 mK",  # a new one
         ],
     )
     assert loaded.rig.world["seed"] == 7 and loaded.raw["rig"]["world"]["seed"] == 7
@@ -107,7 +107,7 @@ def test_set_reaches_rig_keys_and_steps() -> None:
     assert loaded.campaign.steps[2].steps[0].duration == 5.0
     assert loaded.campaign.steps[0].settings == {
         "roach.ramp_frequency": "300 kHz",
-        "tc.outputs.1.setpoint": "30 mK",
+        "tc.outputs.0.setpoint": "30 mK",
     }
     assert load_campaign(HOLMES).rig.world["seed"] == 1  # the rig file is untouched
 

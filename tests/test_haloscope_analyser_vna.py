@@ -1,6 +1,7 @@
 """The haloscope calibration campaign on a rig of the instruments labs own (X-Series signal
-analyser and E5071C VNA): unchanged but for its rig and the two instrument names, it recovers
-the cavity and the chain within the tolerances of the VST rig's tests."""
+analyser and E5071C VNA): unchanged but for its rig (the steps take the rig's only instrument
+that can do them), it recovers the cavity and the chain within the tolerances of the VST rig's
+tests."""
 
 from __future__ import annotations
 
@@ -17,11 +18,7 @@ from tests.test_haloscope_pipeline import CAMPAIGN, RIG, _check_cavity, _check_c
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSER_RIG = ROOT / "config" / "rigs" / "haloscope_analyser_vna_sim.yaml"
-OVERRIDES = (
-    f"rig={ANALYSER_RIG}",
-    "steps.0.reflection.instrument=vna",
-    "steps.2.sweep.steps.2.spectrum.instrument=analyser",
-)
+OVERRIDES = (f"rig={ANALYSER_RIG}",)
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +50,11 @@ def test_campaign_recovers_the_cavity_and_the_chain(
     _check_cavity(result, _world())
     _check_chain(result, _world(), run_dir, long=False)
     assert result["fit"]["reduced_chi2"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_rig_with_no_instrument_for_a_step_is_told_to_name_one() -> None:
+    rig = ROOT / "config" / "rigs" / "mmc_simple_sim.yaml"
+    result = CliRunner().invoke(app, ["validate", str(CAMPAIGN), "--set", f"rig={rig}"])
+    assert result.exit_code == 1
+    assert "steps.0.reflection: reflection's instrument: give `instrument`: the rig has none " \
+        "that can do it" in result.output  # fmt: skip

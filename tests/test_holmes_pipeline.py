@@ -64,7 +64,7 @@ def _campaign(tmp: Path, seed: int, detectors: dict[str, dict[str, Any]], design
         tune = TuneStep(instrument="roach", points=40001, channels=4)
         tuned = TuneHandler().run(None, tune, "0", "", ctx)  # type: ignore[arg-type]
         off = {f"roach.channels.{ch}.enabled": False for ch in (1, 2, 3, 4) if ch not in designs}
-        apply_settings(ctx, {**off, "tc.outputs.1.setpoint": "40 mK"})
+        apply_settings(ctx, {**off, "tc.outputs.0.setpoint": "40 mK"})
         wait_stable(ctx, WaitStableStep(sensor="tc.1", tolerance=1e-4, window=30.0,
                                             timeout=1200.0))
         step = AcquireStep(name="calib", source="roach", duration=duration_s,

@@ -320,7 +320,7 @@ def test_bath_moves_baseline_and_gain_together(tmp_path: Path) -> None:
     update = {"world": {"seed": 4, "detectors": {"a": {"gain_per_K": -50.0,
                                                         "baseline_phi0_per_K": -30.0}}}}
     with holmes_rig(tmp_path, update) as rig:
-        tc = rig.open("tc")  # PID at 40 mK
+        tc = rig.open("tc")  # closed loop at 40 mK
         world = rig.world
         holder = world.thermal.plates["holder"]
         world.advance_to(120.0)  # settle the loop
@@ -332,7 +332,7 @@ def test_bath_moves_baseline_and_gain_together(tmp_path: Path) -> None:
         # Fridge wander 0.3 mK rms; regulated holder: measured 14 uK rms around 40 mK.
         assert np.mean(residual) == pytest.approx(0.040, abs=2e-4)
         assert 1e-6 < residual_rms < 1e-4
-        tc.output(1).mode = "OFF"
+        tc.loops[0].mode = "OFF"
         array = TesArray(world, "bath_test", ["a"])
         det = array.detector(0)
         det.rate_hz, det.activity_Bq = 0.0, 0.0

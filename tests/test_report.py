@@ -17,7 +17,7 @@ def test_report_tables_escaping_and_relative_figures(tmp_path: Path) -> None:
         "campaign": "<script>alert(1)</script>",
         "live_time_s": 30.0,
         "steps": [
-            {"id": "0", "kind": "set", "result": {"set": {"tc.outputs.1.setpoint": "20 mK"}}},
+            {"id": "0", "kind": "set", "result": {"set": {"tc.outputs.0.setpoint": "20 mK"}}},
             {"id": "1", "kind": "acquire", "result": {"records": 2400, "drops": {}}},
         ],
         "analyze": {

@@ -111,7 +111,8 @@ def test_unreachable_instrument_is_one_clear_line(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(app, ["instruments", str(path)])
     assert result.exit_code == 1
-    assert "gone: '*IDN?': connection to TCPIP0::127.0.0.1::9::SOCKET failed" in result.output
+    # The first thing an opened instrument is sent: `*CLS`, making it idle (Rig.open).
+    assert "gone: '*CLS': connection to TCPIP0::127.0.0.1::9::SOCKET failed" in result.output
     assert "cryodaq,ADC16" in result.output  # the reachable one is still shown
     assert "Traceback" not in result.output
 
@@ -188,17 +189,18 @@ def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
 
 
 @pytest.mark.parametrize("rig_path", RIGS, ids=lambda p: p.stem)
-def test_example_rigs_regulate_their_pid_outputs(rig_path: Path) -> None:
-    """Every heater output a rig puts in PID mode holds its plate at the setpoint."""
-    from cryodaq.drivers.thermal import TemperatureController
+def test_example_rigs_regulate_their_closed_loop_outputs(rig_path: Path) -> None:
+    """Every 372 output a rig puts in closed loop holds its plate at the setpoint."""
+    from cryodaq.drivers.lakeshore372 import LakeShore372
 
     with Rig(load_rig(rig_path)) as rig:
         controllers = [
             rig.open(name)
             for name, s in rig.spec.instruments.items()
-            if s.driver is TemperatureController
+            if s.driver is LakeShore372
         ]
-        loops = [(tc, out) for tc in controllers for out in tc.outputs if out.mode == "PID"]
+        loops = [(tc, out) for tc in controllers for out in tc.loops
+                 if out.mode == "CLOSED_LOOP"]
         assert rig.world is not None
         rig.world.advance(180.0)
         for tc, out in loops:
@@ -216,31 +218,37 @@ def test_heater_outputs_are_set_from_the_rig_file(tmp_path: Path) -> None:
         tmp_path,
         """\
         world:
-          thermal: {plates: {stage: {}}}
+          thermal: {plates: {stage: {}, still: {}}}
         instruments:
           tc:
-            driver: thermal
-            address: "TCPIP0::127.0.0.1::7372::SOCKET"
+            driver: lakeshore372
+            address: "TCPIP0::127.0.0.1::7777::SOCKET"
             settings:
-              outputs: {"2": {heater_range: 100 uW, manual_power: 20 uW, mode: MANUAL}}
-            sim: {sensors: {1: stage}, heaters: {2: stage}}
+              outputs: {"0": {heater_range: 100 uW, manual_output: 20, mode: OPEN_LOOP}}
+              analog: {"2": {enabled: true, manual_output: 50, mode: STILL}}
+            sim: {sensors: {1: stage, 2: still}, heaters: {0: stage, 2: still}}
         """,
     )
     with Rig(load_rig(path)) as rig:
         tc = rig.open("tc")
-        assert (tc.output(2).mode, tc.output(2).manual_power) == ("MANUAL", 20e-6)
-        assert tc.output(1).mode == "OFF"
+        assert (tc.loops[0].mode, tc.loops[0].manual_output) == ("OPEN_LOOP", 20.0)
+        assert (tc.loops[2].mode, tc.loops[2].manual_output) == ("STILL", 50.0)
+        assert tc.loops[1].mode == "OFF"
+        # 20 % of 1 mA in the default 100 ohm heater; 5 V into the default 120 ohm still heater
+        assert rig.world is not None
+        assert rig.world.thermal.heater("stage") == pytest.approx((0.2e-3) ** 2 * 100.0)
+        assert rig.world.thermal.heater("still") == pytest.approx(5.0**2 / 120.0)
     bad = write(
         tmp_path,
         """\
         instruments:
           tc:
-            driver: thermal
-            address: "TCPIP0::127.0.0.1::7372::SOCKET"
-            settings: {outputs: {"3": {mode: PID}}}
+            driver: lakeshore372
+            address: "TCPIP0::127.0.0.1::7777::SOCKET"
+            settings: {outputs: {"2": {mode: CLOSED_LOOP}}}
         """,
     )
-    with pytest.raises(ConfigError, match=r"outputs.3: no channel 3"):
+    with pytest.raises(ConfigError, match=r"outputs.2: no channel 2"):
         load_rig(bad)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cryodaq.acquisition.campaign.state import CampaignState
+from cryodaq.acquisition.campaign.steps.base import StepError
+from cryodaq.acquisition.campaign.steps.context import only_instrument
 from cryodaq.acquisition.campaign.steps.table import HANDLERS
 from cryodaq.acquisition.errors import ConfigError
 from cryodaq.acquisition.rig import (
@@ -43,6 +45,11 @@ KIND_NAMES: dict[type, str] = {
 Entry = tuple[Any, Any, KeyPath, KeyPath]
 #: Data names followed per step (sweep points times repeat passes).
 MAX_NAMES = 100_000
+#: Sweep points and repeat passes walked with their own instrument state in one campaign,
+#: nested ones included (beyond it, each container's steps are walked once).
+MAX_POINTS_WALKED = 1024
+#: Name suffixes made and data names recorded in one campaign (beyond it, one suffix each).
+MAX_NAME_WORK = 500_000
 
 
 class _EntryDocument(YamlDocument):
@@ -73,6 +80,8 @@ class StepChecker:
         self.sites: dict[str, KeyPath] = {}  # step name -> its first step
         self.stored: dict[str, KeyPath] = {}  # data name (name + suffix) -> its step
         self.results: dict[str, KeyPath] = {}  # analyze result name -> its step
+        self.walks_left = MAX_POINTS_WALKED
+        self.names_left = MAX_NAME_WORK
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -153,11 +162,15 @@ class StepChecker:
                 if kind in HANDLERS:
                     HANDLERS[kind].check(self, body, (*path, i, kind), state)
 
-    def nested(self, items: Any, path: KeyPath, state: CampaignState, passes: int) -> None:
-        """Walk a sweep's or repeat's steps, run `passes` times, with their names' suffixes."""
+    def nested(self, items: Any, path: KeyPath, state: CampaignState, passes: int,
+               only: int | None = None) -> None:
+        """Walk a sweep's or repeat's steps, run `passes` times, with their names' suffixes
+        (`only`: the suffixes of that pass alone)."""
         outer = self.suffixes
-        inner = (f"{s}.{k}" for s in outer for k in range(max(passes, 1)))
-        self.suffixes = tuple(itertools.islice(inner, MAX_NAMES))
+        ks = range(max(passes, 1)) if only is None else (only,)
+        inner = (f"{s}.{k}" for s in outer for k in ks)
+        self.suffixes = tuple(itertools.islice(inner, min(MAX_NAMES, max(1, self.names_left))))
+        self.names_left -= len(self.suffixes)
         try:
             self.steps(items, path, state)
         finally:
@@ -176,7 +189,14 @@ class StepChecker:
         if not isinstance(body, dict):
             return
         self.produce(body.get("name"), path)
-        spec = self.instrument((*path, "instrument"), body.get("instrument"), (kind,), role)
+        name = body.get("instrument")
+        if name is None and self.state is not None:  # the rig's only one that can do it
+            try:
+                name = only_instrument(self.state.rig, kind, role.removeprefix("a "))
+            except StepError as exc:
+                self.fail(path, str(exc))
+                return
+        spec = self.instrument((*path, "instrument"), name, (kind,), role)
         if spec is None:
             return
         driver: Any = spec.driver
@@ -199,7 +219,9 @@ class StepChecker:
 
     def unique(self, table: dict[str, KeyPath], name: str, path: KeyPath, what: str,
                hint: str = "") -> None:
-        for suffix in self.suffixes:
+        suffixes = self.suffixes[: max(1, self.names_left)]
+        self.names_left -= len(suffixes)
+        for suffix in suffixes:
             first = table.setdefault(f"{name}{suffix}", path)
             if first != path:
                 where = (*first, "name") if (*first, "name") in self.doc.marks else first

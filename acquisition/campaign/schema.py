@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
-from cryodaq.acquisition.campaign.fields import Model
+from cryodaq.acquisition.campaign.fields import Model, Name
+from cryodaq.acquisition.campaign.output_pattern import check_output
 from cryodaq.acquisition.campaign.steps.table import HANDLERS, STEP_KINDS
 
 #: The model of each step kind.
@@ -60,11 +61,16 @@ AnyStep = Annotated[
 class Campaign(Model):
     """A measurement campaign: a rig and the steps to run on it."""
 
-    name: str
+    name: Name
     description: str = ""
     rig: str | dict[str, Any]
     output: str = "runs/{name}-{start:%Y%m%d-%H%M%S}"
     steps: list[AnyStep] = Field(min_length=1)
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, pattern: str, info: ValidationInfo) -> str:
+        return check_output(pattern, info.data.get("name", "x"))
 
 
 for _model in STEP_MODELS.values():  # containers name AnyStep before it exists

@@ -18,8 +18,11 @@ import yaml
 from cryodaq.acquisition.rig import InstrumentSpec, RigSpec
 from cryodaq.analysis.resonator import channel_budget, guard_factor
 from cryodaq.drivers.base import Setting, parse_value
+from cryodaq.drivers.lakeshore import Field
 from cryodaq.drivers.lakeshore372 import LakeShore372
 from cryodaq.drivers.umux import UmuxBoard
+from cryodaq.sim_instruments.lakeshore372_commands import STORED as LS372_STORED
+from cryodaq.sim_instruments.lakeshore372_commands import Stored
 from cryodaq.sim_instruments.library import device_file
 from cryodaq.sim_instruments.umux_model import ADC_BANDWIDTH_HZ, ResonatorComb
 
@@ -41,6 +44,8 @@ def power_on(spec: InstrumentSpec) -> dict[Key, Any]:
     """Power-on settings of a simulated instrument; empty for a real one (unknown)."""
     if spec.backend != "sim" or spec.sim_kind is None:
         return {}
+    if spec.sim_kind == "lakeshore372":
+        return _stored_power_on(spec, LS372_STORED)
     defaults = _device_defaults(spec.sim_kind)
     out: dict[Key, Any] = {}
 
@@ -55,6 +60,27 @@ def power_on(spec: InstrumentSpec) -> dict[Key, Any]:
             query = setting.command.replace("{ch}", "{ch_id}") + "?"
             for ch in ids:
                 take(setting, query, (spec.name, group, ch, name))
+    return out
+
+
+def _stored_power_on(spec: InstrumentSpec, stored: Mapping[str, Stored]) -> dict[Key, Any]:
+    """Power-on settings of a simulated Lake Shore controller: each plain `Field` from its
+    command's stored defaults; an input is enabled at power-on when a sensor is wired to it."""
+    wired = {str(ch).upper() for ch in dict(spec.sim_params.get("sensors") or {})}
+    out: dict[Key, Any] = {}
+    for group, (ids, channel_class) in spec.driver.channel_groups().items():
+        for name, setting in channel_class.declared_settings().items():
+            command = stored.get(getattr(setting, "mnemonic", ""))
+            if type(setting) is not Field or command is None:
+                continue
+            for ch in ids:
+                if str(ch) not in command.addresses:
+                    continue
+                if (setting.mnemonic, setting.position) == ("INSET", 0):
+                    out[(spec.name, group, ch, name)] = str(ch) in wired
+                    continue
+                text = command.defaults[setting.position]
+                out[(spec.name, group, ch, name)] = setting.decode(channel_class, text)
     return out
 
 
@@ -147,12 +173,24 @@ class CampaignState:
             return None
         return None if ramp is None else self.budget.exceeded(len(enabled), *ramp)
 
-    def enable_tones(self, board: str, count: int) -> None:
-        """What a `tune` leaves: tones on channels 1..count, the others off."""
+    def enable_tones(self, board: str, count: int | None) -> None:
+        """What a `tune` leaves: tones on channels 1..count, the others off (None: on an
+        unknown number of channels)."""
         spec = self.rig.instruments[board]
         ids = spec.driver.channel_groups()["channels"][0]
         for i, ch in enumerate(ids):
-            self.values[(board, "channels", ch, "enabled")] = i < count
+            if count is None:
+                self.values.pop((board, "channels", ch, "enabled"), None)
+            else:
+                self.values[(board, "channels", ch, "enabled")] = i < count
+
+    def all_off(self, inst: str) -> bool:
+        """Whether every channel of `inst` (its `channels` group) is known to be disabled."""
+        spec = self.rig.instruments.get(inst)
+        groups = spec.driver.channel_groups() if spec else {}
+        ids = groups["channels"][0] if "channels" in groups else ()
+        states = [self.values.get((inst, "channels", ch, "enabled")) for ch in ids]
+        return bool(ids) and all(s is not None and not s for s in states)
 
     def loop_inputs(self, tc: str) -> set[str] | None:
         """Inputs a closed loop of controller `tc` controls on, or None if not known."""

@@ -30,7 +30,8 @@ from cryodaq.acquisition.campaign.state import (
 )
 from cryodaq.acquisition.errors import ConfigError, CryodaqError
 from cryodaq.acquisition.rig import RigSpec, check_rig, planned_settings
-from cryodaq.acquisition.yaml_source import YamlDocument, load_yaml, parse_yaml
+from cryodaq.acquisition.yaml_loader import Unreadable
+from cryodaq.acquisition.yaml_source import YamlDocument, load_yaml
 from cryodaq.drivers.umux import UmuxBoard
 
 
@@ -61,14 +62,11 @@ class LoadedCampaign:
 def load_campaign(path: Path, overrides: Sequence[str] = ()) -> LoadedCampaign:
     """Read, override and check a campaign; raise `CampaignInvalid` listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise CampaignUnreadable([ConfigError(str(path), "", f"cannot read: {reason}")]) from None
     problems: list[ConfigError] = []
     try:
-        doc = parse_yaml(text, path)
+        doc = load_yaml(path)
+    except Unreadable as exc:
+        raise CampaignUnreadable([exc]) from None
     except ConfigError as exc:
         raise CampaignInvalid([exc]) from None
     parsed: list[Override] = []
@@ -88,7 +86,8 @@ def load_campaign(path: Path, overrides: Sequence[str] = ()) -> LoadedCampaign:
     if problems:
         order = [str(path), str(doc.sources.get(("rig",), path))]
         raise CampaignInvalid(_in_file_order(problems, order + [f"<--set {a}>" for a in overrides]))
-    assert rig is not None
+    if rig is None:  # pragma: no cover - every way to lose the rig is reported above
+        raise CampaignInvalid([doc.error(("rig",), "no rig")])
     # The model is made from the JSON form, so a run resumed from its saved campaign.json
     # sees the same campaign (YAML's integer keys become strings, dates ISO strings).
     raw = json.loads(json.dumps(doc.data, default=str))
@@ -127,6 +126,11 @@ def _load_rig_file(doc: YamlDocument, problems: list[ConfigError]) -> None:
             exc = doc.error(("rig",), f"cannot read rig file {str(rig_path)!r}: "
                             f"{exc.message.removeprefix('cannot read: ')}")
         problems.append(exc)
+        return
+    if not isinstance(rig_doc.data, dict):
+        kind = type(rig_doc.data).__name__
+        problems.append(ConfigError(rig_doc.where(()), "rig", "a rig file holds a mapping with "
+                                    f"name, world and instruments, not {kind}"))
         return
     doc.graft(("rig",), rig_doc)
 

@@ -49,6 +49,8 @@ def run(
             run_dir = resume
         else:
             loaded = load_campaign(campaign, set_)
+            if out is not None and (out.is_symlink() or out.exists()) and not out.is_dir():
+                raise fail(f"{out}: --out names an existing file; give a new directory", 1)
             run_dir = run_directory(loaded.campaign, out, Path.cwd())
         runner = CampaignRunner(
             loaded.campaign,

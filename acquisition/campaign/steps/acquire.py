@@ -11,14 +11,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from cryodaq.acquisition.campaign.fields import Level, Model, Seconds, Step, str_keys
+from cryodaq.acquisition.campaign.fields import (
+    Duration,
+    Level,
+    Model,
+    Name,
+    Seconds,
+    Step,
+    str_keys,
+)
 from cryodaq.acquisition.campaign.progress import Interrupted
 from cryodaq.acquisition.campaign.steps.acquire_boards import acquire_boards
 from cryodaq.acquisition.campaign.steps.acquire_setup import acquisition_for
 from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.pipelines import PART_SEPARATOR
-from cryodaq.acquisition.rig import channel_selection
+from cryodaq.acquisition.rig import InstrumentSpec, channel_selection
 from cryodaq.acquisition.store.layout import STORE
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.stream.engine import AcquisitionError, AcquisitionResult, SinkSpec
@@ -43,7 +51,7 @@ class TriggerSpec(Model):
     polarity: Literal[1, -1, 0] = 1  # 0: both (double meanders), edge triggers only
     edge_threshold: Level | None = None
     level: Level | None = None
-    noise_every: Seconds | None = Field(None, description="period of auto (noise) records")
+    noise_every: Duration | None = Field(None, description="period of auto (noise) records")
 
 
 class PublishSpec(Model):
@@ -55,11 +63,11 @@ class PublishSpec(Model):
 
 class AcquireStep(Step):
     kind: Literal["acquire"] = "acquire"
-    name: str
+    name: Name
     source: str
     #: More boards acquired at the same time as `source`, one Dask task each (multi-board).
     boards: list[str] = Field(default_factory=list)
-    duration: Seconds
+    duration: Duration
     block: int = Field(1 << 15, ge=64, le=1 << 22)
     record_length: int = Field(1024, ge=8, le=1 << 20)
     pretrigger: int = Field(256, ge=1)
@@ -116,9 +124,11 @@ class AcquireHandler(StepHandler):
         )
         boards = body.get("boards")
         for i, board in enumerate(boards if isinstance(boards, list) else []):
-            checker.instrument(
+            board_spec = checker.instrument(
                 (*path, "boards", i), board, (Adc16, UmuxBoard), "an acquire board"
             )
+            _some_channel_on(checker, state, board_spec, (*path, "boards", i))
+        _some_channel_on(checker, state, spec, (*path, "source"))
         if spec is None:
             return
         ids = tuple(spec.driver.channel_groups()["channels"][0])
@@ -193,6 +203,15 @@ class AcquireHandler(StepHandler):
             "drops": result.drops,
             "end_reason": result.end_reason,
         }
+
+
+def _some_channel_on(
+    checker: StepChecker, state: CampaignState, spec: InstrumentSpec | None, path: KeyPath
+) -> None:
+    """A problem at `path` if every channel of the acquired instrument is off at this point."""
+    if spec is not None and state.all_off(spec.name):
+        checker.fail(path, f"no channel of {spec.name} is enabled at this point; enable some "
+                     f"first (set: {{{spec.name}.channels.1.enabled: true}})")
 
 
 def _with_orphans(run: StepRun, name: str, part: dict[str, Any]) -> dict[str, Any]:

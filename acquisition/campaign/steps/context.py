@@ -14,7 +14,7 @@ import numpy as np
 from cryodaq.acquisition.atomic import write_atomic
 from cryodaq.acquisition.campaign.steps.base import StepError
 from cryodaq.acquisition.clock import RunClock
-from cryodaq.acquisition.rig import Rig
+from cryodaq.acquisition.rig import Rig, RigSpec
 from cryodaq.acquisition.store.writer import RunWriter
 from cryodaq.drivers.base import Instrument
 from cryodaq.drivers.lakeshore372 import LakeShore372
@@ -36,6 +36,13 @@ class RunContext:
         if name not in self.rig.instruments:
             self.rig.open(name)
         return self.rig.instruments[name]
+
+    def only_or_named(self, name: str | None, kind: type, what: str) -> Any:
+        """Instrument `name`, or without a name the rig's only instrument that is a `kind`
+        (a spectrum from the VST or the analyser, whichever the rig has)."""
+        if name is None:
+            name = only_instrument(self.rig.spec, kind, what)
+        return self.typed(name, kind, what)
 
     def typed(self, name: str, kind: type, what: str) -> Any:
         """Instrument `name`, which `what` needs to be a `kind`."""
@@ -68,3 +75,13 @@ class RunContext:
                         if np.isfinite(value):
                             out[f"{name}.{th.ch}"] = value
         return out
+
+
+def only_instrument(rig: RigSpec, kind: type, what: str) -> str:
+    """The name of the rig's only instrument whose driver is a `kind`; StepError naming the
+    candidates if there are none or several."""
+    names = [n for n, spec in rig.instruments.items() if issubclass(spec.driver, kind)]
+    if len(names) != 1:
+        found = f"several: {', '.join(names)}" if names else "none"
+        raise StepError(f"{what}: give `instrument`: the rig has {found} that can do it")
+    return names[0]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from cryodaq.acquisition.campaign.fields import Hertz, Step
+from cryodaq.acquisition.campaign.fields import Hertz, Name, Step
 from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.units import UnitError, to_si
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 class ReflectionStep(Step):
     kind: Literal["reflection"] = "reflection"
-    name: str
-    instrument: str
+    name: Name
+    #: Default: the rig's only instrument that can do it.
+    instrument: str | None = None
     start: Hertz
     stop: Hertz
     points: int = Field(2001, ge=2, le=100_001)
@@ -43,7 +44,7 @@ class ReflectionHandler(StepHandler):
     def run(
         self, run: StepRun, step: ReflectionStep, sid: str, suffix: str, ctx: RunContext
     ) -> dict:
-        inst = ctx.typed(step.instrument, ReflectionInstrument, f"reflection {step.name}")
+        inst = ctx.only_or_named(step.instrument, ReflectionInstrument, f"reflection {step.name}")
         sweep = inst.reflection(step.start, step.stop, step.points, step.power_dBm)
         attrs = {"power_dBm": step.power_dBm, "time_s": ctx.clock.now()}
         ctx.save_arrays(

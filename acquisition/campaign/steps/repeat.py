@@ -8,6 +8,7 @@ from pydantic import Field
 
 from cryodaq.acquisition.campaign.fields import Step
 from cryodaq.acquisition.campaign.steps.base import StepHandler
+from cryodaq.acquisition.campaign.steps.sweep import MAX_PASSES
 from cryodaq.acquisition.yaml_source import KeyPath
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 class RepeatStep(Step):
     kind: Literal["repeat"] = "repeat"
-    times: int = Field(ge=1)
+    times: int = Field(ge=1, le=MAX_PASSES)
     steps: list[AnyStep]  # noqa: F821 (resolved by `campaign.schema`)
 
 
@@ -35,6 +36,8 @@ class RepeatHandler(StepHandler):
         if isinstance(body, dict):
             times = body.get("times")
             times = times if isinstance(times, int) and not isinstance(times, bool) else 1
-            # A second pass sees the state the first one leaves behind.
-            for _ in range(min(times, 2)):
+            # A second pass sees the state the first one leaves behind (within the budget).
+            checker.nested(body.get("steps"), (*path, "steps"), state, times)
+            if times > 1 and checker.walks_left > 0:
+                checker.walks_left -= 1
                 checker.nested(body.get("steps"), (*path, "steps"), state, times)

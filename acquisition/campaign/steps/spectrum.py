@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from cryodaq.acquisition.campaign.fields import Hertz, Seconds, Step
+from cryodaq.acquisition.campaign.fields import Duration, Hertz, Name, Step
 from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.yaml_source import KeyPath
@@ -20,12 +20,13 @@ FIELDS = ("centre", "span", "rbw", "integration")
 
 class SpectrumStep(Step):
     kind: Literal["spectrum"] = "spectrum"
-    name: str
-    instrument: str
+    name: Name
+    #: Default: the rig's only instrument that can do it.
+    instrument: str | None = None
     centre: Hertz | None = None
     span: Hertz | None = None
     rbw: Hertz | None = None
-    integration: Seconds | None = None
+    integration: Duration | None = None
 
 
 class SpectrumHandler(StepHandler):
@@ -38,7 +39,7 @@ class SpectrumHandler(StepHandler):
     def run(
         self, run: StepRun, step: SpectrumStep, sid: str, suffix: str, ctx: RunContext
     ) -> dict:
-        inst = ctx.typed(step.instrument, SpectrumInstrument, f"spectrum {step.name}")
+        inst = ctx.only_or_named(step.instrument, SpectrumInstrument, f"spectrum {step.name}")
         given = {f: getattr(step, f) for f in FIELDS if getattr(step, f) is not None}
         inst.configure_spectrum(**given)
         temperatures = ctx.temperatures()

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Sweep points walked with their own instrument state (every value is checked regardless).
 MAX_SWEEP_POINTS_WALKED = 256
+#: Most points of one sweep, and most passes of one repeat.
+MAX_PASSES = 100_000
 
 
 class SweepStep(Step):
@@ -35,6 +37,9 @@ class SweepStep(Step):
         lengths = {len(v) for v in self.over.values()}
         if len(lengths) > 1:
             raise ValueError(f"lists under `over` must have equal lengths, got {sorted(lengths)}")
+        count = max(lengths, default=1) * math.prod(len(v) for v in self.grid.values())
+        if count > MAX_PASSES:
+            raise ValueError(f"{count} points; a sweep has at most {MAX_PASSES}")
         return self
 
 
@@ -77,13 +82,17 @@ class SweepHandler(StepHandler):
         count = len(paired) * math.prod(len(values) for values in grid)
         combos = (sum(p, ()) for p in itertools.product(paired, *grid))
         last, walked = state, 0
-        for point in itertools.islice(combos, MAX_SWEEP_POINTS_WALKED):
-            walked += 1
+        budget = max(1, min(MAX_SWEEP_POINTS_WALKED, checker.walks_left))
+        for point in itertools.islice(combos, budget):
             last = state.copy()
             for entry in point:
                 checker.assign(last, *entry)
-            checker.nested(body.get("steps"), (*path, "steps"), last, count)
-        if walked == MAX_SWEEP_POINTS_WALKED:  # values only points beyond those would set
+            # The first point names every point's data; the others check their state.
+            checker.nested(body.get("steps"), (*path, "steps"), last, count,
+                           None if walked == 0 else walked)
+            walked += 1
+            checker.walks_left -= 1
+        if 0 < walked < count:  # values only points beyond those would set
             for entry in (e for values in [*axes["over"], *axes["grid"]] for e in values):
                 checker.assign(state.copy(), *entry, budget=False)
         if not walked:

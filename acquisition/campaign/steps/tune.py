@@ -62,6 +62,8 @@ class TuneHandler(StepHandler):
         if budget and ramp:
             fits = min(count, budget.channels(*ramp), budget.resonators)
             state.enable_tones(spec.name, min(wanted, fits) if isinstance(wanted, int) else fits)
+        else:
+            state.enable_tones(spec.name, None)
 
     def run(self, run: StepRun, step: TuneStep, sid: str, suffix: str, ctx: RunContext) -> dict:
         """Find the resonators in a full-band sweep and put one tone on each minimum."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from cryodaq.acquisition.campaign.fields import Seconds, Step
+from cryodaq.acquisition.campaign.fields import Duration, Step
 from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 
 
 class WaitStep(Step):
     kind: Literal["wait"] = "wait"
-    duration: Seconds
+    duration: Duration
 
 
 class WaitHandler(StepHandler):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from cryodaq.acquisition.campaign.fields import Kelvin, Seconds, Step
+from cryodaq.acquisition.campaign.fields import Duration, Kelvin, KelvinAboveZero, Step
 from cryodaq.acquisition.campaign.steps.base import StepError, StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.yaml_source import KeyPath
@@ -22,11 +22,11 @@ class WaitStableStep(Step):
 
     kind: Literal["wait_stable"] = "wait_stable"
     sensor: str
-    tolerance: Kelvin
-    window: Seconds
-    timeout: Seconds
+    tolerance: KelvinAboveZero
+    window: Duration
+    timeout: Duration
     target: Kelvin | None = None
-    poll: Seconds = 1.0
+    poll: Duration = 1.0
 
 
 def wait_stable(ctx: RunContext, step: WaitStableStep) -> dict[str, Any]:
