@@ -195,12 +195,14 @@ def test_a_failing_run_store_stops_the_acquisition_as_a_failure(
             raise OSError(errno.ENOSPC, "No space left on device")
 
     run, acquisition = _store_with_faulty_appends(tmp_path, monkeypatch, disk_full, 100_000)
-    with pytest.raises(AcquisitionError, match="the run store failed .*No space left"):
+    with pytest.raises(AcquisitionError, match="could not write .*: no space left on device; "
+                       r"19 records \(0.2 s\) stored") as raised:  # fmt: skip
         acquisition.run()
     run.close("failed")
     # The two batches stored before the failure: 9 + 10 auto records (the first record needs
     # 21 samples of history; one record of each block waits for the next block to complete).
     assert RunReader(tmp_path / "run").committed("acquisition", 1) == 19
+    assert raised.value.result.records == 19  # what was stored, not what was processed
 
 
 def test_a_stalled_run_store_fails_the_acquisition_instead_of_hanging(

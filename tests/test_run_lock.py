@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.store.format import write_group
 from cryodaq.acquisition.store.reader import RunReader
 
 RIGS = Path(__file__).resolve().parents[1] / "config" / "rigs"
@@ -45,26 +48,35 @@ steps:
 MOMENTS = {
     "directory made": "summary.json",
     "store made": "store/zarr.json",
-    "records committed": "store/acquisitions/calib/ch001/timestamp_ns/c",
+    "records committed": "store/acquisitions/calib/zarr.json",
 }
-#: Seconds from the marker to the kill (commits follow chunk writes within a second).
-DELAYS = {"records committed": 1.0}
 
 
-def _run_until(campaign: Path, run_dir: Path, marker: str, delay_s: float = 0.0) -> None:
-    """Start `cryodaq run` in a child and SIGKILL it `delay_s` after `marker` exists."""
+def _committed(run_dir: Path) -> bool:
+    """Whether acquisition `calib` has committed records (read as another process would)."""
+    try:
+        return sum(RunReader(run_dir / "store").commit("calib").rows.values()) > 0
+    except Exception:  # not made yet, or caught between two writes: look again
+        return False
+
+
+#: A further condition on the child before it is killed.
+READY = {"records committed": _committed}
+
+
+def _run_until(campaign: Path, run_dir: Path, marker: str, ready: Any = None) -> None:
+    """Start `cryodaq run` in a child and SIGKILL it as soon as `marker` exists (and
+    `ready(run_dir)` holds, if given)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "cryodaq.acquisition", "run", str(campaign), "--out",
          str(run_dir), "--no-live"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not (run_dir / marker).exists():
+    while not ((run_dir / marker).exists() and (ready is None or ready(run_dir))):
         assert child.poll() is None, child.stderr.read()  # type: ignore[union-attr]
         assert time.monotonic() < deadline, f"{marker} never appeared"
         time.sleep(0.005)
-    time.sleep(delay_s)
-    assert child.poll() is None, "the run ended before it was killed"
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
@@ -77,8 +89,25 @@ def test_a_run_killed_before_its_first_acquisition_completes_resumes(
     campaign = tmp_path / "campaign.yaml"
     campaign.write_text(CAMPAIGN)
     run_dir = tmp_path / "run"
-    _run_until(campaign, run_dir, MOMENTS[moment], DELAYS.get(moment, 0.0))
+    _run_until(campaign, run_dir, MOMENTS[moment], READY.get(moment))
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+    _check_resume(run_dir)
+
+
+def test_a_run_killed_while_its_store_was_being_made_resumes(tmp_path: Path) -> None:
+    """The store's root is written last: killed before it, the store holds only its
+    `acquisitions` group (made here as the writer makes it first) and is made again."""
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(CAMPAIGN)
+    run_dir = tmp_path / "run"
+    _run_until(campaign, run_dir, MOMENTS["directory made"])
+    shutil.rmtree(run_dir / "store", ignore_errors=True)
+    write_group(run_dir / "store" / "acquisitions", {})
+    _check_resume(run_dir)
+
+
+def _check_resume(run_dir: Path) -> None:
+    """`--resume` completes the killed run; progress, summary and store agree."""
 
     result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
     assert result.exit_code == 0, result.output
@@ -105,6 +134,7 @@ def test_a_run_killed_before_its_first_acquisition_completes_resumes(
 HOLDER = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from cryodaq.acquisition.store.lock import RunLock
 RunLock(Path(sys.argv[1])).acquire("a test holding it")
 print("held", flush=True)

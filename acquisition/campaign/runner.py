@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -61,6 +62,13 @@ def run_directory(campaign: Campaign, out: Path | None, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
+class _LogFile(logging.FileHandler):
+    """A run's log file that drops a record it cannot write (a full disk) without a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        """Drop the record: the run's outcome is reported elsewhere."""
+
+
 class CampaignRunner:
     """Runs one campaign into one run directory (new, or resumed)."""
 
@@ -87,6 +95,8 @@ class CampaignRunner:
         self.display = display or Display(live=False)
         self.progress = Progress.load(run_dir / PROGRESS)
         self.summary: RunSummary | None = None
+        #: Why the final summary is only in memory (it could not be written), if it is.
+        self.unsaved: str | None = None
         self.cluster = cluster
         self.client = client
         self._cluster_stack = contextlib.ExitStack()
@@ -136,19 +146,35 @@ class CampaignRunner:
                 except (Interrupted, KeyboardInterrupt):
                     status, code = "interrupted", EXIT_INTERRUPTED
                 except (StepError, AcquisitionError, InstrumentError, CryodaqError) as exc:
-                    error = str(exc)
-                    log.error("%s", exc)
+                    hint = getattr(exc, "resume_hint", None)
+                    error = str(exc) + (
+                        f"; {hint}, then `cryodaq run --resume {self.run_dir}`" if hint else ""
+                    )
+                    log.error("%s", error)
                 except Exception as exc:  # a bug or an unforeseen fault: failed, never completed
                     error = f"unexpected {type(exc).__name__}: {exc} (traceback in cryodaq.log)"
                     log.exception("unexpected failure")
                 finally:
-                    if store is not None:
-                        store.close(end_reason=status if error is None else f"failed: {error}")
+                    try:
+                        if store is not None:
+                            store.close(end_reason=status if error is None else f"failed: {error}")
+                    except (CryodaqError, OSError) as exc:  # the store keeps its last commits
+                        log.error("closing the run store failed: %s", exc)
+                        if error is None:
+                            status, code = "failed", EXIT_FAILED
+                            error = f"closing the run store failed: {exc}"
                     self._cluster_stack.close()
                     self._finish_summary(
                         status, error, clock.now() - virtual0, time.monotonic() - wall0
                     )
         return code
+
+    def _drop_half_made_store(self) -> None:
+        """A run store's root is written last when it is made: one without it was killed
+        while being made, holds nothing, and is made again."""
+        store = self.run_dir / STORE
+        if store.exists() and not (store / "zarr.json").exists():
+            shutil.rmtree(store)
 
     def _resumed_virtual_time(self) -> float:
         """Where a resumed simulated rig's time goes on: after everything the store holds
@@ -181,6 +207,7 @@ class CampaignRunner:
         if not (self.run_dir / CAMPAIGN).is_file():
             raise CryodaqError(f"{self.run_dir}: not a cryodaq run directory (no {CAMPAIGN})")
         lock.acquire("cryodaq run --resume")
+        self._drop_half_made_store()
         self.progress = Progress.load(self.run_dir / PROGRESS)
         if (self.run_dir / SUMMARY).exists():
             self.summary = RunSummary.read(self.run_dir / SUMMARY)
@@ -201,7 +228,7 @@ class CampaignRunner:
 
     @contextlib.contextmanager
     def _logging(self) -> Iterator[None]:
-        handler = logging.FileHandler(self.run_dir / "cryodaq.log")
+        handler = _LogFile(self.run_dir / "cryodaq.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         root.addHandler(handler)
@@ -320,5 +347,9 @@ class CampaignRunner:
         self.summary = self.summary.finished_as(
             status, error, _now_iso(), virtual, wall, len(self.progress.done)
         )
-        self.summary.write(self.run_dir / SUMMARY)
-        write_run_report(self.run_dir, self.summary)
+        try:
+            self.summary.write(self.run_dir / SUMMARY)
+            write_run_report(self.run_dir, self.summary)
+        except OSError as exc:  # a full disk: the outcome is printed from `self.summary`
+            self.unsaved = f"{SUMMARY} could not be written: {exc}"
+            log.error("%s", self.unsaved)

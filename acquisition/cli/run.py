@@ -66,13 +66,18 @@ def run(
         raise fail(str(exc), 1) from None
     except CryodaqError as exc:
         raise fail(str(exc)) from None
-    print_outcome(run_dir)
+    print_outcome(run_dir, runner.summary if runner.unsaved else None, runner.unsaved)
     raise typer.Exit(code)
 
 
-def print_outcome(run_dir: Path) -> None:
-    """The run's outcome in a few lines."""
-    summary = RunSummary.read(run_dir / SUMMARY)
+def print_outcome(
+    run_dir: Path, summary: RunSummary | None = None, unsaved: str | None = None
+) -> None:
+    """The run's outcome in a few lines (from `summary`, else from its summary.json); `unsaved`
+    says why summary.json is not up to date."""
+    summary = summary or RunSummary.read(run_dir / SUMMARY)
+    if unsaved:
+        errors.print(f"[yellow]{escape(unsaved)}[/]", highlight=False, soft_wrap=True)
     style = {"completed": "green", "interrupted": "yellow"}.get(summary.status, "red")
     console.print(
         f"[{style}]{summary.status}[/]: {summary.steps_done} steps, "
@@ -81,7 +86,8 @@ def print_outcome(run_dir: Path) -> None:
         highlight=False,
     )
     if summary.error:
-        errors.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False)
+        errors.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False,
+                     soft_wrap=True)
     for name, results in summary.analyze.items():
         # A pipeline's headline: its means over channels, or its fit, or its top level.
         means = (results.get("mean") or results.get("fit") or results) if results else {}

@@ -9,6 +9,7 @@ costs ~1 ms a chunk (most of a core at 32 channels x 12 arrays per flush).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -36,6 +37,7 @@ from cryodaq.acquisition.store.format import (
     now,
     write_group,
 )
+from cryodaq.acquisition.store.recovery import STORE_FAILED, seal_acquisition
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +237,19 @@ class AcquisitionWriter:
             self._commit(state)
             self._state = state
             self._closed = True
+        self.run._acquisition_closed(self)
+
+    def abandon(self) -> None:
+        """After a failed close (a full disk): drop what is buffered, so the last commit is all
+        the acquisition holds, seal it there if the disk allows, and leave the run."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._buf_lock:
+            self._pending, self._pending_gaps, self._pending_bytes = [], [], 0
+        self._closed = True
+        with contextlib.suppress(OSError, RunStoreError):  # else sealed on resume
+            seal_acquisition(self.directory, STORE_FAILED)
         self.run._acquisition_closed(self)
 
     def __enter__(self) -> Self:

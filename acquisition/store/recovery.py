@@ -29,6 +29,8 @@ from cryodaq.acquisition.store.format import (
 
 #: End reason of a run, and stop note of its acquisitions, sealed after its writer died.
 WRITER_DIED = "writer died"
+#: Stop note of an acquisition sealed after the run store could not be written (a full disk).
+STORE_FAILED = "store failed"
 
 
 def writer_alive(writer: dict[str, Any]) -> bool | None:
@@ -54,8 +56,9 @@ def _trim_arrays(group: Path, rows: int) -> None:
             write_json(meta_path, meta)
 
 
-def _seal_acquisition(directory: Path) -> bool:
-    """Close one acquisition at its last commit; False if it was closed already."""
+def seal_acquisition(directory: Path, note: str = WRITER_DIED) -> bool:
+    """Close one acquisition at its last commit, with stop note `note`; False if it was
+    closed already."""
     attrs = group_attrs(directory)
     config, stored = attrs["acquisition"], attrs["commit"]
     commit = None if stored is None else Commit.from_json(stored)
@@ -67,7 +70,7 @@ def _seal_acquisition(directory: Path) -> bool:
     config = {
         **config,
         "stop": now(),
-        "stop_note": WRITER_DIED,
+        "stop_note": note,
         "live_time_s": commit.processed_samples / config["sample_rate_hz"],
     }
     closed = replace(commit, closed=True)
@@ -96,7 +99,7 @@ def seal_dead_run(path: Path) -> list[str]:
         raise RunStoreError(f"{path}: the run is still being written by {who}; stop it first")
     sealed = [
         name for name in attrs["acquisitions"]
-        if _seal_acquisition(path / "acquisitions" / name)
+        if seal_acquisition(path / "acquisitions" / name)
     ]
     attrs.update(complete=True, stop=now(), end_reason=f"{WRITER_DIED} ({who})")
     write_group(path, attrs)

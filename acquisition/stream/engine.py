@@ -11,6 +11,7 @@ was acquired is kept.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.events import EventBatch
 from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
+from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import RunStoreError
 from cryodaq.acquisition.store.writer import RunWriter
 from cryodaq.acquisition.stream.sinks import CallbackSink, Fanout, Sink, SinkError
@@ -42,6 +44,8 @@ class AcquisitionError(CryodaqError):
     kept, and `result` says how much."""
 
     result: AcquisitionResult | None = None
+    #: What to do before `cryodaq run --resume` (e.g. "free space"), when the fault says.
+    resume_hint: str | None = None
 
 
 class StoreFailed(CryodaqError):
@@ -177,12 +181,34 @@ class Acquisition:
             finally:
                 with contextlib.suppress(InstrumentError, OSError):
                     self.source.stop()
-                self._finish(result)
+                unstored = self._finish(result)
                 result.wall_time_s = time.monotonic() - start
+        if failure is None and unstored is not None:  # the last flush failed: less was stored
+            failure = StoreFailed(f"{type(unstored).__name__}: {unstored}")
+            failure.__cause__ = unstored
+            result.end_reason = f"error: {failure}"
         if isinstance(failure, KeyboardInterrupt):
             failure.result = result  # type: ignore[attr-defined]
             raise failure
         if failure is not None:
+            raise self._error(failure, result) from failure
+        return result
+
+    def _error(self, failure: BaseException, result: AcquisitionResult) -> AcquisitionError:
+        """The one-line error of a failed acquisition, with `result` as stored."""
+        kept = f"{result.records} records ({result.live_time_s:.6g} s) stored"
+        os_error = _os_error(failure)
+        if isinstance(failure, StoreFailed | RunStoreError) and os_error is not None:
+            writer = getattr(self, "_writer", None)
+            where = self.store.path if writer is None else writer.directory  # type: ignore[union-attr]
+            reason = (
+                "no space left on device" if os_error.errno == errno.ENOSPC else os_error.strerror
+            )
+            error = AcquisitionError(
+                f"{self.name}: could not write {os_error.filename or where}: {reason}; {kept}"
+            )
+            error.resume_hint = "free space" if os_error.errno == errno.ENOSPC else "fix that"
+        else:
             if isinstance(failure, StoreFailed | RunStoreError):
                 culprit = "the run store"
             elif isinstance(failure, SinkError):
@@ -193,9 +219,8 @@ class Acquisition:
                 f"{self.name}: {culprit} failed after {result.live_time_s:.6g} s of data "
                 f"({result.records} records kept): {failure}"
             )
-            error.result = result
-            raise error from failure
-        return result
+        error.result = result
+        return error
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -271,12 +296,13 @@ class Acquisition:
         result.blocks += 1
         failed = self._fanout.failures().get(STORE_SINK)
         if failed is not None:  # nothing more would be stored: stop rather than run on
-            raise StoreFailed(f"{type(failed).__name__}: {failed}")
+            raise StoreFailed(f"{type(failed).__name__}: {failed}") from failed
 
-    def _finish(self, result: AcquisitionResult) -> None:
+    def _finish(self, result: AcquisitionResult) -> BaseException | None:
+        """Drain and close the sinks and the store; the store's close error, if it failed."""
         engine = getattr(self, "_engine", None)
         if engine is None:
-            return
+            return None
         result.samples_processed = engine.samples_processed
         result.records = engine.records_emitted
         result.records_lost_to_gaps = engine.records_lost_to_gaps
@@ -294,8 +320,34 @@ class Acquisition:
                 result.drops[sink_name] = {"batches": drops.batches, "records": drops.records}
                 if self._writer is not None:
                     self._writer.add_drops(sink_name, drops.records, drops.batches)
+        unstored = None
         if self._writer is not None:
-            with contextlib.suppress(CryodaqError, OSError):  # a failed store is reported above
+            try:
                 self._writer.close()
+            except (CryodaqError, OSError) as exc:
+                unstored = exc
+                self._writer.abandon()  # what it committed is all it will ever hold
+            _as_committed(result, self._writer.commit)
         if sink_error is not None and result.end_reason == "completed":
             result.end_reason = f"sink failed: {sink_error}"
+        return unstored
+
+
+def _as_committed(result: AcquisitionResult, commit: Commit) -> None:
+    """Make `result` say what the store committed (the truth, whatever the engine processed)."""
+    result.samples_processed = commit.processed_samples
+    result.records = commit.total_rows
+    result.records_lost_to_gaps = commit.records_lost_to_gaps
+    result.gaps = commit.gaps
+    result.gap_samples = commit.gap_samples
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError that caused `exc` (itself, or along its causes), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

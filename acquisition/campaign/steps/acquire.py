@@ -6,6 +6,7 @@ into `<name>-part<k>`, never the same stretch again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -184,7 +185,8 @@ class AcquireHandler(StepHandler):
                     "live_s": part["live_s"] + stored.live_time_s,
                 }
                 run.summary = run.summary.with_acquisition(store_name, stored.as_dict())
-                run.save()
+                with contextlib.suppress(OSError):  # a full disk: a resume reads the store
+                    run.save()
             raise
         part = {
             "parts": [*part["parts"], store_name],
