@@ -50,6 +50,7 @@ class Input372(ReadBack, Channel):
     label = Field("INNAME", 0, 1, str, quoted=True, doc="Sensor name (15 characters)")
     temperature = Field("KRDG", unit="K", readonly=True, doc="Kelvin reading (0: none)")
     resistance = Field("RDGR", unit="ohm", readonly=True, doc="Resistance reading")
+    sensor_reading = Field("SRDG", readonly=True, doc="Reading in the input's units")
     status = Field("RDGST", kind=int, readonly=True, doc="Reading status bits")
 
     def _label(self, setting: Any) -> str:
@@ -89,6 +90,27 @@ class HeaterRange(Field):
                                 f"the configured heater: {shown}")
 
 
+class HeaterResistance(Field):
+    """`HTRSET`'s heater resistance: the sample heater's in ohm (1-2000), the warm-up
+    heater's as 25 or 50 ohm (sent as its codes 1 and 2)."""
+
+    def __init__(self) -> None:
+        super().__init__("HTRSET", 0, 4, unit="ohm", doc="Heater resistance (power display)")
+
+    def decode(self, node: SCPINode, text: str) -> float:
+        return float(text) if node.ch == 0 else WARMUP_OHMS[int(text)]
+
+    def encode(self, node: SCPINode, value: Any) -> str:
+        if node.ch == 0 and 1.0 <= float(value) <= 2000.0:
+            return f"{float(value):.6g}"
+        codes = {ohm: code for code, ohm in WARMUP_OHMS.items()}
+        if node.ch == 1 and float(value) in codes:
+            return str(codes[float(value)])
+        allowed = "1 .. 2000 ohm" if node.ch == 0 else "25 or 50 ohm"
+        raise SettingRangeError(node._root().name, f"HTRSET {node.ch}",
+                                f"output {node.ch} heater_resistance: {value!r} is not {allowed}")
+
+
 class HeaterOutputReading(Field):
     """How far the output drives its heater: `HTR?` (sample heater: % of the range's current,
     or W when `HTRSET` shows power), `AOUT?` for the others (%)."""
@@ -124,6 +146,9 @@ class HeaterOutput(LoopOutput):
     """Output 0 (sample heater) or 1 (warm-up heater): current sources with setpoint ramps."""
 
     heater_range = HeaterRange()
+    heater_resistance = HeaterResistance()
+    heater_display = Field("HTRSET", 3, 4, names=("NONE", "CURRENT", "POWER"),
+                           doc="HTR?/AOUT? show current (%) or power")
     ramp_enabled = Field("RAMP", 0, 2, bool)
     ramp_rate = Field("RAMP", 1, 2, unit="K/min", allowed=Range(0.001, 100.0))
     ramping = Field("RAMPST", kind=bool, readonly=True)
@@ -135,11 +160,13 @@ class AnalogOutput(LoopOutput):
     enabled = Field("RANGE", kind=bool, doc="Output on (RANGE 2,1)")
 
 
-class LakeShore372(LakeShoreInstrument):
+class LakeShore372(ReadBack, LakeShoreInstrument):
     """Lake Shore Model 372: inputs 1-16 and A (`channels`), outputs 0 and 1 (`outputs`) and
     the analog/still output 2 (`analog`)."""
 
     default_timeout_s = 2.0
+    scan_channel = Field("SCAN", 0, 2, int, allowed=Range(1, 16), doc="Channel measured now")
+    autoscan = Field("SCAN", 1, 2, bool, doc="Step through the enabled channels")
     channel_ids = INPUT_IDS
     channel_class = Input372
     extra_channel_groups = {"outputs": (HEATER_IDS, HeaterOutput), "analog": (ANALOG_IDS,

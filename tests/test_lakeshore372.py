@@ -63,6 +63,24 @@ def test_pid_gain_and_heater_range_as_power_in_the_configured_heater() -> None:
         tc.loops[0].heater_range = 10e-6
 
 
+def test_scanner_heater_setup_and_sensor_units() -> None:
+    table = [
+        ("SCAN?", "1,0"), ("SCAN 5,0", None), OK, ("SCAN?", "5,0"),
+        SAMPLE_SETUP, ("HTRSET 0,120,0,+0.00000E+00,1", None), OK,
+        ("HTRSET? 0", "+1.20000E+02,0,+0.00000E+00,1"),
+        ("HTRSET? 1", "1,1,+0.00000E+00,1"),  # 25 ohm (code 1), 0.45 A
+        ("HTRSET 1,2,1,+0.00000E+00,1", None), OK, ("HTRSET? 1", "2,1,+0.00000E+00,1"),
+        ("SRDG? 3", "+2.01234E+03"),
+    ]  # fmt: skip
+    with expected_protocol(LakeShore372, table) as tc:
+        tc.scan_channel = 5
+        tc.loops[0].heater_resistance = 120.0
+        tc.loops[1].heater_resistance = 50.0
+        assert tc.input(3).sensor_reading == pytest.approx(2012.34)
+        with pytest.raises(SettingRangeError, match="25 or 50 ohm"):
+            tc.loops[1].heater_resistance = 30.0
+
+
 def test_inputs_read_kelvin_and_a_flagged_reading_is_nan() -> None:
     table = [("KRDG? 1", "+2.00010E-02"), ("KRDG? A", "+0.00000E+00"), ("RDGST? A", "16")]
     with expected_protocol(LakeShore372, table) as tc:
