@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,13 @@ RIG_KEYS = ("name", "world", "instruments")
 def _import(ref: str) -> Any:
     module, _, attr = ref.replace(":", ".").rpartition(".")
     return getattr(importlib.import_module(module), attr)
+
+
+def derived_seed(seed: Any, tag: str) -> int:
+    """A World seed of its own for a later stretch of the same experiment (`tag`: a resume, a
+    restarted server), derived from the rig's `seed`, so its random events are new ones."""
+    digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def did_you_mean(word: str, options: list[str]) -> str:

@@ -11,7 +11,6 @@ handler's (`steps.table`); the runner only walks, records and summarises.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -35,7 +34,7 @@ from cryodaq.acquisition.clock import clock_for
 from cryodaq.acquisition.cluster.connection import ClusterSpec, connect
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.pipelines.report import write_run_report
-from cryodaq.acquisition.rig import Rig, RigSpec
+from cryodaq.acquisition.rig import Rig, RigSpec, derived_seed
 from cryodaq.acquisition.store.format import software_versions
 from cryodaq.acquisition.store.layout import CAMPAIGN, PROGRESS, STORE, SUMMARY
 from cryodaq.acquisition.store.lock import RunLock
@@ -196,9 +195,8 @@ class CampaignRunner:
             return
         path = self.run_dir / SUMMARY
         resumes = len(RunSummary.read(path).resumed) if path.exists() else 0
-        base = self.rig_spec.world.get("seed", 0)
-        digest = hashlib.sha256(f"{base}:resume{resumes + 1}".encode()).digest()
-        self.rig_spec.world["seed"] = int.from_bytes(digest[:4], "little")
+        world = self.rig_spec.world
+        world["seed"] = derived_seed(world.get("seed", 0), f"resume{resumes + 1}")
 
     def _open_for_resume(self, lock: RunLock) -> None:
         """Lock the run, then read where it stands. A run killed at any moment after its

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from cryodaq.acquisition.cli.output import console, errors, fail
 from cryodaq.acquisition.errors import CryodaqError
-from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.rig import Rig, derived_seed, load_rig
 from cryodaq.drivers.errors import InstrumentError
 from cryodaq.sim_instruments.tcp_server import InstrumentServer
 
@@ -60,10 +61,20 @@ def instruments(rig: RigPath) -> None:
 def serve_sim(
     rig: RigPath,
     any_port: Annotated[bool, typer.Option(help="Let the OS choose free ports")] = False,
+    keep_seed: Annotated[
+        bool, typer.Option(help="Serve the rig's own seed (replay the same events)")
+    ] = False,
 ) -> None:
-    """Serve a rig's simulated instruments over TCP on 127.0.0.1 (one SCPI socket each)."""
+    """Serve a rig's simulated instruments over TCP on 127.0.0.1 (one SCPI socket each).
+
+    A served World runs in real time: each server start is a new stretch of the experiment,
+    its seed derived from the rig's and the start time, so a restarted server never replays
+    the last one's events (the seed is printed, to serve the same stretch again)."""
     try:
         spec = load_rig(rig)
+        if spec.simulated and not keep_seed:
+            base = spec.world.get("seed", 0)
+            spec.world["seed"] = derived_seed(base, f"served{time.time_ns()}")
         opened = Rig(spec, realtime=True)
     except CryodaqError as exc:
         raise fail(str(exc)) from None
@@ -83,7 +94,8 @@ def serve_sim(
     for name, server in servers:
         server.start()
         console.print(f"{name}\tTCPIP::127.0.0.1::{server.port}::SOCKET", highlight=False)
-    console.print("serving; Ctrl-C to stop", highlight=False)
+    seed = f"world seed {spec.world.get('seed', 0)}; " if spec.simulated else ""
+    console.print(f"serving ({seed}Ctrl-C to stop)", highlight=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
