@@ -219,6 +219,8 @@ class Acquisition:
                 f"{self.name}: {culprit} failed after {result.live_time_s:.6g} s of data "
                 f"({result.records} records kept): {failure}"
             )
+            if isinstance(failure, InstrumentError):  # lost, hung or refusing: it can come back
+                error.resume_hint = f"get {self.source.name!r} answering again"
         error.result = result
         return error
 
