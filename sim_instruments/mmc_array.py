@@ -14,13 +14,14 @@ Signal of channel k in flux quanta, sampled at the ADC's rate (World time t):
       x (1 + excess scatter) x shape(t - t_hit)       (shape per pixel, or distorted)
   + white + 1/f noise  + non-gradiometric baseline  + jumps and bursts,
 where g(T) = exp(gain_per_K (T - reference_K)) and T_chip = the thermal plant's `plate`
-temperature + a seeded Ornstein-Uhlenbeck drift (`drift_rms_K`, `drift_time_s`). The noise
-level of each channel is set so that the optimal filter (`cryodaq.analysis.optimal_filter`) for its
-pixels' pulses, on records of `of_record_length` samples at `of_sample_rate_hz` with
-`of_pretrigger`, has a baseline FWHM of `baseline_fwhm_eV` (the mean of its two pixels); this
-is the total noise at the ADC: the SQUID electronics and the ADC's own white noise are part
-of it (see `MmcChannel.codes`). Dead channels give no flux at all; noisy ones have
-`noisy_factor` times the noise. An unlocked SQUID passes nothing (squid_model).
+temperature + a seeded Ornstein-Uhlenbeck drift (`drift_rms_K`, `drift_time_s`). The noise is
+white flux noise of density `white_phi0_per_rthz` (the SQUID's and the readout's, referred
+to the SQUID input) plus 1/f with knee `noise_knee_hz`, the same physical parameters on every
+channel; the baseline resolution each pixel then has follows from its pulse shape and gain
+and is for the analysis to find. This is the total noise at the ADC: the SQUID electronics
+and the ADC's own white noise are part of it (see `MmcChannel.codes`). Dead channels give
+no flux at all; noisy ones have `noisy_factor` times the noise. An unlocked SQUID passes
+nothing (squid_model).
 
 Truth and parameters, for tests (`array = rig.world.detector_array("mmc")`, built when the
 SQUID electronics reading it are opened):
@@ -34,10 +35,10 @@ SQUID electronics reading it are opened):
   `chip_K` (chip temperature at the event).
 - `array.pixels()` -> dict of (64,) arrays: `name`, `channel`, `polarity` (+1/-1), `rise_s`,
   `decay_s`, `gain` (relative, incl. the small sensor), `phi0_per_eV` (at reference_K),
-  `small_sensor` (bool), `baseline_fwhm_eV` (the optimal filter's, from the noise model).
+  `small_sensor` (bool).
 - `array.channels()` -> dict of (32,) arrays: `channel`, `name` ("C8/D8"), `dead`, `noisy`,
-  `nongradiometric`, `white_phi0_per_rthz`, `knee_hz`, `baseline_fwhm_eV` (model, per pixel
-  mean), `temperature_phi0_per_K` (non-gradiometric baseline coefficient, else 0).
+  `nongradiometric`, `white_phi0_per_rthz`, `knee_hz`, `temperature_phi0_per_K`
+  (non-gradiometric baseline coefficient, else 0).
 - `array.chip_temperature(t)` -> chip temperature (K) at World times `t` (the last 2 h).
 
 Distorted hits (muon showers): in the sensor, a 100 ns rise and an overshoot relaxing with
@@ -58,9 +59,6 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from cryodaq.analysis.noise_models import white_plus_one_over_f
-from cryodaq.analysis.optimal_filter import NoiseSpectrum, optimal_filter
-from cryodaq.analysis.pulse_shapes import unit_pulse
 from cryodaq.sim_instruments import ziggurat
 from cryodaq.sim_instruments.mmc_background import (
     DEPOSITS,
@@ -384,13 +382,11 @@ class MmcArray:
         decay = number(p, "decay_s", 3e-3, w, rise)
         spread = number(p, "shape_spread", 0.03, w, 0.0, 0.3)
         gain_spread = number(p, "gain_spread", 0.02, w, 0.0, 0.3)
-        self.baseline_fwhm_eV = number(p, "baseline_fwhm_eV", 6.1, w, 0.0)
+        #: SQUID + readout white flux noise density (Phi0/rtHz), every channel.
+        self.white_phi0_per_rthz = number(p, "white_phi0_per_rthz", 9.1e-7, w, 0.0)
         excess = number(p, "excess_fwhm_eV", 3.8, w, 0.0)
         self.excess_rel = excess / (2.0 * math.sqrt(2.0 * math.log(2.0))) / 5.9e3
         self.knee_hz = number(p, "noise_knee_hz", 5.0, w, 0.0)
-        self.of_length = int(number(p, "of_record_length", 4096, w, 16, 1 << 20))
-        self.of_pretrigger = int(number(p, "of_pretrigger", 1024, w, 1, self.of_length - 8))
-        self.of_rate_hz = number(p, "of_sample_rate_hz", 500e3, w, 1.0)
         self.dead = set(_channel_list(p.get("dead_channels", [11, 20, 27]), "dead_channels"))
         self.noisy = set(_channel_list(p.get("noisy_channels", ["C8/D8"]), "noisy_channels"))
         self.noisy_factor = number(p, "noisy_factor", 2.5, w, 0.0)
@@ -431,12 +427,7 @@ class MmcArray:
             up_s = area_ratio if self.small_sensor[up] else 1.0
             low_s = area_ratio if self.small_sensor[low] else 1.0
             self.channel_tcoef[ch - 1] = phi0_per_K * (up_s - low_s)
-        self.pixel_fwhm_per_density = self._fwhm_per_density()
-        per_channel = np.array(
-            [self.pixel_fwhm_per_density[list(channel_pixels(c))].mean()
-             for c in range(1, N_CHANNELS + 1)]
-        )
-        self.channel_white = self.baseline_fwhm_eV / per_channel
+        self.channel_white = np.full(N_CHANNELS, self.white_phi0_per_rthz)
 
         cm2 = 1e-8  # per um^2
         groups = tuple(tuple(range(g, g + 16)) for g in (1, 17))
@@ -461,21 +452,6 @@ class MmcArray:
         }
 
     # -- model -------------------------------------------------------------------------------
-
-    def _fwhm_per_density(self) -> np.ndarray:
-        """Optimal-filter baseline FWHM (eV) of each pixel for a white density of 1 Phi0/rtHz
-        (plus its 1/f), records as the analysis takes them (`of_*`)."""
-        fs, length = self.of_rate_hz, self.of_length
-        freqs = np.fft.rfftfreq(length, 1.0 / fs)
-        psd = white_plus_one_over_f(freqs, 1.0, self.knee_hz)
-        psd[0] = psd[1]  # the DC bin is not used by the filter
-        noise = NoiseSpectrum(freqs, psd, 1, fs)
-        t = (np.arange(length) - self.of_pretrigger) / fs
-        out = np.empty(self.rise_s.size)
-        for i, (rise, decay) in enumerate(zip(self.rise_s, self.decay_s, strict=True)):
-            fwhm_phi0 = optimal_filter(unit_pulse(t, rise, decay), noise).predicted_fwhm
-            out[i] = fwhm_phi0 / (self.phi0_per_eV * self.gain[i])
-        return out
 
     def _generator(self) -> EventGenerator:
         params = self.world.params
@@ -659,17 +635,12 @@ class MmcArray:
             "gain": self.gain.copy(),
             "phi0_per_eV": self.phi0_per_eV * self.gain,
             "small_sensor": self.small_sensor.copy(),
-            "baseline_fwhm_eV": np.array([
-                self.pixel_fwhm_per_density[i] * self.outputs[int(c)].white_density
-                for i, c in enumerate(self.pixel_channel)
-            ]),
         }
 
     def channels(self) -> dict[str, np.ndarray]:
         """Injected per-channel parameters (see the module docstring)."""
         ids = np.arange(1, N_CHANNELS + 1)
         out = [self.outputs[int(c)] for c in ids]
-        per_pixel = self.pixels()["baseline_fwhm_eV"]
         return {
             "channel": ids,
             "name": np.array([channel_name(int(c)) for c in ids]),
@@ -678,9 +649,6 @@ class MmcArray:
             "nongradiometric": np.isin(ids, CORNER_CHANNELS),
             "white_phi0_per_rthz": np.array([o.white_density for o in out]),
             "knee_hz": np.full(ids.size, self.knee_hz),
-            "baseline_fwhm_eV": np.array(
-                [per_pixel[list(channel_pixels(int(c)))].mean() for c in ids]
-            ),
             "temperature_phi0_per_K": np.array([o.temperature_phi0_per_K for o in out]),
         }
 
