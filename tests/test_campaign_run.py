@@ -16,6 +16,7 @@ import zarr
 from typer.testing import CliRunner
 
 from cryodaq.acquisition.cli.main import app
+from cryodaq.acquisition.store.format import RunStoreError
 from cryodaq.acquisition.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,9 +109,27 @@ MAXS30_LONG = """\
     """
 
 
+#: Committed records of channel 1 after which a test interrupts `acquire calib`.
+MID_ROWS = 30
+
+
+def _wait_for_committed(store: Path, acq: str, rows: int, deadline_s: float) -> None:
+    """Wait until acquisition `acq` has committed at least `rows` records of channel 1."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if RunReader(store).committed(acq, 1) >= rows:
+                return
+        except (RunStoreError, OSError, ValueError, KeyError):
+            pass  # the store or the acquisition is still being made
+        time.sleep(0.2)
+    raise AssertionError(f"{acq}: fewer than {rows} records committed in {deadline_s} s")
+
+
 def _signal_mid_acquisition(path: Path, run_dir: Path, sig: int) -> tuple[int, str]:
-    """Run campaign `path` in a child process and send it `sig` 2 s into `acquire calib`;
-    its exit code and output."""
+    """Run campaign `path` in a child process and send it `sig` once `acquire calib` has
+    committed `MID_ROWS` records of channel 1 (whatever the machine's load); its exit code and
+    output."""
     child = subprocess.Popen(
         [
             sys.executable,
@@ -130,7 +149,7 @@ def _signal_mid_acquisition(path: Path, run_dir: Path, sig: int) -> tuple[int, s
         for line in child.stderr:  # step lines go to stderr when there is no terminal
             if "acquire calib" in line:
                 break
-        time.sleep(2.0)
+        _wait_for_committed(run_dir / "store", "calib", MID_ROWS, deadline_s=120.0)
         child.send_signal(sig)
         out, err = child.communicate(timeout=120)
     finally:

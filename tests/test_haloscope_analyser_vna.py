@@ -43,7 +43,7 @@ def test_campaign_recovers_the_cavity_and_the_chain(
     analyser_run: tuple[Path, dict[str, Any]],
 ) -> None:
     run_dir, summary = analyser_run
-    assert summary["status"] == "completed" and summary["wall_time_s"] < 60
+    assert summary["status"] == "completed"
     spec = json.loads((run_dir / "data" / "spec.0.json").read_text())
     assert spec["bin_width_Hz"] == 1e3 and spec["integration_s"] == pytest.approx(180.0)
     result = summary["analyze"]["haloscope"]
