@@ -6,7 +6,7 @@ module cannot hide a layout problem. The rules are those of docs/architecture.md
 - `drivers` and `analysis` import nothing of cryodaq; `sim_instruments` imports only
   `cryodaq.analysis`; `acquisition` may import all three.
 - Inside `acquisition`, rooms import only their own room or rooms below:
-  cli > campaign > conformance > cluster > pipelines > stream > store > base (the modules
+  cli > live > campaign > conformance > cluster > pipelines > stream > store > base (the modules
   directly in acquisition/); base modules import no room.
 """
 
@@ -28,7 +28,9 @@ TOP_PACKAGES = ("drivers", "sim_instruments", "acquisition", "analysis")
 #: Other folders whose Python files must import cryodaq as `cryodaq.` too.
 OTHER_SOURCES = ("tests", "benchmarks")
 #: The rooms of acquisition/, highest first; "base" is the modules directly in acquisition/.
-ROOMS = ("cli", "campaign", "conformance", "cluster", "pipelines", "stream", "store", "base")
+ROOMS = (
+    "cli", "live", "campaign", "conformance", "cluster", "pipelines", "stream", "store", "base"
+)
 #: Modules directly in acquisition/ that are entry points, not base: they may import any room.
 ENTRY_POINTS = {"cryodaq.acquisition.__main__"}
 #: Which top-level packages each top-level package may import (its own is always allowed).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from cryodaq.acquisition.campaign.validate import CampaignInvalid, load_campaign
 from cryodaq.acquisition.cli.output import console, errors, fail
 from cryodaq.acquisition.cluster.connection import ClusterSpec
 from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.live.server import LOCALHOST, LiveServer
 from cryodaq.acquisition.store.layout import CAMPAIGN, SUMMARY
 from cryodaq.acquisition.store.summary import RunSummary
 
@@ -31,7 +33,14 @@ def run(
     resume: Annotated[
         Path | None, typer.Option(help="Continue an interrupted run in this directory")
     ] = None,
-    live: Annotated[bool, typer.Option(help="Live display on a terminal")] = True,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="Serve the live view to a browser")
+    ] = False,
+    live_port: Annotated[int, typer.Option(help="Port of the live view (0: any free)")] = 0,
+    live_host: Annotated[
+        str, typer.Option(help="Address the live view listens on (default: this machine only)")
+    ] = LOCALHOST,
+    display: Annotated[bool, typer.Option(help="Live display on a terminal")] = True,
     workers: Annotated[
         int | None, typer.Option(help="Multi-board steps: N local Dask workers")
     ] = None,
@@ -58,16 +67,27 @@ def run(
             loaded.raw,
             run_dir,
             resume=resume is not None,
-            display=Display(live=live),
+            display=Display(live=display),
             cluster=cluster if cluster.wanted else None,
         )
-        code = runner.run()
+        code = _run_watched(runner, live_host, live_port) if live else runner.run()
     except CampaignInvalid as exc:
         raise fail(str(exc), 1) from None
     except CryodaqError as exc:
         raise fail(str(exc)) from None
     print_outcome(run_dir, runner.summary if runner.unsaved else None, runner.unsaved)
     raise typer.Exit(code)
+
+
+def _run_watched(runner: CampaignRunner, host: str, port: int) -> int:
+    """Run the campaign while its live view is served from a background thread."""
+    server = LiveServer(runner.run_dir, host, port).start()
+    console.print(f"live view: {server.url}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    try:
+        return runner.run()
+    finally:
+        server.finish()
 
 
 def print_outcome(

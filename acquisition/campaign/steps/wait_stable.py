@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cryodaq.acquisition.campaign.fields import Duration, Kelvin, KelvinAboveZero, Step
 from cryodaq.acquisition.campaign.steps.base import StepError, StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
+from cryodaq.acquisition.campaign.thermometry import log_reading
 from cryodaq.acquisition.yaml_source import KeyPath
 from cryodaq.drivers.lakeshore372 import LakeShore372
 
@@ -35,8 +36,8 @@ def wait_stable(ctx: RunContext, step: WaitStableStep) -> dict[str, Any]:
     tc = ctx.typed(name, LakeShore372, f"wait_stable {step.sensor}")
     ch = ch.upper()
     target = step.target
+    loops = [o for o in tc.loops if o.mode == "CLOSED_LOOP" and o.input_channel == ch]
     if target is None:
-        loops = [o for o in tc.loops if o.mode == "CLOSED_LOOP" and o.input_channel == ch]
         if not loops:
             raise StepError(
                 f"wait_stable {step.sensor}: no closed loop controls on input {ch}; "
@@ -48,6 +49,7 @@ def wait_stable(ctx: RunContext, step: WaitStableStep) -> dict[str, Any]:
     while True:
         now = ctx.clock.now()
         reading = tc.temperature(ch)
+        log_reading(ctx, tc, step.sensor, reading, target, loops)
         if abs(reading - target) <= step.tolerance:
             stable_since = now if stable_since is None else stable_since
             if now - stable_since >= step.window:
