@@ -3,10 +3,12 @@
 Prints one JSON object:
 - realtime_factor: virtual seconds of data produced per wall-clock second, reading FETC?
   blocks of all 16 channels from `adc1` and `adc2` in turn through `Adc16.fetch` (pyvisa, the
-  in-process simulated VISA library, the maXs30 array behind locked FLL channels with all its
-  physics: 55Fe pulses of both polarities, background, chip temperature, white + 1/f noise
-  with the electronics' and ADC's share, digitisation fused into one numba pass per channel
-  and block) on the virtual clock;
+  in-process simulated VISA library, the 64-pixel maXs30 array behind locked FLL channels
+  with all its physics: the thermodynamic MMC model's 55Fe pulses of both polarities at the
+  chip temperature, background, the chip temperature's baseline, the model's noise
+  (thermodynamic, Er 1/f, SQUID white and 1/f) with the electronics' and ADC's share,
+  digitisation fused into one numba pass per channel and block) on the virtual clock, the
+  detector plate regulated at 20 mK by the temperature controller (as in an acquisition);
 - realtime_factor_cpu: the same per second of this process's CPU time (what a host to itself
   would give; the wall-clock figure drops when other processes share the cores);
 - samples_per_s: channel-samples produced per wall-clock second (32 x rate x realtime_factor);
@@ -45,6 +47,8 @@ def main() -> None:
 
     with Rig(load_rig(ROOT / "config" / "rigs" / "maxs30_sim.yaml")) as rig:
         rig.open("fll")
+        rig.open("tc")  # regulates the detector plate at 20 mK, as in a campaign's acquire
+        rig.world.advance(300.0)
         rig.world.set_param("detector.source", args.source)
         adcs = [rig.open("adc1"), rig.open("adc2")]
         for adc in adcs:

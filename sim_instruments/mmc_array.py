@@ -4,24 +4,30 @@ Geometry (REFERENCE section 1). Pixels A1..H8: rows A-H, columns 1-8. Channel k 
 reads the two vertically neighbouring pixels of row pair p = (k - 1) // 8 (A/B, C/D, E/F, G/H)
 in column (k - 1) % 8 + 1: channel 1 = A1/B1, 8 = A8/B8, 16 = C8/D8, 32 = G8/H8. The upper
 pixel (A, C, E, G) gives positive pulses, the lower one negative (the gradiometer). The four
-corner channels (1, 8, 25, 32) are non-gradiometric: the corner pixel's sensor is 250 um
-instead of 300 um wide, so that pixel's pulses are (250/300)^2 smaller (it still has its
-absorber and sees photons) and the channel's baseline follows the chip temperature,
-(1 - (250/300)^2) x phi0_per_eV x C / e per kelvin with the sign of the larger pixel.
+corner pixels (A1, A8, H1, H8) have a smaller sensor (`small_sensor_um`, 250 um instead of
+300 um): their channels (1, 8, 25, 32) are non-gradiometric.
 
-Signal of channel k in flux quanta, sampled at the ADC's rate (World time t):
-  sum over hits of polarity x phi0_per_eV x gain_pixel x g(T_chip) x E (1 - E / E_nl)
-      x (1 + excess scatter) x shape(t - t_hit)       (shape per pixel, or distorted)
-  + white + 1/f noise  + non-gradiometric baseline  + jumps and bursts,
-where g(T) = exp(gain_per_K (T - reference_K)) and T_chip = the thermal plant's `plate`
-temperature + a seeded Ornstein-Uhlenbeck drift (`drift_rms_K`, `drift_time_s`). The noise is
-white flux noise of density `white_phi0_per_rthz` (the SQUID's and the readout's, referred
-to the SQUID input) plus 1/f with knee `noise_knee_hz`, the same physical parameters on every
-channel; the baseline resolution each pixel then has follows from its pulse shape and gain
-and is for the analysis to find. This is the total noise at the ADC: the SQUID electronics
-and the ADC's own white noise are part of it (see `MmcChannel.codes`). Dead channels give
-no flux at all; noisy ones have `noisy_factor` times the noise. An unlocked SQUID passes
-nothing (squid_model).
+Physics: every pixel is the thermodynamic MMC of `cryodaq.analysis.mmc_thermo` with the
+parameters of `world.detector` (`cryodaq.sim_instruments.mmc_pixels`: sizes, Er
+concentration, persistent current, meander, thermal links, SQUID noise; spreads from pixel
+to pixel). It runs at the chip temperature: the thermal plant's `plate` (the one the
+temperature controller regulates) plus a seeded Ornstein-Uhlenbeck drift (`drift_rms_K`,
+`drift_time_s`). A photon absorbed in a pixel's absorber (after the athermal loss of its
+hit position) gives the two-body pulse at the chip temperature of that moment, with the
+nonlinear height of the model; a muon's deposit in a sensor the sensor response. The flux of
+channel k (Phi_0 at the first-stage SQUID):
+  sum over hits of polarity x pulse(E, T_chip)
+  + sum over its two pixels of polarity x k mu_0 G / p (m(T_lock) - m(T_chip))
+  + noise + jumps and bursts,
+where T_lock is `lock_K` (default 20 mK), the chip temperature at which the flux-locked
+loops were locked (their zero of flux). The second
+term cancels in a gradiometer up to the pixels' spread and leaves the difference of the two
+sensors' M(T) at a corner. The noise is the model's: both pixels' thermodynamic
+fluctuations, their Er 1/f noise and the two-stage SQUID's white and 1/f noise, at the chip
+temperature (`cryodaq.sim_instruments.mmc_render`). It is the total noise at the ADC: the
+SQUID electronics and the ADC's own white noise are part of it (see `MmcChannel.codes`). Dead
+channels give no flux at all; noisy ones have `noisy_factor` times the SQUID noise. An
+unlocked SQUID passes nothing (squid_model).
 
 Truth and parameters, for tests (`array = rig.world.detector_array("mmc")`, built when the
 SQUID electronics reading it are opened):
@@ -33,16 +39,23 @@ SQUID electronics reading it are opened):
   sensor, substrate for muon hits, else ""), `amplitude_eV` (signed step of a jump, amplitude
   of a burst's oscillation, else 0), `height_phi0` (signed peak flux injected; 0 for bursts),
   `chip_K` (chip temperature at the event).
-- `array.pixels()` -> dict of (64,) arrays: `name`, `channel`, `polarity` (+1/-1), `rise_s`,
-  `decay_s`, `gain` (relative, incl. the small sensor), `phi0_per_eV` (at reference_K),
-  `small_sensor` (bool).
-- `array.channels()` -> dict of (32,) arrays: `channel`, `name` ("C8/D8"), `dead`, `noisy`,
-  `nongradiometric`, `white_phi0_per_rthz`, `knee_hz`, `temperature_phi0_per_K`
-  (non-gradiometric baseline coefficient, else 0).
+- `array.pixels(chip_K=None)` -> dict of (64,) arrays, the model's predictions at `chip_K`
+  (default: the chip temperature now): `name`, `channel`, `polarity` (+1/-1), `rise_s`,
+  `decay_s`, `phi0_per_eV` (small-signal peak height per eV), `gain` (phi0_per_eV over the
+  array's median), `gain_per_K` (d ln height / dT), `phi0_per_K` (flux per kelvin of the
+  sensor, |k mu_0 G/p dm/dT|), `dM_dT_A_m2_per_K` (dm/dT of the sensor, < 0),
+  `heat_capacity_absorber_J_per_K`, `heat_capacity_sensor_J_per_K`, `baseline_fwhm_eV` (the
+  optimal-filter limit of the pixel's pulse in its channel's noise, infinite record,
+  `PixelModel.baseline_fwhm_eV`), `small_sensor` (bool).
+- `array.channels(chip_K=None)` -> dict of (32,) arrays: `channel`, `name` ("C8/D8"), `dead`,
+  `noisy`, `nongradiometric`, `white_phi0_per_rthz` (the SQUIDs'), `onef_phi0sq_at_1hz`
+  (SQUID and Er 1/f), `temperature_phi0_per_K` (d baseline / dT: the two sensors' dm/dT,
+  each with its pixel's polarity; 0 if dead).
 - `array.chip_temperature(t)` -> chip temperature (K) at World times `t` (the last 2 h).
+- `array.model` -> the `PixelModel` (e.g. `array.model.channel_psd(pixels, T, f)`).
 
-Distorted hits (muon showers): in the sensor, a 100 ns rise and an overshoot relaxing with
-the pixel's rise time (the sensor alone heated first); in the substrate, a slow small pulse
+Distorted hits (muon showers): in the sensor, the model's sensor response (a jump within
+100 ns, relaxing with the pixel's rise time to its decay); in the substrate, a slow small pulse
 (rise 0.1 and decay 2 pixel decay times, a third of the height: mostly below an edge trigger's
 threshold, it distorts the records it falls in). Jumps: a step that relaxes in 1 s.
 
@@ -54,11 +67,12 @@ events drawn from then on follow the new parameters.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
+from cryodaq.analysis import mmc_thermo as thermo
 from cryodaq.sim_instruments import ziggurat
 from cryodaq.sim_instruments.mmc_background import (
     DEPOSITS,
@@ -68,9 +82,10 @@ from cryodaq.sim_instruments.mmc_background import (
     EventGenerator,
     sources_from_params,
 )
-from cryodaq.sim_instruments.noise import ColoredNoise
+from cryodaq.sim_instruments.mmc_pixels import SENSOR_RISE_S, PixelModel, peak_norm
+from cryodaq.sim_instruments.mmc_render import NoiseSections, add_terms
 from cryodaq.sim_instruments.params import number
-from cryodaq.sim_instruments.pulse_source import TAIL_DECAYS, add_pulse
+from cryodaq.sim_instruments.pulse_source import TAIL_DECAYS
 
 if TYPE_CHECKING:
     from cryodaq.sim_instruments.world import World
@@ -81,15 +96,12 @@ N_CHANNELS = 32
 CORNER_CHANNELS = (1, 8, 25, 32)
 #: Events are drawn in chunks of this much virtual time (also the chip temperature's knots).
 CHUNK_S = 1.0
-E_CHARGE = 1.602176634e-19
 #: Chip temperature knots kept (2 h at CHUNK_S), for signals and truth.
 KEEP_KNOTS = 7200
-#: Rise of a hit in the sensor itself (electron-spin coupling, REFERENCE: ~100 ns).
-SENSOR_RISE_S = 1e-7
 #: A jump: an instantaneous step that relaxes over this time (a step within any record).
 JUMP_RECOVERY_S = 1.0
-#: The 1/f synthesis runs up to this many knees (there 1/f is 1 % of the white level).
-ONE_OVER_F_TOP_KNEES = 100.0
+#: The noise sections are rebuilt when the chip temperature moves by this fraction.
+NOISE_RETUNE = 0.01
 
 
 def pixel_name(index: int) -> str:
@@ -123,156 +135,26 @@ def _channel_list(raw: Any, key: str) -> list[int]:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _add_oscillation(out, t0, rate, time, amplitude, freq, damping, phase):  # pragma: no cover
-    """Add amplitude sin(2 pi f (t - time) + phase) exp(-(t - time) / damping), t >= time."""
-    n = out.shape[0]
-    first = max(int(math.ceil((time - t0) * rate)), 0)
-    last = min(n, int(math.ceil((time - t0) * rate + TAIL_DECAYS * damping * rate)) + 1)
-    for i in range(first, last):
-        dt = t0 + i / rate - time
-        out[i] += amplitude * math.sin(2.0 * math.pi * freq * dt + phase) * math.exp(-dt / damping)
-
-
-@numba.njit(cache=True, nogil=True)
-def _add_terms(buf, t0, rate, terms):  # pragma: no cover - numba
-    """Add the terms (rows time, height, rise, decay, phase) that reach [t0, t0 + n / rate):
-    two-exponential pulses (decay > 0) and oscillations (decay < 0: -damping, with frequency
-    in the rise row). Returns how many have ended before the block's end, and the range of
-    samples [lo, hi) they may have touched (the rest of buf is left as it was)."""
-    n = buf.shape[0]
-    t_end = t0 + n / rate
-    ended = 0
-    lo, hi = n, 0
-    for p in range(terms.shape[1]):
-        time, height, rise, decay = terms[0, p], terms[1, p], terms[2, p], terms[3, p]
-        tail = TAIL_DECAYS * abs(decay)
-        if time + tail <= t_end:
-            ended += 1
-        if time >= t_end or time + tail <= t0:
-            continue
-        lo = min(lo, max(int(math.floor((time - t0) * rate)), 0))
-        hi = max(hi, min(int(math.ceil((time + tail - t0) * rate)) + 2, n))
-        if decay > 0:
-            add_pulse(buf, t0, rate, time, height, rise, decay)
-        else:
-            _add_oscillation(buf, t0, rate, time, height, rise, -decay, terms[4, p])
-    return ended, lo, hi
-
-
-@numba.njit(cache=True, nogil=True)
-def _add_ramp(buf, t0, rate, knot_t, knot_v):  # pragma: no cover - numba
-    """Add the piecewise-linear function through (knot_t, knot_v) to buf[i] at t0 + i / rate
-    (extrapolated by the first and last segments)."""
-    n = buf.shape[0]
-    i = 0
-    for k in range(knot_t.shape[0] - 1):
-        last = k == knot_t.shape[0] - 2
-        stop = n if last else min(n, int(math.ceil((knot_t[k + 1] - t0) * rate)))
-        if stop <= i:
-            continue
-        slope = (knot_v[k + 1] - knot_v[k]) / (knot_t[k + 1] - knot_t[k])
-        v = knot_v[k] + slope * (t0 + i / rate - knot_t[k])
-        dv = slope / rate
-        for q in range(i, stop):
-            buf[q] += v
-            v += dv
-        i = stop
-
-
-@numba.njit(inline="always")
-def _emit(out, buf, q, x, scale, quantise):  # pragma: no cover - numba
-    x *= scale
-    buf[q] = 0.0
-    if quantise:
-        out[q] = np.int16(np.rint(min(max(x, -32768.0), 32767.0)))
-    else:
-        out[q] = x
-
-
-@numba.njit(cache=True, nogil=True)
-def _render(  # pragma: no cover - numba
-    out, buf, lo, hi, state, spare, onef, a, b, stride, phase, sigma, scale, quantise
-):
-    """out[i] = scale * (buf[i] + 1/f + sigma * normal), rounded and clipped to int16 if
-    `quantise`; buf is read (and zeroed) only in [lo, hi), being zero elsewhere. The normals
-    come in pairs from one 64-bit word, the pair's first at an even sample (phase + i), its
-    second kept in `spare[0]` across blocks, so the stream does not depend on block sizes.
-    The 1/f components are updated every stride[k] samples (ascending powers of two) and
-    held between."""
-    s0, s1, s2, s3 = ziggurat.load(state)
-    n = out.shape[0]
-    ncomp = onef.shape[0]
-    total = 0.0
-    for k in range(ncomp):
-        total += onef[k]
-    fastest = stride[0] if ncomp else 1 << 62
-    i = 0
-    while i < n:
-        p = phase + i
-        if ncomp and p & (fastest - 1) == 0:
-            for k in range(ncomp):
-                if p & (stride[k] - 1) != 0:
-                    break
-                z, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
-                new = a[k] * onef[k] + b[k] * z
-                total += new - onef[k]
-                onef[k] = new
-        j = min(n, i + fastest - (p & (fastest - 1)))
-        q = i
-        if q < j and (phase + q) & 1:
-            _emit(out, buf, q, buf[q] + total + sigma * spare[0], scale, quantise)
-            q += 1
-        if quantise and (j <= lo or q >= hi):  # the hot loop: noise alone
-            while q + 1 < j:
-                z1, z2, s0, s1, s2, s3 = ziggurat.normal_pair(s0, s1, s2, s3)
-                x1 = (total + sigma * z1) * scale
-                x2 = (total + sigma * z2) * scale
-                out[q] = np.int16(np.rint(min(max(x1, -32768.0), 32767.0)))
-                out[q + 1] = np.int16(np.rint(min(max(x2, -32768.0), 32767.0)))
-                q += 2
-        elif quantise:  # with pulses, jumps, bursts or a temperature baseline
-            while q + 1 < j:
-                z1, z2, s0, s1, s2, s3 = ziggurat.normal_pair(s0, s1, s2, s3)
-                x1 = (buf[q] + total + sigma * z1) * scale
-                x2 = (buf[q + 1] + total + sigma * z2) * scale
-                buf[q] = 0.0
-                buf[q + 1] = 0.0
-                out[q] = np.int16(np.rint(min(max(x1, -32768.0), 32767.0)))
-                out[q + 1] = np.int16(np.rint(min(max(x2, -32768.0), 32767.0)))
-                q += 2
-        else:
-            while q + 1 < j:
-                z1, z2, s0, s1, s2, s3 = ziggurat.normal_pair(s0, s1, s2, s3)
-                _emit(out, buf, q, buf[q] + total + sigma * z1, scale, quantise)
-                _emit(out, buf, q + 1, buf[q + 1] + total + sigma * z2, scale, quantise)
-                q += 2
-        if q < j:
-            z1, z2, s0, s1, s2, s3 = ziggurat.normal_pair(s0, s1, s2, s3)
-            spare[0] = z2
-            _emit(out, buf, q, buf[q] + total + sigma * z1, scale, quantise)
-        i = j
-    ziggurat.store(state, s0, s1, s2, s3)
-
-
 class MmcChannel:
     """Flux of one double-meander channel; a source for `squid_model` (like `PulseSource`)."""
 
     def __init__(self, array: MmcArray, channel: int, rng: np.random.Generator) -> None:
         self.array = array
         self.channel = channel
+        self.pixels = list(channel_pixels(channel))
         self.dead = channel in array.dead
-        factor = array.noisy_factor if channel in array.noisy else 1.0
-        self.white_density = 0.0 if self.dead else array.channel_white[channel - 1] * factor
+        self.factor = array.noisy_factor if channel in array.noisy else 1.0
         self._rng_noise, state_rng = rng.spawn(2)
         self._state = ziggurat.new_state(state_rng)
         self._spare = np.zeros(1)  # the second normal of a pair drawn at a block's end
-        self._noise: ColoredNoise | None = None
+        self._noise: NoiseSections | None = None
+        self._noise_K = 0.0
         self._phase = 0
         self._buf = np.zeros(0)
         self._terms = np.zeros((5, 0))  # rows: time, height, rise (or frequency), decay, phase
         self._pending: list[np.ndarray] = []
-        self.temperature_phi0_per_K = 0.0 if self.dead else array.channel_tcoef[channel - 1]
+        #: Polarity-weighted flux of the two sensors' moments (the baseline's temperature term).
+        self.polarity = np.zeros(2) if self.dead else array.polarity[self.pixels]
 
     @property
     def history(self) -> list[tuple[float, float]]:
@@ -281,18 +163,33 @@ class MmcChannel:
         sel = (truth["channel"] == self.channel) & (truth["energy_eV"] > 0)
         return list(zip(truth["time_s"][sel], truth["energy_eV"][sel], strict=True))
 
+    @property
+    def white_density(self) -> float:
+        """The SQUIDs' white flux noise density (Phi_0/rtHz) of this channel."""
+        return 0.0 if self.dead else self.array.model.readout.white_phi0_per_rthz * self.factor
+
     def white_sigma(self, rate_hz: float) -> float:
         """Rms (Phi0) per sample of the white noise at `rate_hz` (all of it: see the module)."""
         return self.white_density * math.sqrt(rate_hz / 2.0)
 
-    def _onef(self, rate_hz: float) -> ColoredNoise:
-        if self._noise is None or self._noise.rate_hz != rate_hz:
-            knee = 0.0 if self.dead else self.array.knee_hz
-            self._noise = ColoredNoise(
-                self.white_density, knee, rate_hz, self._rng_noise, ONE_OVER_F_TOP_KNEES * knee
-            )
+    def _sections(self, rate_hz: float, chip_K: float) -> NoiseSections:
+        """The noise sections at `rate_hz`, rebuilt when the chip temperature has moved."""
+        old = self._noise
+        if old is not None and old.rate_hz == rate_hz and abs(
+                chip_K - self._noise_K) <= NOISE_RETUNE * self._noise_K:
+            return old
+        if self.dead:
+            white, onef, slow, fast = 0.0, 0.0, [], (0.0, 0.0)
+        else:
+            white, onef, slow, fast = self.array.model.channel_noise(
+                self.pixels, chip_K, self.factor)
+        new = NoiseSections(rate_hz, white, onef, slow, fast, self._rng_noise)
+        if old is not None and old.rate_hz == rate_hz:
+            new.carry_from(old)
+        else:
             self._phase = 0
-        return self._noise
+        self._noise, self._noise_K = new, chip_K
+        return new
 
     def _prepare(self, t0: float, n: int, rate_hz: float) -> tuple[np.ndarray, int, int]:
         """The deterministic part of the flux (hits, jumps, bursts, temperature) in the buffer,
@@ -307,24 +204,36 @@ class MmcChannel:
             self._pending = []
         lo = hi = 0  # the samples of buf that may be non-zero
         if self._terms.shape[1]:
-            ended, lo, hi = _add_terms(buf, t0, rate_hz, self._terms)
+            ended, lo, hi = add_terms(buf, t0, rate_hz, self._terms)
             if ended > 64:  # drop the terms that are over (rarely: it costs a copy)
                 terms = self._terms
                 over = terms[0] + TAIL_DECAYS * np.abs(terms[3]) <= t_end
                 self._terms = np.ascontiguousarray(terms[:, ~over])
-        if self.temperature_phi0_per_K:
-            knots_t, knots_k = self.array.temperature_knots(t0, t_end)
-            _add_ramp(buf, t0, rate_hz, knots_t,
-                      self.temperature_phi0_per_K * (knots_k - self.array.reference_K))
-            lo, hi = 0, n
         return buf, lo, hi
 
-    def _render(self, out: np.ndarray, t0: float, rate: float, sigma: float, scale: float) -> None:
-        buf, lo, hi = self._prepare(t0, out.shape[0], rate)
-        state, a, b, stride = self._onef(rate).components()
-        _render(out, buf, lo, hi, self._state, self._spare, state, a, b, stride, self._phase,
-                sigma, scale, out.dtype == np.int16)
-        self._phase += out.shape[0]
+    def _render(self, out: np.ndarray, t0: float, rate: float,
+                sigma: Callable[[float], float] | None, scale: float) -> None:
+        """Render `out`, split where the chip temperature's knots fall: the baseline's
+        temperature term is linear within each piece (module docstring)."""
+        n = out.shape[0]
+        buf, lo, hi = self._prepare(t0, n, rate)
+        noise = self._sections(rate, float(self.array.chip_temperature(t0)))
+        own = noise.white_sigma()
+        noise.set_white(own if sigma is None else sigma(own))
+        knot_t, knot_k = self.array.temperature_knots(t0, t0 + n / rate)
+        flux = np.zeros(knot_t.size) if self.dead else self.array.baseline_flux(
+            self.channel, knot_k)
+        inner = np.ceil((knot_t[1:-1] - t0) * rate).astype(np.int64)
+        cuts = [0, *inner[(inner > 0) & (inner < n)].tolist(), n]
+        for i0, i1 in zip(cuts[:-1], cuts[1:], strict=True):
+            t = t0 + i0 / rate
+            k = min(max(int(np.searchsorted(knot_t, t, side="right")) - 1, 0), knot_t.size - 2)
+            slope = (flux[k + 1] - flux[k]) / (knot_t[k + 1] - knot_t[k])
+            base = flux[k] + slope * (t - knot_t[k])
+            noise.render(out[i0:i1], buf[i0:i1], int(lo - i0), int(hi - i0), self._state,
+                         self._spare, int(self._phase + i0), float(scale), float(base),
+                         float(slope / rate))
+        self._phase += n
 
     def block(
         self,
@@ -336,11 +245,9 @@ class MmcChannel:
     ) -> np.ndarray:
         """Flux (Phi0) at t0 + i / rate_hz, with this channel's noise (`white`, `white_sigma`:
         a caller's merged white noise of at least that rms replaces the channel's own)."""
-        sigma = self.white_sigma(rate_hz)
-        if white_sigma is not None:
-            sigma = max(sigma, white_sigma)
         out = np.empty(n)
-        self._render(out, t0, rate_hz, sigma, 1.0)
+        merged = None if white_sigma is None else (lambda own: max(own, white_sigma))
+        self._render(out, t0, rate_hz, merged, 1.0)
         return out
 
     def codes(
@@ -348,12 +255,13 @@ class MmcChannel:
         out: np.ndarray,
     ) -> None:
         """ADC codes (int16 `out`) of this channel through a locked FLL and an ADC: one fused
-        pass. The channel's noise is the total at the ADC: its Gaussian part has the variance
+        pass. The channel's noise is the total at the ADC: its white part has the variance
         of the channel's white noise less the quantisation's (1/12 LSB^2), and never less
         than `electronics_phi0` (amplifier and ADC noise, flux-referred)."""
         q2 = 1.0 / (12.0 * codes_per_phi0**2)
-        sigma = math.sqrt(max(self.white_sigma(rate_hz) ** 2 - q2, electronics_phi0**2))
-        self._render(out, t0, rate_hz, sigma, codes_per_phi0)
+        self._render(out, t0, rate_hz,
+                     lambda own: math.sqrt(max(own**2 - q2, electronics_phi0**2)),
+                     codes_per_phi0)
 
     def forget_after(self, t: float) -> None:
         """Drop the terms of events after World time `t`."""
@@ -377,57 +285,30 @@ class MmcArray:
         params = world.params
         p = dict(params.get("detector") or {})
         w = "world.detector"
-        self.phi0_per_eV = number(p, "phi0_per_eV", 1e-5, w, 0.0)
-        rise = number(p, "rise_s", 10e-6, w, 1e-8)
-        decay = number(p, "decay_s", 3e-3, w, rise)
-        spread = number(p, "shape_spread", 0.03, w, 0.0, 0.3)
-        gain_spread = number(p, "gain_spread", 0.02, w, 0.0, 0.3)
-        #: SQUID + readout white flux noise density (Phi0/rtHz), every channel.
-        self.white_phi0_per_rthz = number(p, "white_phi0_per_rthz", 9.1e-7, w, 0.0)
-        excess = number(p, "excess_fwhm_eV", 3.8, w, 0.0)
-        self.excess_rel = excess / (2.0 * math.sqrt(2.0 * math.log(2.0))) / 5.9e3
-        self.knee_hz = number(p, "noise_knee_hz", 5.0, w, 0.0)
-        self.dead = set(_channel_list(p.get("dead_channels", [11, 20, 27]), "dead_channels"))
-        self.noisy = set(_channel_list(p.get("noisy_channels", ["C8/D8"]), "noisy_channels"))
-        self.noisy_factor = number(p, "noisy_factor", 2.5, w, 0.0)
-        self.gain_per_K = number(p, "gain_per_K", -500.0, w)
-        self.reference_K = number(p, "reference_K", 0.020, w, 1e-4)
-        self.plate = str(p.get("plate", "detector"))
-        world.thermal.temperature(self.plate)  # a wrong plate name fails here, named
-        self.drift_rms_K = number(p, "drift_rms_K", 10e-6, w, 0.0)
-        self.drift_time_s = number(p, "drift_time_s", 300.0, w, 1e-3)
-        self.nonlinearity_eV = number(p, "nonlinearity_eV", 5.9e6, w, 1.0)
-        heat_capacity = number(p, "heat_capacity_J_per_K", 1.4e-11, w, 0.0)
         sensor = number(p, "sensor_um", 300.0, w, 1.0)
         small = number(p, "small_sensor_um", 250.0, w, 1.0, sensor)
         absorber = number(p, "absorber_um", 500.0, w, 1.0)
         thickness = number(p, "absorber_thickness_um", 20.0, w, 0.01)
         chip = number(p, "chip_mm", 8.0, w, 0.1)
+        self.dead = set(_channel_list(p.get("dead_channels", [11, 20, 27]), "dead_channels"))
+        self.noisy = set(_channel_list(p.get("noisy_channels", ["C8/D8"]), "noisy_channels"))
+        self.noisy_factor = number(p, "noisy_factor", 2.5, w, 0.0)
+        self.plate = str(p.get("plate", "detector"))
+        world.thermal.temperature(self.plate)  # a wrong plate name fails here, named
+        self.drift_rms_K = number(p, "drift_rms_K", 10e-6, w, 0.0)
+        self.drift_time_s = number(p, "drift_time_s", 300.0, w, 1e-3)
 
-        rng = world.rng(f"{name}.pixels")
         npix = len(ROWS) * COLS
         self.polarity = np.array([1.0 if (i // COLS) % 2 == 0 else -1.0 for i in range(npix)])
-        self.rise_s = rise * (1.0 + spread * rng.standard_normal(npix))
-        self.decay_s = decay * (1.0 + spread * rng.standard_normal(npix))
-        self.gain = 1.0 + gain_spread * rng.standard_normal(npix)
         self.pixel_channel = np.zeros(npix, dtype=np.int64)
         for ch in range(1, N_CHANNELS + 1):
             for px in channel_pixels(ch):
                 self.pixel_channel[px] = ch
-        area_ratio = (small / sensor) ** 2
         corner_pixels = {0, COLS - 1, npix - COLS, npix - 1}
         self.small_sensor = np.array([i in corner_pixels for i in range(npix)])
-        self.gain[self.small_sensor] *= area_ratio
-        # Common-mode chip heating: flux phi0_per_eV x C/e per K from each sensor, with the
-        # pixel's polarity: it cancels in a gradiometer and leaves the difference at a corner.
-        phi0_per_K = self.phi0_per_eV * heat_capacity / E_CHARGE
-        self.channel_tcoef = np.zeros(N_CHANNELS)
-        for ch in CORNER_CHANNELS:
-            up, low = channel_pixels(ch)
-            up_s = area_ratio if self.small_sensor[up] else 1.0
-            low_s = area_ratio if self.small_sensor[low] else 1.0
-            self.channel_tcoef[ch - 1] = phi0_per_K * (up_s - low_s)
-        self.channel_white = np.full(N_CHANNELS, self.white_phi0_per_rthz)
+        #: The pixels' thermodynamic model (`mmc_pixels`), per-pixel spreads drawn once.
+        self.model = PixelModel(p, w, npix, world.rng(f"{name}.pixels"),
+                                np.where(self.small_sensor, small, sensor))
 
         cm2 = 1e-8  # per um^2
         groups = tuple(tuple(range(g, g + 16)) for g in (1, 17))
@@ -437,13 +318,16 @@ class MmcArray:
         )
         self.generator = self._generator()
         world.on_param_change(self._param_changed)
-        world.on_param_change(self._reconfigure)
         self._rng_events = world.rng(f"{name}.events")
         self._rng_drift = world.rng(f"{name}.drift")
         self._generated_to: float | None = None
         self._knot_t = np.zeros(0)  # chip temperature at CHUNK_S steps (the last KEEP_KNOTS)
         self._knot_k = np.zeros(0)
         self._drift = 0.0
+        #: Chip temperature at which the flux-locked loops were locked: their zero of flux.
+        self.lock_K = number(p, "lock_K", 0.020, w, 1e-4, 10.0)
+        self._pairs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
+        self._phi0_per_eV = self.model.response(self.lock_K).phi0_per_eV
         self._truth: list[dict[str, np.ndarray]] = []
         self._truth_cache: dict[str, np.ndarray] | None = None
         self.outputs = {
@@ -487,20 +371,22 @@ class MmcArray:
     def channel(self, channel: int) -> MmcChannel:
         return self.outputs[channel]
 
-    def _reconfigure(self, key: str) -> None:
-        """A campaign swapped the source or changed the background (`set: {world.KEY: v}`):
-        events drawn from the next chunk (<= CHUNK_S later) follow the new parameters."""
-        if key.split(".")[0] in ("sources", "background") or key.startswith("detector.source"):
-            params = self.world.params
-            self.generator = EventGenerator(
-                sources_from_params(params), Background.from_params(params.get("background") or {}),
-                self.layout,
-            )
-
-    def response(self, energy_eV: np.ndarray, chip_K: np.ndarray) -> np.ndarray:
-        """Relative flux per eV at `energy_eV` and chip temperature (before pixel gain)."""
-        g = np.exp(self.gain_per_K * (chip_K - self.reference_K))
-        return g * (1.0 - energy_eV / self.nonlinearity_eV)
+    def baseline_flux(self, channel: int, chip_K: np.ndarray) -> np.ndarray:
+        """The temperature term of `channel`'s flux at chip temperatures `chip_K` (module
+        docstring): each sensor's moment change since T_lock, with its pixel's polarity."""
+        if channel not in self._pairs:
+            px = np.array(channel_pixels(channel))
+            design = self.model.subset(px)
+            lock = thermo.moment(design, self.lock_K)
+            # m(T) = m_sat tanh(x / (T + theta)): the two pixels' constants, for speed
+            sat = thermo.spin_count(design) * thermo.G_ER * thermo.MU_B / 2.0
+            theta = design.weiss_K_per_ppm * design.er_ppm
+            x = thermo.G_ER * thermo.MU_B / 2.0 * thermo.field_T(design) / thermo.K_B
+            weight = self.polarity[px] * thermo.meander_coupling(design)
+            self._pairs[channel] = (weight * sat, x, theta, float(np.sum(weight * lock)))
+        amp, x, theta, lock = self._pairs[channel]
+        t = np.asarray(chip_K, dtype=float)[:, None]
+        return lock - (amp * np.tanh(x / (t + theta))).sum(axis=1)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -552,27 +438,34 @@ class MmcArray:
         px = np.where(pixel >= 0, pixel, 0)
         ch = ev["channel"]
         up = 2 * COLS * ((ch - 1) // COLS) + (ch - 1) % COLS  # the channel's upper pixel
-        scatter = 1.0 + self.excess_rel * self._rng_events.standard_normal(n)
-        height = (self.polarity[px] * self.gain[px] * self.phi0_per_eV * energy
-                  * self.response(energy, chip) * scatter)
-        rise, decay = self.rise_s[px].copy(), self.decay_s[px].copy()
-        phase = ev["phase"].copy()
-        extra = []  # a sensor hit's overshoot: a second term relaxing with the pixel's rise
         dep = ev["deposit"]
         sensor = dep == DEPOSITS.index("sensor")
         substrate = dep == DEPOSITS.index("substrate")
-        rise[sensor] = SENSOR_RISE_S
+        hit = (pixel >= 0) & ~sensor
+        position = self._rng_events.random(n)  # where in the absorber (athermal loss)
+        height, rise, decay = np.zeros(n), np.ones(n), np.ones(n)
+        sensor_peak = np.zeros(0)  # a sensor hit's jump: both of its terms
+        if hit.any():
+            h, r, d = self.model.absorber_hits(px[hit], energy[hit], chip[hit], position[hit])
+            height[hit], rise[hit], decay[hit] = self.polarity[px[hit]] * h, r, d
+        phase = ev["phase"].copy()
+        extra = None  # a sensor hit's second term (the part relaxing with the rise time)
         if sensor.any():
-            extra.append(np.array([ev["time_s"][sensor], height[sensor],
-                                   np.full(sensor.sum(), SENSOR_RISE_S), self.rise_s[px][sensor],
-                                   np.zeros(sensor.sum())]))
+            c_d, c_r, r, d = self.model.sensor_hits(px[sensor], energy[sensor], chip[sensor])
+            pol = self.polarity[px[sensor]]
+            k = np.full(r.size, SENSOR_RISE_S)
+            height[sensor] = pol * c_d * peak_norm(k, d)
+            rise[sensor], decay[sensor] = SENSOR_RISE_S, d
+            extra = np.array([ev["time_s"][sensor], pol * c_r * peak_norm(k, r), k, r,
+                              np.zeros(r.size)])
+            sensor_peak = pol * (c_d + c_r)
         # substrate: heat reaches the sensor slowly through the substrate, a third of it
-        rise[substrate] = 0.1 * self.decay_s[px][substrate]
-        decay[substrate] = 2.0 * self.decay_s[px][substrate]
+        rise[substrate] = 0.1 * decay[substrate]
+        decay[substrate] = 2.0 * decay[substrate]
         height[substrate] *= 0.3
         jump = kind == KINDS.index("jump")
         burst = kind == KINDS.index("burst")
-        ref = self.phi0_per_eV * self.gain[up]  # channel-wide: the upper pixel's scale
+        ref = self._phi0_per_eV[up]  # channel-wide: the upper pixel's scale
         height[jump] = ev["amplitude_eV"][jump] * ref[jump]
         rise[jump], decay[jump] = 1e-9, JUMP_RECOVERY_S
         bg = self.generator.background
@@ -580,11 +473,11 @@ class MmcArray:
         rise[burst] = bg.burst_frequency_hz
         decay[burst] = -bg.burst_damping_s
         terms = np.array([ev["time_s"], height, rise, decay, phase])
-        if extra:
-            sensor_ch = ch[sensor]
-            extra_terms = np.concatenate(extra, axis=1)
-            chans = np.concatenate([ch, sensor_ch])
-            terms = np.concatenate([terms, extra_terms], axis=1)
+        peak = height.copy()  # the truth's peak flux
+        peak[sensor] = sensor_peak
+        if extra is not None:
+            chans = np.concatenate([ch, ch[sensor]])
+            terms = np.concatenate([terms, extra], axis=1)
         else:
             chans = ch
         for c in np.unique(chans):
@@ -597,7 +490,7 @@ class MmcArray:
             "energy_eV": energy,
             "deposit": dep,
             "amplitude_eV": ev["amplitude_eV"],
-            "height_phi0": np.where(burst, 0.0, height),
+            "height_phi0": np.where(burst, 0.0, peak),
             "chip_K": chip,
         })
         self._truth_cache = None
@@ -624,23 +517,53 @@ class MmcArray:
             self._truth_cache = rows
         return self._truth_cache
 
-    def pixels(self) -> dict[str, np.ndarray]:
-        """Injected per-pixel parameters (see the module docstring)."""
+    def now_K(self) -> float:
+        """The chip temperature at the latest knot (the plate's before any was drawn)."""
+        if self._knot_k.size:
+            return float(self._knot_k[-1])
+        return float(self.world.thermal.temperature(self.plate))
+
+    def pixels(self, chip_K: float | None = None) -> dict[str, np.ndarray]:
+        """The pixels and the model's predictions at `chip_K` (see the module docstring)."""
+        t = self.now_K() if chip_K is None else float(chip_K)
+        m = self.model
+        r = m.response(t)
+        c1, c2 = r.body.c1, r.body.c2
+        base = np.array([
+            m.baseline_fwhm_eV(i, list(channel_pixels(int(c))), t,
+                               self.noisy_factor if int(c) in self.noisy else 1.0)
+            for i, c in enumerate(self.pixel_channel)
+        ])
         return {
             "name": np.array([pixel_name(i) for i in range(self.polarity.size)]),
             "channel": self.pixel_channel.copy(),
             "polarity": self.polarity.astype(int),
-            "rise_s": self.rise_s.copy(),
-            "decay_s": self.decay_s.copy(),
-            "gain": self.gain.copy(),
-            "phi0_per_eV": self.phi0_per_eV * self.gain,
+            "rise_s": r.rise_s,
+            "decay_s": r.decay_s,
+            "phi0_per_eV": r.phi0_per_eV,
+            "gain": r.phi0_per_eV / np.median(r.phi0_per_eV),
+            "gain_per_K": thermo.gain_per_K(m.design, t),
+            "phi0_per_K": r.phi0_per_K,
+            "dM_dT_A_m2_per_K": -thermo.spin_heat_capacity(m.design, t) / thermo.field_T(
+                m.design),
+            "heat_capacity_absorber_J_per_K": c1,
+            "heat_capacity_sensor_J_per_K": c2,
+            "baseline_fwhm_eV": base,
             "small_sensor": self.small_sensor.copy(),
         }
 
-    def channels(self) -> dict[str, np.ndarray]:
-        """Injected per-channel parameters (see the module docstring)."""
+    def channels(self, chip_K: float | None = None) -> dict[str, np.ndarray]:
+        """The channels and their model noise at `chip_K` (see the module docstring)."""
+        t = self.now_K() if chip_K is None else float(chip_K)
         ids = np.arange(1, N_CHANNELS + 1)
         out = [self.outputs[int(c)] for c in ids]
+        r = self.model.response(t)
+        onef, tcoef = np.zeros(ids.size), np.zeros(ids.size)
+        for k, o in enumerate(out):
+            if not o.dead:
+                onef[k] = (self.model.readout.onef_phi0sq_at_1hz * o.factor**2
+                           + float(np.sum(r.er_onef_phi0sq[o.pixels])))
+                tcoef[k] = float(np.sum(self.polarity[o.pixels] * r.phi0_per_K[o.pixels]))
         return {
             "channel": ids,
             "name": np.array([channel_name(int(c)) for c in ids]),
@@ -648,8 +571,8 @@ class MmcArray:
             "noisy": np.array([int(c) in self.noisy for c in ids]),
             "nongradiometric": np.isin(ids, CORNER_CHANNELS),
             "white_phi0_per_rthz": np.array([o.white_density for o in out]),
-            "knee_hz": np.full(ids.size, self.knee_hz),
-            "temperature_phi0_per_K": np.array([o.temperature_phi0_per_K for o in out]),
+            "onef_phi0sq_at_1hz": onef,
+            "temperature_phi0_per_K": tcoef,
         }
 
 

@@ -4,8 +4,10 @@ Every process is a Poisson process; `EventGenerator.chunk` draws the events of o
 virtual time as rows (time, pixel or channel, kind, deposit, energy), which `mmc_array` turns
 into signals and keeps as truth. Kinds:
 - `xray`: a photon of a calibration source (`world.detector.source`: fe55, am241 or a list),
-  absorbed in a pixel's absorber with the probability of 20 um Au; 55Fe energies are drawn
-  from the natural (Holzer) Mn Ka / Kb shapes of `cryodaq.analysis.xray_lines`.
+  absorbed in a pixel's absorber with the probability its thickness of Au gives (xraydb,
+  `xray_sources`; the rest pass through); 55Fe energies are drawn from the natural (Holzer)
+  Mn Ka / Kb shapes of `cryodaq.analysis.xray_lines`, 241Am's are the Np L lines and gammas
+  of `xray_sources.am241_lines`.
 - `continuum`: flat background spectrum, `world.background.continuum_per_keV_cm2_s` over the
   absorbers' area (64 x 500 x 500 um^2 = 16 mm^2, REFERENCE section 1).
 - `fluorescence`: Cu Ka (8.0 keV) and Nb Ka (16.6 keV) from the holder and the shield.
@@ -29,26 +31,15 @@ import numpy as np
 from cryodaq.analysis.line_fit import Lorentzian
 from cryodaq.analysis.xray_lines import MN_KA, MN_KB
 from cryodaq.sim_instruments.params import number
+from cryodaq.sim_instruments.xray_sources import am241_lines, au_absorption
 
 #: Sampled natural-line energies stay within this distance of their component (eV); the
 #: Lorentzian tails beyond (~0.1 % of events) are redrawn.
 LORENTZ_WINDOW_EV = 500.0
-#: Au: density (g/cm^3) and mass attenuation coefficients mu/rho (cm^2/g) near the source
-#: lines, NIST XCOM (approx.); absorption in 20 um Au = 1 - exp(-mu/rho rho t).
-AU_DENSITY = 19.32
-AU_MU_RHO = ((5.0e3, 530.0), (8.0e3, 185.0), (12.0e3, 205.0), (13.9e3, 175.0), (17.75e3, 110.0),
-             (20.8e3, 72.0), (26.34e3, 38.0), (59.54e3, 4.6))
 #: Kinds of truth rows, in the order of their codes.
 KINDS = ("xray", "continuum", "fluorescence", "muon", "jump", "burst")
 #: Where a muon hit deposits its energy.
 DEPOSITS = ("", "absorber", "sensor", "substrate")
-
-
-def au_absorption(energy_eV: np.ndarray, thickness_m: float) -> np.ndarray:
-    """Probability that a photon of `energy_eV` is absorbed in `thickness_m` of gold."""
-    e, mu = np.array(AU_MU_RHO).T
-    mu_rho = np.exp(np.interp(np.log(energy_eV), np.log(e), np.log(mu)))
-    return 1.0 - np.exp(-mu_rho * AU_DENSITY * thickness_m * 100.0)
 
 
 def sample_lorentzians(
@@ -83,16 +74,9 @@ class SourceLine:
 #: 55Fe: Mn Ka (Ka1 + Ka2) and Kb; Kb/Ka = 0.136 from the emission probabilities per decay
 #: (DDEP/LNHB 55Fe: Ka2 8.45 %, Ka1 16.57 %, Kb 3.40 %; approx.).
 FE55 = (SourceLine(25.02, 5898.75, MN_KA), SourceLine(3.40, 6490.45, MN_KB))
-#: 241Am: Np L X-rays and gammas, photons per 100 decays (NNDC NuDat 3 / DDEP 241Am, approx.;
-#: the L groups at their strongest member): Np La1 13.946 keV 13 %, Lb1 17.751 keV 19 %,
-#: Lg1 20.784 keV 4.8 %, gammas 26.345 keV 2.4 % and 59.541 keV 35.9 %.
-AM241 = (
-    SourceLine(13.0, 13946.0),
-    SourceLine(19.0, 17751.0),
-    SourceLine(4.8, 20784.0),
-    SourceLine(2.4, 26345.0),
-    SourceLine(35.9, 59541.0),
-)
+#: 241Am: the Np L lines (xraydb energies, intensities from the subshell yields) and the
+#: gammas, photons per 100 decays (`cryodaq.sim_instruments.xray_sources`).
+AM241 = tuple(SourceLine(w, e) for _, e, w in am241_lines())
 SOURCE_LINES = {"fe55": FE55, "am241": AM241}
 #: Fluorescence (Ka1, Ka2 at 2:1) of copper and niobium (xraydb/Bearden energies, eV).
 CU_KA = ((8047.8, 2.0), (8027.8, 1.0))
@@ -107,7 +91,8 @@ class Source:
     rate_per_pixel_hz: float
     lines: tuple[SourceLine, ...]
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`n` photon energies and the index of the line each belongs to."""
         p = np.array([line.weight for line in self.lines])
         which = rng.choice(p.size, size=n, p=p / p.sum())
         out = np.empty(n)
@@ -117,7 +102,7 @@ class Source:
                 out[sel] = sample_lorentzians(line.shape, rng, int(sel.sum()))
             else:
                 out[sel] = line.energy_eV
-        return out
+        return out, which
 
 
 def sources_from_params(world: Mapping[str, Any]) -> list[Source]:
@@ -225,6 +210,9 @@ class EventGenerator:
         self.sources = sources
         self.background = background
         self.layout = layout
+        # absorption in the Au absorber at each line's energy (a natural line at its centre)
+        self._absorbed = [au_absorption(np.array([ln.energy_eV for ln in s.lines]),
+                                        layout.absorber_m) for s in sources]
 
     def chunk(self, t0: float, dt: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Events in [t0, t0 + dt), sorted by time: time_s, pixel (-1: a whole channel),
@@ -256,10 +244,10 @@ class EventGenerator:
         lay, bg = self.layout, self.background
         npix = lay.pixel_channel.size
         parts = [("xray", np.zeros(0))]
-        for source in self.sources:
+        for source, absorbed in zip(self.sources, self._absorbed, strict=True):
             n = rng.poisson(source.rate_per_pixel_hz * npix * dt)
-            e = source.sample(rng, n)
-            keep = rng.random(n) < au_absorption(e, lay.absorber_m)
+            e, which = source.sample(rng, n)
+            keep = rng.random(n) < absorbed[which]
             parts.append(("xray", e[keep]))
         if bg.enabled:
             area = lay.pixel_area_cm2 * npix

@@ -18,8 +18,10 @@ import numpy as np
 
 from cryodaq.sim_instruments.device import Handler, SCPIError
 from cryodaq.sim_instruments.mmc_array import MmcChannel, mmc_array
+from cryodaq.sim_instruments.mmc_pixel_source import MmcPixelSource
 from cryodaq.sim_instruments.model import SimModel
-from cryodaq.sim_instruments.pulse_source import PulseSource, detector_source
+from cryodaq.sim_instruments.pulse_source import PulseSource
+from cryodaq.sim_instruments.squid_detectors import squid_source
 from cryodaq.sim_instruments.world import World
 
 
@@ -48,7 +50,7 @@ class SquidChannelOutput:
     def __init__(self, model: SquidModel, ch: str) -> None:
         self.model = model
         self.ch = ch
-        self.source: PulseSource | MmcChannel | None = None
+        self.source: PulseSource | MmcChannel | MmcPixelSource | None = None
         self._filter_state: np.ndarray | None = None
         self._rate = 0.0
         self._noise = model.world.rng(f"{model.name}.ch{ch}.amplifier")
@@ -73,12 +75,13 @@ class SquidChannelOutput:
         out: np.ndarray,
     ) -> bool:
         """Fill `out` (int16) with an ADC's codes of this output in one pass, if the source
-        renders codes itself (an `MmcChannel`) and the loop is locked with a bandwidth far
-        above `rate_hz`; the amplifier's and the ADC's (`noise_lsb`) white noise are part of
-        the channel's total. Returns False (nothing done) otherwise."""
+        renders codes itself (`MmcChannel`, `MmcPixelSource`) and the loop is locked with a
+        bandwidth far above `rate_hz`; the amplifier's and the ADC's (`noise_lsb`) white
+        noise are part of the channel's total. Returns False (nothing done) otherwise."""
         m = self.model
         source = self.source
-        if not isinstance(source, MmcChannel) or m.setting("mode", self.ch) != "FLL":
+        if not isinstance(source, MmcChannel | MmcPixelSource) or m.setting(
+                "mode", self.ch) != "FLL":
             return False
         gain, a = self._fll(rate_hz)
         if not m.locked[self.ch] or gain <= 0 or 1.0 - a != 1.0:
@@ -171,7 +174,8 @@ class SquidModel(SimModel):
         for ch, output in self.outputs.items():
             kind = per_channel.get(ch, default_kind)
             if kind:
-                output.source = detector_source(world.params, kind, world.rng(f"{name}.ch{ch}"))
+                output.source = squid_source(world.params, kind, world.rng(f"{name}.ch{ch}"),
+                                             world)
             world.register_signal(f"{name}.ch{ch}", output)
         if p.get("array"):
             array = mmc_array(world, str(p["array"]))

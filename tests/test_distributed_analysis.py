@@ -54,8 +54,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     path = tmp / "dist.yaml"
     path.write_text(yaml.safe_dump(campaign))
+    # the detector held at 20 mK (no regulation in this campaign): the MMC model's decay
+    # there is 3.0 ms
     loaded = load_campaign(
-        path, ["rig.world.seed=11", f"rig.world.detectors.mmc.rate_hz={RATE_HZ}"]
+        path, ["rig.world.seed=11", f"rig.world.detectors.mmc.rate_hz={RATE_HZ}",
+               "rig.world.thermal.plates.detector.initial_K=0.02",
+               "rig.world.thermal.mixing.base_K=0.02"]
     )
     out = tmp / "run"
     assert CampaignRunner(loaded.campaign, loaded.rig, loaded.raw, out).run() == 0

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from cryodaq.acquisition.store.ljh import read_ljh
 from cryodaq.acquisition.store.reader import RunReader
+from cryodaq.sim_instruments.mmc_pixels import PixelModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,10 +42,15 @@ def test_quickstart_writes_summary_figures_and_report(quickstart: Path) -> None:
     assert summary["status"] == "completed" and summary["live_time_s"] == 30.0
     assert summary["virtual_time_s"] >= 60 and summary["versions"]["cryodaq"]
     mean = summary["analyze"]["resolution"]["mean"]
-    # The rig's detector: 10 us rise, 3 ms decay, 5 pulses/s (4% lost to the 8 ms holdoff).
+    # The rig's detector: the MMC model's rise and decay at the regulated 20 mK (~10 us and
+    # ~3 ms; spread 3 % rms per channel), 5 pulses/s (4% lost to the 8 ms holdoff).
+    entry = yaml.safe_load((ROOT / "config/rigs/mmc_simple_sim.yaml").read_text())["world"][
+        "detectors"]["mmc"]
+    nominal = {**entry, "resistance_spread": 0.0, "thickness_spread": 0.0}
+    model = PixelModel(nominal, "mmc", 1, np.random.default_rng(0)).response(0.020)
     assert mean["channels"] == 8
-    assert mean["rise_s"] == pytest.approx(10e-6, rel=0.05)
-    assert mean["decay_s"] == pytest.approx(3e-3, rel=0.05)
+    assert mean["rise_s"] == pytest.approx(float(model.rise_s[0]), rel=0.05)
+    assert mean["decay_s"] == pytest.approx(float(model.decay_s[0]), rel=0.05)
     assert mean["rate_hz"] == pytest.approx(5.0 / (1 + 5.0 * 4096 / 500e3), rel=0.1)
     # Mono-energetic lines: the line width is the noise's, which the filter predicts.
     assert mean["fwhm_eV"] == pytest.approx(mean["predicted_fwhm_eV"], rel=0.1)
