@@ -86,7 +86,10 @@ def _stored_power_on(spec: InstrumentSpec, stored: Mapping[str, Stored]) -> dict
 
 @dataclass(frozen=True)
 class BoardBudget:
-    """What fixes a uMUX board's channel budget besides its flux ramp."""
+    """What fixes a uMUX board's channel budget besides its flux ramp: the rule the board
+    itself enforces (CHAN:BUDG?, from its chip's nominal spacing and bandwidth), known before
+    anything is opened. The `tune` step measures the chip's own budget from the resonators it
+    finds (`cryodaq.analysis.channel_budget`) and refuses tones beyond either."""
 
     guard: float
     resonators: int

@@ -53,6 +53,7 @@ PIPELINES: dict[str, str] = {
     "yfactor": "cryodaq.acquisition.pipelines.yfactor:run",
     "holmes": "cryodaq.acquisition.pipelines.holmes:run",
     "mmc": "cryodaq.acquisition.pipelines.mmc:run",
+    "ho163": "cryodaq.acquisition.pipelines.ho163:run",
 }
 
 

@@ -6,7 +6,8 @@ baseline, second-order calibration on the known lines, line fits with their natu
 (Mn Ka with its full structure), noise-only and predicted resolution, noise PSD components and
 the demodulation's artefact lines, three-exponential pulse fit, largest slew against the
 limit, Wiener-filter time resolution and the pile-up fraction. Over the array: the channel
-budget (from the `tune` step's data) and the pile-up fraction A tau_R.
+budget the `tune` step measured (guard factor from the found resonators' widths and spacings,
+the ramp it ran at, the colliding neighbours; `tune_numbers`) and the pile-up fraction A tau_R.
 
 Options (all optional): `lines` (names of the calibration lines, default the 55Fe target's:
 AlKa, ClKa, CaKa, MnKa, MnKb), `resolution_line` ("MnKa": its FWHM is `fwhm_eV`),
@@ -17,8 +18,10 @@ pulse of the pile-up pairs; default Q/2 of 163Ho), `pairs` (Monte Carlo pairs pe
 other trigger this long before a pulse: 4 ms, ~8 slow decays), `baseline_window_s` (the
 drift correction's bath signal: baselines of the quiet records within +-0.15 s of each pulse,
 weighted by their noise and a triangle; 0: the pulse's own pretrigger), `isolation_decays` (as in
-`pulses`), `loop_gain`, `johnson_ratio` (load / TES Johnson density: the noise
-component model), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
+`pulses`), `tes` (the detectors' characterisation for the noise components: the small-signal
+parameters of `cryodaq.analysis.tes_electrothermal.TesSmallSignal` plus `phi0_per_A`, one
+mapping for all channels or {channel: mapping}; without it the components take the measured
+pulse's shapes), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
 `channels` (subset), `designs` (channel -> design label, for the figures), `tune` (name of
 the tune step whose sweep is plotted), `seed`.
 """
@@ -73,8 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "isolation_decays": 8.0,
     "isolation_s": 4e-3,
     "baseline_window_s": 0.15,
-    "loop_gain": 10.0,
-    "johnson_ratio": 0.3,
+    "tes": None,
     "artefact_hz": 62.5e3,
     "fwhm_guess_eV": 5.0,
     "min_pulses": 50,
@@ -155,6 +157,20 @@ def _tune_data(inp: PipelineInput, name: str) -> dict[str, Any] | None:
     return out
 
 
+def tune_numbers(tune: dict[str, Any] | None) -> dict[str, Any]:
+    """The budget the tune measured (None where the run has no tune data or an older one)."""
+    tune = tune or {}
+    return {
+        "channel_budget": int(tune["budget"]) if "budget" in tune else None,
+        "board_channel_budget": tune.get("board_channel_budget"),
+        "guard_factor": tune.get("guard_factor"),
+        "resonator_spacing_Hz": tune.get("spacing_Hz"),
+        "resonator_bandwidth_Hz": tune.get("bandwidth_Hz"),
+        "resonator_collisions": tune.get("collisions"),
+        "resonators_found": int(np.size(tune["dips_hz"])) if "dips_hz" in tune else None,
+    }
+
+
 def _combine(
     inp: PipelineInput,
     names: list[str],
@@ -179,8 +195,7 @@ def _combine(
     act = float(np.mean(acts)) if acts else float("nan")
     out: dict[str, Any] = {
         "acquisitions": names,
-        "channel_budget": int(tune["budget"]) if tune and "budget" in tune else None,
-        "resonators_found": int(np.size(tune["dips_hz"])) if tune else None,
+        **tune_numbers(tune),
         "pileup_fraction": {
             "activity_Bq": act,
             "time_resolution_s": tau,

@@ -72,8 +72,12 @@ def _sweep(tune: dict[str, Any], path: Path) -> Path:
         ax.axvline(tone, color="C0", lw=0.4, alpha=0.5)
     ax.set_xlabel("frequency (GHz)")
     ax.set_ylabel("|S21| (dB)")
-    ax.set_title(f"Resonator sweep: dips found, tones placed (blue; channel budget "
-                 f"{tune.get('budget', '?')})")
+    for c in tune.get("collisions") or []:
+        ax.axvspan(c["f1_GHz"], c["f2_GHz"], color="C1", alpha=0.4, lw=0)
+    guard = tune.get("guard_factor")
+    ax.set_title(f"Resonator sweep: dips found, tones placed (blue), collisions (orange); "
+                 f"measured budget {tune.get('budget', '?')}"
+                 + (f", g_f {guard:.2f}" if guard else ""))
     ax.legend()
     return plots.save(fig, path)
 

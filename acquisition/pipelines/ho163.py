@@ -1,0 +1,147 @@
+"""Pipeline `ho163`: the 163Ho spectrum of implanted HOLMES detectors, to a neutrino-mass
+sensitivity (REFERENCE.md sections 2 and 10).
+
+Per detector (`ho163_detector`, independent pieces that Dask can map): optimal filter,
+second-order calibration on the fluorescence lines, the pile-up the pulse shape resolves
+flagged (Wiener filter, second spike) and its time resolution tau_R, records behind an earlier
+pulse's tail set aside, the resolution at Q and the activity. Over the array
+(`ho163_spectrum`): the summed calibrated spectrum with the M1, M2, N1, N2 lines; the
+end-point fit for Q and m_nu^2 (Poisson likelihood: 163Ho spectrum convolved with the
+measured resolutions, unresolved pile-up, flat background); the unresolved pile-up fraction it
+measures against A tau_R; the statistical sensitivity on m_nu reached and the exposure
+(detector-years) `target_m_nu_eV` would need at this resolution and pile-up.
+
+Options (all optional): `lines` (calibration lines; default the end-point-free target's
+AlKa, CaKa, MnKa, MnKb), `q_guess_eV`, `fit_from_eV`, `fit_to_eV`, `bin_eV`, `exclude_eV`
+(around each calibration line, left out of the spectrum fit and of the activity),
+`target_m_nu_eV`, `activity_Bq` (per detector for A tau_R; default the measured one),
+`isolation_s` (an earlier trigger this close sets a record aside), `isolation_decays` and
+`min_pulses`, `min_noise` (as in `pulses`), `fwhm_guess_eV`, `pairs` (Monte Carlo pairs per
+separation for tau_R), `channels` (subset), `seed`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from cryodaq.acquisition.pipelines import (
+    ChannelFailure,
+    ChannelPlan,
+    Draw,
+    PipelineError,
+    PipelineInput,
+    PipelineResult,
+    run_plan,
+)
+from cryodaq.acquisition.pipelines.ho163_detector import (
+    Ho163Detector,
+    analyze_stored_ho163_detector,
+)
+from cryodaq.acquisition.pipelines.ho163_figures import figure_jobs
+from cryodaq.acquisition.pipelines.ho163_spectrum import (
+    SPECTRUM_DEFAULTS,
+    SpectrumInput,
+    analyze_spectrum,
+)
+from cryodaq.acquisition.pipelines.holmes import known_line
+from cryodaq.acquisition.pipelines.pulses import Shared
+from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
+from cryodaq.acquisition.pipelines.stored_runs import (
+    geometry,
+    jsonable,
+    selected_channels,
+    selected_parts,
+)
+from cryodaq.analysis.ho163_fit import Resolution
+
+DEFAULTS: dict[str, Any] = {
+    **SPECTRUM_DEFAULTS,
+    "lines": ["AlKa", "CaKa", "MnKa", "MnKb"],
+    "activity_Bq": None,
+    "isolation_s": 1e-3,
+    "isolation_decays": 8.0,
+    "fwhm_guess_eV": 5.0,
+    "pairs": 60,
+    "min_pulses": 50,
+    "min_noise": 20,
+    "channels": None,
+    "seed": 0,
+}
+
+
+def _options(inp: PipelineInput) -> dict[str, Any]:
+    opts = inp.options_with(DEFAULTS, "ho163")
+    for key in ("isolation_s", "exclude_eV", "target_m_nu_eV"):
+        if not float(opts[key]) >= 0:
+            raise PipelineError(f"ho163: {key} must be >= 0, got {opts[key]}")
+    if not 0 < float(opts["fit_from_eV"]) < float(opts["q_guess_eV"]):
+        raise PipelineError(f"ho163: fit_from_eV must be in (0, q_guess_eV = "
+                            f"{opts['q_guess_eV']}), got {opts['fit_from_eV']}")
+    return opts
+
+
+def plan(inp: PipelineInput) -> ChannelPlan:
+    """The `ho163` pipeline as independent per-detector pieces (see `pipelines`)."""
+    opts = _options(inp)
+    opts["lines"] = tuple(known_line(n) for n in opts["lines"])
+    names, parts = selected_parts(inp, "ho163")
+    geo = geometry(inp, parts, "ho163")
+    chans = selected_channels(inp, parts, opts["channels"])
+
+    def combine(outcomes: Mapping[int, Ho163Detector | ChannelFailure], draw: Draw
+                ) -> PipelineResult:
+        return _combine(inp, names, opts, outcomes, draw)
+
+    return ChannelPlan(
+        tuple(chans),
+        analyze_stored_ho163_detector,
+        Shared(inp.reader.path, tuple(parts), geo, opts),
+        combine,
+        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
+    )
+
+
+def run(inp: PipelineInput) -> PipelineResult:
+    """The `ho163` pipeline (see module docstring), detector after detector."""
+    return run_plan(plan(inp))
+
+
+def spectrum_input(results: Mapping[int, Ho163Detector], opts: dict[str, Any]) -> SpectrumInput:
+    """The summed spectrum's input: every detector's accepted events, live time, resolution
+    at Q (weighted by its events), activity and tau_R (means over the detectors)."""
+    if not results:
+        raise PipelineError("ho163: no detector could be analysed")
+    dets = [results[ch] for ch in sorted(results)]
+    taus = [d.numbers["time_resolution_s"] for d in dets]
+    taus = [t for t in taus if np.isfinite(t)]
+    exclude = sorted({c.energy_eV for line in opts["lines"]
+                      for c in (line.shape or [line])})
+    return SpectrumInput(
+        np.concatenate([d.energies for d in dets]),
+        float(sum(d.numbers["live_time_s"] for d in dets)),
+        Resolution(tuple(d.numbers["fwhm_at_q_eV"] for d in dets),
+                   tuple(float(d.energies.size) for d in dets)),
+        float(np.mean([d.numbers["activity_Bq"] for d in dets])),
+        float(np.mean(taus)) if taus else float("nan"),
+        tuple(float(e) for e in exclude),
+    )
+
+
+def _combine(inp: PipelineInput, names: list[str], opts: dict[str, Any],
+             outcomes: Mapping[int, Ho163Detector | ChannelFailure], draw: Draw
+             ) -> PipelineResult:
+    results = {ch: r for ch, r in outcomes.items() if isinstance(r, Ho163Detector)}
+    channels = {str(ch): {"error": r.error} if isinstance(r, ChannelFailure)
+                else jsonable(r.numbers) for ch, r in outcomes.items()}
+    spectrum = analyze_spectrum(spectrum_input(results, opts), opts)
+    out = {"acquisitions": names, **spectrum.numbers,
+           "flagged_pileup": int(sum(r.numbers["flagged_pileup"] for r in results.values())),
+           "channels": channels}
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(names))
+    flagged = np.concatenate([r.flagged for r in results.values()])
+    figures = draw(figure_jobs(spectrum, flagged, inp.figures_dir, f"ho163_{tag}"))
+    return PipelineResult(jsonable(out), figures)
