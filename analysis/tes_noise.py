@@ -1,67 +1,68 @@
 """Noise of a TES read by a demodulated rf-SQUID, in flux units (Phi0^2/Hz, one-sided), as the
 sum of its components (seed paper Fig. 7), and the energy resolution it allows.
 
-Each TES term is white noise through H(s) = (n0 + n1 s) / ((1 + s tau_r)(1 + s tau_f)), the
-small-signal response of a voltage-biased TES in strong electrothermal feedback (Irwin &
-Hilton 2005) with its electrical pole at the rise time tau_r and its effective thermal pole at
-the fast decay tau_f; L is the loop gain:
-- thermal fluctuation across G: a power noise at the TES, so it has the pulse's own spectrum
-  (n0, n1) = (1, 0);
-- TES Johnson: suppressed by the feedback below 1/(2 pi tau_f), flat above: (1/(1 + L), tau_f);
-- load (shunt) Johnson: less suppressed, (L/(1 + L), tau_f);
-- SQUID/HEMT: white in flux (the readout chain's, added by the demodulator, not modelled here).
-|H|^2 = (n0^2 + (w n1)^2) / ((1 + (w tau_r)^2)(1 + (w tau_f)^2)), w = 2 pi f.
+Component shapes, two ways:
+- `model_shapes`: each term of the electrothermal model (`tes_electrothermal`: thermal
+  fluctuations across the links, TES Johnson, load Johnson) for a characterised device (its
+  small-signal parameters, as IV curves and complex impedance give them), sampled at the ramp
+  rate (aliases included) and averaged over each ramp period as the demodulator does
+  (cos^2(pi f / f_s)); the readout (SQUID/HEMT) white in flux.
+- `pole_shapes`: without a characterisation, from the measured pulse alone: a power noise
+  where the energy enters has the pulse's own spectrum |P(f)|^2 ("thermal"); a voltage noise
+  in the bias circuit is flat in current above the thermal poles and rolls off with the
+  electrical one, |P(f)|^2 (2 pi f tau_fast)^2 ("johnson": TES and load together, which a PSD
+  cannot tell apart); the readout white.
 
-Resolution: `optimal_filter.fisher_information` of the unit-energy template in this PSD on a
+Resolution: `optimal_filter.fisher_information` of the unit-energy template in a PSD on a
 record's DFT grid (REFERENCE.md section 6: the formula lives there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
-from scipy.optimize import brentq
 
 from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA, NoiseSpectrum, fisher_information
+from cryodaq.analysis.pulse_shapes import three_exponential
+from cryodaq.analysis.tes_electrothermal import (
+    TERMS,
+    TesSmallSignal,
+    sample_system,
+    sampled_noise_psd,
+)
 
-#: The TES components, in the order of `component_numerators`.
-TES_COMPONENTS = ("thermal", "tes_johnson", "load_johnson")
-
-
-def component_numerators(loop_gain: float, fast_s: float) -> dict[str, tuple[float, float]]:
-    """(n0, n1) of each TES component's transfer function (see the module)."""
-    if not loop_gain > 0 or not fast_s > 0:
-        raise ValueError(f"need loop_gain > 0 and fast_s > 0, got {loop_gain:g}, {fast_s:g}")
-    return {
-        "thermal": (1.0, 0.0),
-        "tes_johnson": (1.0 / (1.0 + loop_gain), fast_s),
-        "load_johnson": (loop_gain / (1.0 + loop_gain), fast_s),
-    }
+#: The TES components of `model_shapes`.
+TES_COMPONENTS = TERMS
 
 
-def component_psd(f_hz: np.ndarray, numerator: tuple[float, float], rise_s: float,
-                  fast_s: float) -> np.ndarray:
-    """|H(2 pi i f)|^2 of one TES component (unit white input density)."""
-    w = 2.0 * np.pi * np.asarray(f_hz, dtype=float)
-    n0, n1 = numerator
-    return (n0**2 + (w * n1) ** 2) / ((1.0 + (w * rise_s) ** 2) * (1.0 + (w * fast_s) ** 2))
-
-
-def tes_noise_psd(f_hz: np.ndarray, densities: Mapping[str, float], rise_s: float,
-                  fast_s: float, loop_gain: float, readout_density: float = 0.0
-                  ) -> dict[str, np.ndarray]:
-    """Each component's PSD (Phi0^2/Hz): TES terms of white input density `densities[name]`
-    (Phi0/sqrt(Hz)) through their transfer functions, plus `readout` (SQUID/HEMT, white) and
-    `total`."""
-    numerators = component_numerators(loop_gain, fast_s)
+def model_shapes(p: TesSmallSignal, phi0_per_A: float, f_hz: np.ndarray,
+                 sample_rate_hz: float) -> dict[str, np.ndarray]:
+    """PSD (Phi0^2/Hz) of each TES term as the demodulated samples carry it, and `readout`
+    (unit white density)."""
+    out = np.zeros(p.size)
+    out[0] = phi0_per_A
     f = np.asarray(f_hz, dtype=float)
-    out = {name: densities.get(name, 0.0) ** 2 * component_psd(f, numerators[name], rise_s,
-                                                                 fast_s)
-           for name in TES_COMPONENTS}
-    out["readout"] = np.full(f.shape, readout_density**2)
-    out["total"] = sum(out[name] for name in (*TES_COMPONENTS, "readout"))
-    return out
+    terms = sampled_noise_psd(sample_system(p, 1.0 / sample_rate_hz), f, out)
+    period = np.cos(np.pi * f / sample_rate_hz) ** 2
+    shapes = {name: terms[name] * period for name in TERMS}
+    shapes["readout"] = np.ones(f.size)
+    return shapes
+
+
+def pole_shapes(rise_s: float, fast_s: float, slow_s: float, slow_fraction: float,
+                f_hz: np.ndarray, sample_rate_hz: float) -> dict[str, np.ndarray]:
+    """Unit-peak shapes of `thermal` (|P|^2), `johnson` (|P|^2 (w tau_fast)^2) and `readout`
+    (white) from the measured pulse's three-exponential constants (see the module)."""
+    n = 2 * (np.asarray(f_hz).size - 1)
+    span = max(n, int(np.ceil(20.0 * slow_s * sample_rate_hz)))
+    t = np.arange(span) / sample_rate_hz
+    pulse = three_exponential(t, rise_s, fast_s, slow_s, slow_fraction)
+    spec = np.abs(np.fft.rfft(pulse)) ** 2
+    grid = np.fft.rfftfreq(span, 1.0 / sample_rate_hz)
+    p2 = np.interp(f_hz, grid, spec)
+    p2 /= p2.max()
+    w = 2.0 * np.pi * np.asarray(f_hz, dtype=float)
+    john = p2 * (w * fast_s) ** 2
+    return {"thermal": p2, "johnson": john / john.max(), "readout": np.ones(p2.size)}
 
 
 def resolution_fwhm(template_per_eV: np.ndarray, psd_at: np.ndarray,
@@ -76,22 +77,3 @@ def resolution_fwhm(template_per_eV: np.ndarray, psd_at: np.ndarray,
 def record_grid(length: int, sample_rate_hz: float) -> np.ndarray:
     """DFT frequencies of a record of `length` samples."""
     return np.fft.rfftfreq(length, 1.0 / sample_rate_hz)
-
-
-def scale_for_fwhm(target_fwhm_eV: float, template_per_eV: np.ndarray, tes_psd: np.ndarray,
-                   readout_psd: np.ndarray, sample_rate_hz: float) -> float:
-    """Factor s on the TES noise amplitude such that readout + s^2 TES noise gives the
-    optimal-filter FWHM `target_fwhm_eV`; ValueError if the readout alone is already worse."""
-    def fwhm(s: float) -> float:
-        return resolution_fwhm(template_per_eV, readout_psd + s * s * tes_psd, sample_rate_hz)
-
-    has_readout = bool(np.all(readout_psd[1:] > 0))
-    floor = fwhm(0.0) if has_readout else 0.0
-    if floor >= target_fwhm_eV:
-        raise ValueError(f"noise_fwhm_eV {target_fwhm_eV:g} is below the readout's own "
-                         f"{floor:.3g} eV")
-    hi = 1.0
-    while fwhm(hi) < target_fwhm_eV:
-        hi *= 4.0
-    lo = 0.0 if has_readout else hi * 1e-12  # without readout noise FWHM is s x fwhm(1)
-    return float(brentq(lambda s: fwhm(s) - target_fwhm_eV, lo, hi, xtol=1e-14, rtol=1e-10))

@@ -1,14 +1,8 @@
-"""TES microcalorimeter response read through an rf-SQUID: pulse height against energy, the
-unit-height three-exponential pulse, and the largest slew rate a pulse demands.
-
-Pulse height: Phi = k E / (1 + E / E_sat) (Phi0), k = `phi0_per_eV` the small-signal gain and
-E_sat the energy scale of the saturation (the TES leaving the steep part of its transition).
-Its inverse is E = Phi / (k - Phi / E_sat); to second order E = p/k + p^2/(k^2 E_sat), the
-shape of the HOLMES empirical calibration E[keV] = 0.11927 p^2 + 2.7345 p + 0.041166: k =
-1/2734.5 Phi0/eV and E_sat = 2.7345^2 / 0.11927 keV = 62.7 keV reproduce its two terms.
-
-Shape: `pulse_shapes.three_exponential` (rise tau1, fast and slow decays tau2 and tau3 with the
-slow share s of the decays' integral), here scaled to unit peak.
+"""The three-exponential description of a TES pulse that the seed paper fits (rise tau1, fast
+and slow decays tau2 and tau3 with the slow share s of the decays' integral; see
+`pulse_shapes.three_exponential`), scaled to unit peak, and the largest slew rate it demands.
+The physical pulse and its energy response are the electrothermal model's
+(`tes_electrothermal`); these are the analysis's descriptions of what it measured.
 """
 
 from __future__ import annotations
@@ -19,31 +13,6 @@ from cryodaq.analysis.pulse_shapes import three_exponential
 
 #: Points of the grid on which the peak of a three-exponential pulse is located.
 PEAK_GRID = 20_001
-
-
-def pulse_height_phi0(energy_eV: np.ndarray | float, phi0_per_eV: float,
-                      saturation_eV: float) -> np.ndarray:
-    """Pulse height (Phi0) of an energy deposit: k E / (1 + E / E_sat)."""
-    if not phi0_per_eV > 0 or not saturation_eV > 0:
-        raise ValueError(f"need phi0_per_eV > 0 and saturation_eV > 0, got {phi0_per_eV:g}, "
-                         f"{saturation_eV:g}")
-    e = np.asarray(energy_eV, dtype=float)
-    return phi0_per_eV * e / (1.0 + e / saturation_eV)
-
-
-def energy_eV(height_phi0: np.ndarray | float, phi0_per_eV: float,
-              saturation_eV: float) -> np.ndarray:
-    """Inverse of `pulse_height_phi0`: E = Phi / (k - Phi / E_sat)."""
-    p = np.asarray(height_phi0, dtype=float)
-    return p / (phi0_per_eV - p / saturation_eV)
-
-
-def energy_per_phi0(height_phi0: np.ndarray | float, phi0_per_eV: float,
-                    saturation_eV: float) -> np.ndarray:
-    """Slope dE/dPhi (eV/Phi0) of `energy_eV` at a pulse height: k / (k - Phi / E_sat)^2. A
-    flux noise turns into this many eV per Phi0 on a pulse of that height (1/k at zero)."""
-    p = np.asarray(height_phi0, dtype=float)
-    return phi0_per_eV / (phi0_per_eV - p / saturation_eV) ** 2
 
 
 def shape_peak(rise_s: float, fast_s: float, slow_s: float, slow_fraction: float) -> float:

@@ -5,7 +5,8 @@ baselines, noise PSD components with the demodulation artefact,
 the Wiener-filter time resolution and the moving average in front of the optimal filter.
 
 Noise records are Gaussian with a prescribed one-sided PSD (independent DFT bins of variance
-J L fs / 4 per real and imaginary part); TES noise comes from `cryodaq.analysis.tes_noise`, pulses
+J L fs / 4 per real and imaginary part); TES noise from the electrothermal model's terms
+(`cryodaq.analysis.tes_noise.model_shapes` of a small-signal device defined here), pulses
 from `cryodaq.analysis.pulse_shapes.three_exponential`, lines from `cryodaq.analysis.xray_lines`.
 """
 
@@ -17,12 +18,13 @@ import pytest
 from cryodaq.analysis.arrival_phase import learn_phase_correction
 from cryodaq.analysis.line_calibration import KnownLine, calibrate, identify_lines
 from cryodaq.analysis.moving_average import moving_average
-from cryodaq.analysis.noise_components import fit_noise_components
+from cryodaq.analysis.noise_components import fit_noise_components, split_component
 from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA, noise_psd, optimal_filter
 from cryodaq.analysis.pulse_fit import fit_three_exponential
 from cryodaq.analysis.pulse_shapes import three_exponential
 from cryodaq.analysis.slew import find_slips, max_slew, slew_limit, unwrap_quanta
-from cryodaq.analysis.tes_noise import record_grid, scale_for_fwhm, tes_noise_psd
+from cryodaq.analysis.tes_electrothermal import TesSmallSignal
+from cryodaq.analysis.tes_noise import model_shapes, record_grid, resolution_fwhm
 from cryodaq.analysis.tes_response import unit_height_pulse
 from cryodaq.analysis.time_resolution import pair_resolution, pileup_fraction
 from cryodaq.analysis.triangle_mean import triangle_mean
@@ -30,6 +32,13 @@ from cryodaq.analysis.xray_lines import AL_KA, CA_KA, CL_KA, MN_KA, MN_KB
 
 FS = 500e3  # the paper's ramp rate
 LENGTH, PRE = 1024, 256
+#: A small-signal TES (absorber beside the sensor, a weakly coupled tail), not a design's.
+DEVICE = TesSmallSignal(
+    t0_K=0.095, r0_ohm=2.2e-3, i0_A=85e-6, alpha=45.0, beta=0.7, inductance_H=45e-9,
+    load_ohm=0.4e-3, load_K=0.045, heat_capacities=(0.3e-12, 0.5e-12, 0.1e-12),
+    links=((0, 1, 6e-7), (1, 2, 2.5e-10)), bath_g=(650e-12, 0.0, 0.0), n=3.2, bath_K=0.045,
+    deposit=1)
+PHI0_PER_A = 1.0 / 11e-6
 LINES = [KnownLine(n, s[0].energy_eV, s) for n, s in
          (("AlKa", AL_KA), ("ClKa", CL_KA), ("CaKa", CA_KA), ("MnKa", MN_KA), ("MnKb", MN_KB))]
 
@@ -273,27 +282,32 @@ def test_slips_are_flagged_exactly_where_the_slew_limit_is_exceeded() -> None:
 
 
 def test_noise_components_and_the_demodulation_artefact() -> None:
-    """Injected: thermal 3.0, TES Johnson 5.0, load Johnson 1.6 (ratio 0.32), readout 1.3
-    (1e-6 Phi0/rtHz), loop gain 15, rise 12 us, fast decay 70 us; a 62.5 kHz line and its
-    first harmonic. 600 records: each bin's periodogram scatters by 4 %."""
-    rise, fast, gain = 12e-6, 70e-6, 15.0
+    """Injected: the device's thermal, TES and load Johnson terms at 1.3, 0.8 and 0.8 x what
+    the model predicts, readout 1.3 uPhi0/rtHz, a 62.5 kHz line and its first harmonic; the
+    fit, given the model's shapes (Johnson terms as one amplitude), recovers each amplitude
+    within 5 % (600 records: each bin's periodogram scatters by 4 %)."""
     f = record_grid(LENGTH, FS)
-    dens = {"thermal": 3.0e-6, "tes_johnson": 5.0e-6, "load_johnson": 1.6e-6}
-    psd = tes_noise_psd(f, dens, rise, fast, gain, readout_density=1.3e-6)["total"]
+    shapes = model_shapes(DEVICE, PHI0_PER_A, f, FS)
+    inject = {"thermal": 1.3, "tes_johnson": 0.8, "load_johnson": 0.8}
+    psd = sum(inject[n] * shapes[n] for n in inject) + 1.3e-6**2
     x = coloured_noise(psd, 600, LENGTH, FS, seed=21)
     rng = np.random.default_rng(22)
     tt = np.arange(LENGTH) / FS
     for k, amp in ((1, 8e-5), (2, 5e-5)):
         x += amp * np.sin(2 * np.pi * k * 62.5e3 * tt + rng.uniform(0, 2 * np.pi, (600, 1)))
     noise = noise_psd(x, FS)
-    comps = fit_noise_components(noise, rise, fast, gain, johnson_ratio=0.32)
+    parts = {"tes_johnson": shapes["tes_johnson"], "load_johnson": shapes["load_johnson"]}
+    comps = split_component(fit_noise_components(noise, {
+        "thermal": shapes["thermal"], "johnson": parts["tes_johnson"] + parts["load_johnson"],
+        "readout": shapes["readout"]}), "johnson", parts)
     # 5 %: the fit averages hundreds of bins; the readout sits below the TES terms at low f.
-    for name, value in (*dens.items(), ("readout", 1.3e-6)):
-        assert comps.densities[name] == pytest.approx(value, rel=0.05), name
+    for name, value in inject.items():
+        assert comps.scales[name] == pytest.approx(value, rel=0.05), name
+    assert comps.band_rms["readout"] == pytest.approx(1.3e-6, rel=0.05)
     np.testing.assert_array_equal(comps.harmonics_hz, [62.5e3, 125e3, 187.5e3])
     np.testing.assert_array_equal(comps.line_found, [True, True, False])
     # The optimal filter does not care: the lines cost < 1 % of the predicted resolution.
-    template = unit_height_pulse((np.arange(LENGTH) - PRE) / FS, rise, fast, 500e-6, 0.04)
+    template = unit_height_pulse((np.arange(LENGTH) - PRE) / FS, 12e-6, 70e-6, 500e-6, 0.04)
     with_lines = optimal_filter(template, noise).predicted_sigma
     clean = optimal_filter(template, noise_psd(x, FS).__class__(
         noise.freqs_hz, comps.without_lines(), noise.n_records, FS)).predicted_sigma
@@ -305,16 +319,15 @@ def test_noise_components_and_the_demodulation_artefact() -> None:
 
 def _tes_noise_records(rise: float, fwhm_eV: float, phi0_per_eV: float, n: int,
                        seed: int, fs: float = FS) -> tuple[np.ndarray, np.ndarray]:
-    """Noise records of a TES (design-(a)-like mix, readout 1.5 uPhi0/rtHz) scaled so that
-    the optimal filter's noise-only FWHM is `fwhm_eV`; and the unit-height template."""
+    """Noise records of `DEVICE` (its terms, sampled at fs, plus 1.5 uPhi0/rtHz of readout)
+    scaled so that the optimal filter's noise-only FWHM of a three-exponential pulse of
+    `phi0_per_eV` is `fwhm_eV`; and the unit-height template."""
     f = record_grid(LENGTH, fs)
-    shape = (rise, 75e-6, 500e-6, 0.04)
-    tes = tes_noise_psd(f, {"thermal": 1.0, "tes_johnson": 1.5, "load_johnson": 0.4},
-                        rise, shape[1], 10.0)["total"]
-    readout = np.full(f.shape, 1.5e-6**2)
-    template = unit_height_pulse((np.arange(LENGTH) - PRE) / fs, *shape)
-    s = scale_for_fwhm(fwhm_eV, phi0_per_eV * template, tes, readout, fs)
-    return coloured_noise(readout + s * s * tes, n, LENGTH, fs, seed), template
+    shapes = model_shapes(DEVICE, PHI0_PER_A, f, fs)
+    psd = sum(shapes[n] for n in ("thermal", "tes_johnson", "load_johnson")) + 1.5e-6**2
+    template = unit_height_pulse((np.arange(LENGTH) - PRE) / fs, rise, 75e-6, 500e-6, 0.04)
+    psd = psd * (fwhm_eV / resolution_fwhm(phi0_per_eV * template, psd, fs)) ** 2
+    return coloured_noise(psd, n, LENGTH, fs, seed), template
 
 
 def test_time_resolution_at_the_papers_settings() -> None:

@@ -38,7 +38,11 @@ from cryodaq.analysis.arrival_phase import learn_phase_correction, no_phase_corr
 from cryodaq.analysis.line_calibration import Calibration, KnownLine, LineResult, calibrate
 from cryodaq.analysis.mmc_calibration import learn_temperature
 from cryodaq.analysis.moving_average import moving_average
-from cryodaq.analysis.noise_components import NoiseComponents, fit_noise_components
+from cryodaq.analysis.noise_components import (
+    NoiseComponents,
+    fit_noise_components,
+    split_component,
+)
 from cryodaq.analysis.optimal_filter import (
     AveragePulse,
     NoiseSpectrum,
@@ -49,6 +53,8 @@ from cryodaq.analysis.optimal_filter import (
 from cryodaq.analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
 from cryodaq.analysis.record_cuts import noise_record_stats
 from cryodaq.analysis.slew import find_slips, slew_limit, unwrap_quanta
+from cryodaq.analysis.tes_electrothermal import small_signal_from
+from cryodaq.analysis.tes_noise import model_shapes, pole_shapes
 from cryodaq.analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
 from cryodaq.analysis.triangle_mean import triangle_mean
 
@@ -73,7 +79,7 @@ def analyze_stored_detector(shared: Shared, ch: int) -> DetectorResult:
     """Detector `ch`, read from the run store by whoever runs it (this process or a worker);
     `shared.opts["lines"]` holds the calibration lines as `KnownLine`s."""
     stream = read_stream(RunReader(shared.store), list(shared.parts), ch)
-    return analyze_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]))
+    return analyze_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]), ch)
 
 
 def _baseline_weights(b: np.ndarray, is_noise: np.ndarray) -> np.ndarray:
@@ -121,7 +127,8 @@ def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, 
 
 
 def analyze_detector(
-    stream: Stream, geo: dict[str, Any], opts: dict[str, Any], lines: tuple[KnownLine, ...]
+    stream: Stream, geo: dict[str, Any], opts: dict[str, Any], lines: tuple[KnownLine, ...],
+    channel: int = -1,
 ) -> DetectorResult:
     """The whole per-detector analysis (see module docstring); raises ChannelSkipped."""
     length, pre, fs, scale = geo["length"], geo["pre"], geo["fs"], geo["scale"]
@@ -215,8 +222,9 @@ def analyze_detector(
     numbers.update(_shape_numbers(shape, fs, opts))
     # Components of the unsmoothed noise; what the artefact lines cost the (unsmoothed) filter.
     raw = noise_psd(noise, fs)
-    comps = _noise_components(raw, shape, opts)
-    numbers["noise_components_phi0_per_rthz"] = comps.densities
+    comps = _noise_components(raw, shape, opts, channel)
+    numbers["noise_components_phi0_per_rthz"] = comps.band_rms
+    numbers["noise_component_scales"] = comps.scales
     numbers["artefact_lines_hz"] = [float(h) for h in comps.harmonics_hz[comps.line_found]]
     smooth_psd = NoiseSpectrum(comps.freqs_hz, comps.without_lines(), raw.n_records, fs)
     numbers["artefact_resolution_cost"] = float(
@@ -280,11 +288,27 @@ def _shape_numbers(fit: ThreeExponentialFit | None, fs: float, opts: dict[str, A
 
 
 def _noise_components(noise: NoiseSpectrum, shape: ThreeExponentialFit | None,
-                      opts: dict[str, Any]) -> NoiseComponents:
-    """Components with the pulse's rise and fast decay (a nominal TES without a fit)."""
-    rise, fast = (shape.rise_s, shape.fast_s) if shape else (10e-6, 100e-6)
-    return fit_noise_components(noise, rise, fast, float(opts["loop_gain"]),
-                                float(opts["johnson_ratio"]), opts["artefact_hz"])
+                      opts: dict[str, Any], ch: int) -> NoiseComponents:
+    """Components with the shapes of the characterised device's electrothermal terms (`tes`
+    option; the two Johnson terms, which a PSD cannot tell apart, fitted as one and split as
+    the model's shapes say), else the measured pulse's (a nominal TES without a fit)."""
+    f, fs = noise.freqs_hz, noise.sample_rate_hz
+    tes = opts.get("tes")
+    if tes is not None and "t0_K" not in tes:  # per channel
+        tes = tes.get(ch, tes.get(str(ch)))
+    if tes is not None and "t0_K" in tes:
+        try:
+            model = model_shapes(small_signal_from(dict(tes)), float(tes["phi0_per_A"]), f, fs)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"holmes: option tes: {exc}") from None
+        parts = {"tes_johnson": model["tes_johnson"], "load_johnson": model["load_johnson"]}
+        shapes = {"thermal": model["thermal"], "johnson": parts["tes_johnson"]
+                  + parts["load_johnson"], "readout": model["readout"]}
+        comps = fit_noise_components(noise, shapes, opts["artefact_hz"])
+        return split_component(comps, "johnson", parts)
+    taus = ((shape.rise_s, shape.fast_s, shape.slow_s, shape.slow_fraction) if shape
+            else (10e-6, 100e-6, 500e-6, 0.05))
+    return fit_noise_components(noise, pole_shapes(*taus, f, fs), opts["artefact_hz"])
 
 
 def _pairs(shape: ThreeExponentialFit | None, cal: Calibration, noise: np.ndarray, fs: float,
