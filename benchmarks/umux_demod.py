@@ -1,12 +1,17 @@
-"""Simulated HOLMES uMUX readout speed: the numba channel-level demodulator, the whole board
-through the driver, and a plain NumPy implementation of the same per-sample physics.
+"""Simulated HOLMES uMUX readout speed: the numba demodulators, the whole board through the
+driver, and a plain NumPy implementation of the same per-sample physics.
 
 Prints one JSON object: `kernel_ns_per_channel_sample` and `kernel_realtime_per_channel`
-(`umux_demod.demodulate` alone: 3 resonators per tone, 32 channel samples per 2 us ramp
-period), `numpy_ns_per_channel_sample` (the same channel signal, phase and reference sums
-vectorised in NumPy: the in-run reference), `board_realtime` (virtual seconds per wall second
-of the holmes_sim rig streaming `--channels` TES channels through the driver, sources and
-noise included) and the machine's load average, since other jobs share the cores.
+(`umux_demod.demodulate`, sample by sample: 3 resonators per tone, 32 channel samples per
+2 us ramp period), `numpy_ns_per_channel_sample` (the same channel signal, phase and
+reference sums vectorised in NumPy: the in-run reference), `period_kernel_ns_per_period` and
+`period_kernel_realtime_per_channel` (`umux_period.demodulate_periods` on the same chain
+with two other tones leaking 40 dB down, from the tables of `period_tables`, whose build
+time is `period_tables_ms`), `board_realtime` (virtual seconds per wall second of the
+holmes_sim rig streaming `--channels` TES channels through the driver, sources and noise
+included), `board_cpu_per_s` (CPU seconds per virtual second: all threads, and the main
+thread that generates the detector signals) and the machine's load average before and
+after, since other jobs share the cores.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from cryodaq.sim_instruments.umux_demod import (
     demodulate,
     reference_weights,
     response_table,
+    tone_leak,
 )
+from cryodaq.sim_instruments.umux_period import demodulate_periods, period_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 RATIO, N_PHI0, DROP = 32, 2, 1
@@ -53,12 +60,41 @@ def kernel(periods: int) -> float:
     out = np.empty(periods)
     state = ziggurat.new_state(np.random.default_rng(1))
     leak = np.zeros(1, dtype=complex)
-    demodulate(0, luts, static, signal[:, :11], RATIO, N_PHI0, wa, wb, DROP, centre, rot, leak,
-               sigma, state, math.nan, out[:10])  # compile
+    demodulate(0, luts, static, signal[:, :11].copy(), RATIO, N_PHI0, wa, wb, DROP, centre,
+               rot, leak, sigma, state, math.nan, out[:10])  # compile
     t = time.perf_counter()
     demodulate(0, luts, static, signal, RATIO, N_PHI0, wa, wb, DROP, centre, rot, leak, sigma,
                state, math.nan, out)
     return (time.perf_counter() - t) / (periods * (RATIO - DROP)) * 1e9
+
+
+def period_kernel(periods: int) -> tuple[float, float]:
+    """(ns per ramp period of the per-period demodulator, ms to build its tables)."""
+    luts, static, centre, rot, sigma = _chain()
+    weights = reference_weights(RATIO, N_PHI0, DROP)
+    others = np.array([-14e6, 14e6]) + 62.5e3 * np.array([3, -5])
+    leak = tone_leak(0.0, others, np.full(2, 0.01), np.array([0.3, 2.1]), 16e6, 256)
+    build = (luts, centre, rot, sigma, leak, RATIO, N_PHI0, DROP, weights)
+    period_tables(*build)  # compile
+    t = time.perf_counter()
+    tables = period_tables(*build)
+    build_ms = (time.perf_counter() - t) * 1e3
+    assert tables is not None
+    signal = np.zeros((3, periods + 1))
+    signal[0] = 0.3 * np.sin(np.arange(periods + 1) * 1e-3)
+    out = np.empty(periods)
+    state = ziggurat.new_state(np.random.default_rng(1))
+
+    def run(n: int) -> None:
+        demodulate_periods(0, tables.main, tables.cross, tables.slow, tables.leak_stride,
+                           tables.centre_of_mass, luts, static, signal[:, :n + 1].copy(),
+                           RATIO, N_PHI0, *weights, DROP, centre, rot, leak, sigma, state,
+                           math.nan, out[:n])
+
+    run(10)  # compile
+    t = time.perf_counter()
+    run(periods)
+    return (time.perf_counter() - t) / periods * 1e9, build_ms
 
 
 def numpy_reference(periods: int) -> float:
@@ -86,8 +122,9 @@ def numpy_reference(periods: int) -> float:
     return elapsed / (periods * (RATIO - DROP)) * 1e9
 
 
-def board(channels: int, seconds: float) -> float:
-    """Virtual seconds per wall second of the holmes_sim board streaming `channels` TESs."""
+def board(channels: int, seconds: float) -> tuple[float, float, float]:
+    """(virtual seconds per wall second, CPU seconds per virtual second of all threads and of
+    the main thread) of the holmes_sim board streaming `channels` TESs."""
     with Rig(load_rig(ROOT / "config" / "rigs" / "holmes_sim.yaml")) as rig:
         roach = rig.open("roach")
         sweep = roach.sweep(-255e6, 255e6, 5101)
@@ -98,27 +135,38 @@ def board(channels: int, seconds: float) -> float:
         roach.fetch(1000)  # compile
         block = 50_000
         n = max(1, int(seconds * roach.ramp_frequency / block))
-        t = time.perf_counter()
+        t, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
         for _ in range(n):
             roach.fetch(block)
-        return n * block / roach.ramp_frequency / (time.perf_counter() - t)
+        virtual = n * block / roach.ramp_frequency
+        return (virtual / (time.perf_counter() - t), (time.process_time() - cpu) / virtual,
+                (time.thread_time() - main_cpu) / virtual)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--periods", type=int, default=200_000)
-    parser.add_argument("--channels", type=int, default=4)
+    parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()
-    ns = kernel(args.periods)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    ns = kernel(args.periods // 4)
     ref = numpy_reference(args.periods // 4)
+    period_ns, build_ms = period_kernel(args.periods)
+    realtime, cpu, main_cpu = board(args.channels, args.seconds)
     result = {
         "kernel_ns_per_channel_sample": round(ns, 2),
         "kernel_realtime_per_channel": round(1e9 / (ns * (RATIO - DROP) * 500e3), 3),
         "numpy_ns_per_channel_sample": round(ref, 2),
         "speedup_vs_numpy": round(ref / ns, 2),
+        "period_kernel_ns_per_period": round(period_ns, 2),
+        "period_kernel_realtime_per_channel": round(1e9 / (period_ns * 500e3), 2),
+        "period_speedup_vs_sample_kernel": round(ns * (RATIO - DROP) / period_ns, 1),
+        "period_tables_ms": round(build_ms, 1),
         "board_channels": args.channels,
-        "board_realtime": round(board(args.channels, args.seconds), 3),
+        "board_realtime": round(realtime, 3),
+        "board_cpu_per_s": {"all_threads": round(cpu, 3), "main_thread": round(main_cpu, 3)},
+        "load_average_before": load_before,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(result))

@@ -53,47 +53,44 @@ def response_table(f_tone_hz: float, f0_hz: np.ndarray, swing_hz: float, lam: fl
 
 
 #: Abramowitz & Stegun 4.4.49: atan(t) = t sum_k A_k t^(2k) on [0, 1], error <= 2e-8 rad.
-_ATAN = (0.9999993329, -0.3332985605, 0.1994653599, -0.1390853351, 0.0964200441,
-         -0.0559098861, 0.0218612288, -0.0040540580)
+_A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7 = (
+    0.9999993329, -0.3332985605, 0.1994653599, -0.1390853351, 0.0964200441, -0.0559098861,
+    0.0218612288, -0.0040540580)
 
 
 @numba.njit(inline="always")
 def phase_angle(y, x):  # pragma: no cover - numba
-    """atan2(y, x) to 2e-8 rad (the firmware's CORDIC is coarser), ~5x faster than libm's."""
+    """atan2(y, x) to 4e-8 rad (the firmware's CORDIC is coarser), ~5x faster than libm's;
+    without branches, so that a loop over it vectorises (0 at the origin)."""
     ax, ay = abs(x), abs(y)
-    swap = ay > ax
-    if swap:
-        t = ax / ay
-    elif ax > 0.0:
-        t = ay / ax
-    else:
-        return 0.0
+    hi = max(ax, ay)
+    t = min(ax, ay) / (hi if hi > 0.0 else 1.0)
     t2 = t * t
-    p = _ATAN[7]
-    for k in range(6, -1, -1):
-        p = p * t2 + _ATAN[k]
-    r = p * t
-    if swap:
-        r = 0.5 * math.pi - r
-    if x < 0.0:
-        r = math.pi - r
+    r = t * (_A0 + t2 * (_A1 + t2 * (_A2 + t2 * (_A3 + t2 * (_A4 + t2 * (
+        _A5 + t2 * (_A6 + t2 * _A7)))))))
+    r = 0.5 * math.pi - r if ay > ax else r
+    r = math.pi - r if x < 0.0 else r
     return -r if y < 0.0 else r
+
+
+@numba.njit(inline="always")
+def lut_at(lut, flux):  # pragma: no cover - numba
+    """A resonator's tabulated S21 (one row of `response_table`) at `flux` (quanta)."""
+    size = lut.shape[0] - 1
+    u = (flux - math.floor(flux)) * size
+    i = int(u)
+    if i >= size:
+        i = size - 1
+    return lut[i] + (lut[i + 1] - lut[i]) * (u - i)
 
 
 @numba.njit(inline="always")
 def _feedline(luts, static, signal, q, frac, n_phi0):  # pragma: no cover - numba
     """Noise-free channel signal: product of the tabulated notches at their present flux."""
-    size = luts.shape[1] - 1
     z = 1.0 + 0.0j
     for k in range(luts.shape[0]):
         s = signal[k, q]
-        flux = static[k] + s + (signal[k, q + 1] - s) * frac + n_phi0 * frac
-        u = (flux - math.floor(flux)) * size
-        i = int(u)
-        if i >= size:
-            i = size - 1
-        w = u - i
-        z *= luts[k, i] + (luts[k, i + 1] - luts[k, i]) * w
+        z *= lut_at(luts[k], static[k] + s + (signal[k, q + 1] - s) * frac + n_phi0 * frac)
     return z
 
 
@@ -119,10 +116,61 @@ def reference_weights(ratio: int, n_phi0: int, drop: int) -> tuple[np.ndarray, n
     return wa, wb
 
 
+@numba.njit(inline="always")
+def period_sums(start, luts, static, signal, q, ratio, n_phi0, wa, wb, drop, centre, rot, leak,
+                sigma, u, du, s0, s1, s2, s3):  # pragma: no cover - numba
+    """The firmware's sums (a, b) over ramp period q of `signal`, sample by sample: the
+    feedline at each kept channel sample (`start` = the period's first sample in the stream,
+    for the leak's phase), the leak, the HEMT noise (ziggurat stream s0..s3, advanced) and
+    the phase about the circle centre. `u`, `du`: scratch arrays of one entry per resonator."""
+    m = luts.shape[0]
+    size = luts.shape[1] - 1
+    n_leak = leak.shape[0]
+    i_leak = (start + drop) % n_leak
+    for k in range(m):  # flux linear in the period: start and step in table points
+        step = (signal[k, q + 1] - signal[k, q] + n_phi0) / ratio
+        flux = static[k] + signal[k, q] + step * drop
+        u[k] = (flux - math.floor(flux)) * size
+        du[k] = (step - math.floor(step)) * size
+    a = 0.0
+    b = 0.0
+    for j in range(drop, ratio):
+        z = 1.0 + 0.0j
+        for k in range(m):
+            i = int(u[k])
+            if i >= size:
+                i = size - 1
+            w = u[k] - i
+            z *= luts[k, i] + (luts[k, i + 1] - luts[k, i]) * w
+            u[k] += du[k]
+            if u[k] >= size:
+                u[k] -= size
+        z = (z + leak[i_leak] - centre) * rot
+        i_leak += 1
+        if i_leak == n_leak:
+            i_leak = 0
+        nq, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
+        ni, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
+        y = phase_angle(z.imag + sigma * nq, z.real + sigma * ni)
+        a += y * wa[j]
+        b += y * wb[j]
+    return a, b, s0, s1, s2, s3
+
+
+@numba.njit(inline="always")
+def unwrap(prev, theta):  # pragma: no cover - numba
+    """theta moved onto the branch within +-pi of `prev` (NaN: the stream's first output)."""
+    if math.isnan(prev):
+        return theta
+    d = theta - prev
+    return prev + d - 2.0 * math.pi * math.floor((d + math.pi) / (2.0 * math.pi))
+
+
 @numba.njit(cache=True, nogil=True)
 def demodulate(first_period, luts, static, signal, ratio, n_phi0, wa, wb, drop, centre, rot,
                leak, sigma, state, last, out):  # pragma: no cover - numba
-    """Demodulated, unwrapped phase of ramp periods first_period .. first_period + len(out) - 1.
+    """Demodulated, unwrapped phase of ramp periods first_period .. first_period + len(out) - 1,
+    computed sample by sample (the reference the per-period tables of `umux_period` follow).
 
     `signal` (resonators x (len(out) + 1)): detector flux at the periods' boundaries; `ratio`
     channel samples per ramp period (the ramp is generated from the channel clock); the
@@ -134,47 +182,14 @@ def demodulate(first_period, luts, static, signal, ratio, n_phi0, wa, wb, drop, 
     the previous unwrapped phase (NaN at the start of a stream). Returns the last unwrapped
     phase."""
     prev = last
-    n_leak = leak.shape[0]
     s0, s1, s2, s3 = ziggurat.load(state)
-    m = luts.shape[0]
-    size = luts.shape[1] - 1
-    u = np.empty(m)  # each SQUID's flux (fraction of a quantum) x size, advanced per sample
-    du = np.empty(m)
+    u = np.empty(luts.shape[0])
+    du = np.empty(luts.shape[0])
     for q in range(out.shape[0]):
-        a = 0.0
-        b = 0.0
-        i_leak = ((first_period + q) * ratio + drop) % n_leak
-        for k in range(m):  # flux linear in the period: start and step in table points
-            step = (signal[k, q + 1] - signal[k, q] + n_phi0) / ratio
-            flux = static[k] + signal[k, q] + step * drop
-            u[k] = (flux - math.floor(flux)) * size
-            du[k] = (step - math.floor(step)) * size
-        for j in range(drop, ratio):
-            z = 1.0 + 0.0j
-            for k in range(m):
-                i = int(u[k])
-                if i >= size:
-                    i = size - 1
-                w = u[k] - i
-                z *= luts[k, i] + (luts[k, i + 1] - luts[k, i]) * w
-                u[k] += du[k]
-                if u[k] >= size:
-                    u[k] -= size
-            z = (z + leak[i_leak] - centre) * rot
-            i_leak += 1
-            if i_leak == n_leak:
-                i_leak = 0
-            nq, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
-            ni, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
-            y = phase_angle(z.imag + sigma * nq, z.real + sigma * ni)
-            a += y * wa[j]
-            b += y * wb[j]
-        theta = math.atan2(-b, a)
-        if math.isnan(prev):
-            prev = theta
-        else:
-            d = theta - prev
-            prev += d - 2.0 * math.pi * math.floor((d + math.pi) / (2.0 * math.pi))
+        a, b, s0, s1, s2, s3 = period_sums((first_period + q) * ratio, luts, static, signal, q,
+                                           ratio, n_phi0, wa, wb, drop, centre, rot, leak,
+                                           sigma, u, du, s0, s1, s2, s3)
+        prev = unwrap(prev, math.atan2(-b, a))
         out[q] = prev
     ziggurat.store(state, s0, s1, s2, s3)
     return prev

@@ -4,8 +4,9 @@ The board sees a comb of notch resonators (the World's `resonators` section), ea
 rf-SQUID that carries a static flux plus the flux of its detector (a TES of `tes_model`, or a
 `PulseSource`). It sweeps the feedline (complex S21 through cable delay, amplifier gain and
 noise). With the flux ramp on it streams, per enabled tone, either the demodulated phase (one
-sample per ramp period, `umux_demod.demodulate`: the channel signal at the channel rate with
-the HEMT's noise, demodulated as the firmware does) or, in RAW mode, the channel IQ itself.
+sample per ramp period: the channel signal at the channel rate with the HEMT's noise,
+demodulated as the firmware does, `umux_demod.demodulate`; computed per ramp period from
+tabulated sums, `umux_period`, wherever those hold) or, in RAW mode, the channel IQ itself.
 
 Noise: a tone of amplitude `reference_amplitude` reaches the chip with `tone_power_dBm`; the
 HEMT (`hemt_noise_K`, `hemt_gain_dB`) and the room-temperature amplifier (`room_noise_K`) add
@@ -15,9 +16,12 @@ noise of variance k_B T_sys f_ch / P_tone relative to the carrier.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +52,12 @@ from cryodaq.sim_instruments.umux_demod import (
     reference_weights,
     response_table,
     tone_leak,
+)
+from cryodaq.sim_instruments.umux_period import (
+    PeriodTables,
+    demodulate_periods,
+    period_tables,
+    quanta_changes,
 )
 from cryodaq.sim_instruments.world import World
 
@@ -172,6 +182,35 @@ class ToneSetup:
     weights: tuple[np.ndarray, np.ndarray]
 
 
+@functools.cache
+def _workers(pid: int) -> ThreadPoolExecutor:
+    """Threads for the demodulation kernels, one per core (they never touch the World); one
+    pool per process `pid`, since a forked child does not inherit the parent's threads."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="umux")
+
+
+def _demodulate_channel(first: int, tables: PeriodTables | None, luts: np.ndarray,
+                        static: np.ndarray, fluxes: list[np.ndarray], ratio: int, n_phi0: int,
+                        wa: np.ndarray, wb: np.ndarray, drop: int, centre: complex,
+                        rot: complex, leak: np.ndarray, sigma: float, noise: np.ndarray,
+                        last: float, out: np.ndarray, out32: np.ndarray) -> float:
+    """One channel's block (`fluxes`: its resonators' detector flux at the periods'
+    boundaries): `demodulate_periods` from `tables`, or `demodulate` without, into `out` and
+    its float32 copy `out32`; returns the last unwrapped phase."""
+    signal = np.empty((len(fluxes), out.size + 1))
+    for row, flux in enumerate(fluxes):
+        signal[row] = flux
+    args = (luts, static, signal, ratio, n_phi0, wa, wb, drop, centre, rot, leak, sigma, noise,
+            last, out)
+    if tables is None:
+        last = demodulate(first, *args)
+    else:
+        last = demodulate_periods(first, tables.main, tables.cross, tables.slow,
+                                  tables.leak_stride, tables.centre_of_mass, *args)
+    out32[:] = out
+    return last
+
+
 class _ChannelState:
     """Per-channel demodulator state: noise stream, last unwrapped phase, slip bookkeeping."""
 
@@ -251,6 +290,7 @@ class UmuxModel(SimModel):
         self._setups: dict[tuple[Any, ...], ToneSetup] = {}
         self._states: dict[int, _ChannelState] = {}
         self._leaks: dict[int, np.ndarray] = {}
+        self._tables: dict[int, PeriodTables | None] = {}
         self._sweep_rng = world.rng(f"{name}.sweep")
         #: The firmware's random phase of each DAC tone (added to CH<n>:PHAS), which keeps the
         #: comb's crest factor ~sqrt(2 ln N) instead of N.
@@ -343,6 +383,7 @@ class UmuxModel(SimModel):
         self.stream.start(self.world.now())
         self._states.clear()
         self._tails.clear()
+        self._tables.clear()
         if self.device is None:
             return
         self._leaks = self._tone_leaks()
@@ -575,32 +616,48 @@ class UmuxModel(SimModel):
                 iq[row] = self._raw(ch, first, n, cache)
             data = iq
         else:
-            data = self._demodulate(channels, first, n, cache).astype(np.float32)
+            data = self._demodulate(channels, first, n, cache)
         self.stream.next = first + n
         return stream_block(first, channels, data)
 
     def _ramp(self) -> tuple[int, int]:
         return self.samples_per_period(), int(self.setting("ramp_amplitude"))
 
+    def _period_tables(self, ch: int, setup: ToneSetup) -> PeriodTables | None:
+        """The channel's per-period tables (`umux_period`) for this acquisition, or None where
+        the channel is demodulated sample by sample."""
+        if ch not in self._tables:
+            ratio, n_phi0 = self._ramp()
+            self._tables[ch] = period_tables(
+                setup.luts, setup.centre, setup.rot, setup.sigma, self._leaks.get(ch, NO_LEAK),
+                ratio, n_phi0, self.reset_drop, setup.weights)
+        return self._tables[ch]
+
     def _demodulate(self, channels: list[int], first: int, n: int,
                     cache: dict[tuple[int, int, int], np.ndarray]) -> np.ndarray:
-        """Firmware output of the channels for ramp periods first .. first + n - 1 (a thread
-        per channel was measured no faster on the shared 2-core host)."""
+        """Firmware output (float32) of the channels for ramp periods first .. first + n - 1:
+        from the per-period tables of `umux_period` where they hold, else sample by sample.
+        The kernels release the GIL and run on worker threads while this one generates the
+        next channel's detector flux (which reads the World, whose lock it holds)."""
         ratio, n_phi0 = self._ramp()
         out = np.empty((len(channels), n))
+        out32 = np.empty((len(channels), n), dtype=np.float32)
+        jobs = []
         for row, ch in enumerate(channels):
             setup = self._setup(ch)
-            signal = np.array([self._signal(int(k), first, n + 1, cache)
-                               for k in setup.resonators]).reshape(setup.resonators.size, n + 1)
+            fluxes = [self._signal(int(k), first, n + 1, cache) for k in setup.resonators]
             state = self._state(ch)
-            wa, wb = setup.weights
-            state.last = demodulate(first, setup.luts, setup.static, signal, ratio, n_phi0, wa,
-                                    wb, self.reset_drop, setup.centre, setup.rot,
-                                    self._leaks.get(ch, NO_LEAK), setup.sigma, state.noise,
-                                    state.last, out[row])
+            job = _workers(os.getpid()).submit(
+                _demodulate_channel, first, self._period_tables(ch, setup), setup.luts,
+                setup.static, fluxes, ratio, n_phi0, *setup.weights, self.reset_drop,
+                setup.centre, setup.rot, self._leaks.get(ch, NO_LEAK), setup.sigma, state.noise,
+                state.last, out[row], out32[row])
+            jobs.append((setup, fluxes, state, job))
+        for row, (setup, fluxes, state, job) in enumerate(jobs):
+            state.last = job.result()
             if setup.resonators.size:
-                self._track_slips(int(setup.resonators[0]), state, signal[0], out[row], first)
-        return out
+                self._track_slips(int(setup.resonators[0]), state, fluxes[0], out[row], first)
+        return out32
 
     def _track_slips(self, k: int, state: _ChannelState, flux: np.ndarray, phase: np.ndarray,
                      first: int) -> None:
@@ -609,16 +666,15 @@ class UmuxModel(SimModel):
         source = self.detector(k)
         if not isinstance(source, TesDetector):
             return
-        off = phase / (2.0 * np.pi) - 0.5 * (flux[:-1] + flux[1:])
         if state.reference is None:
-            state.reference = float(off[0])
-        quanta = np.round(off - state.reference).astype(int)
-        steps = np.flatnonzero(np.diff(np.concatenate([[state.quanta], quanta])))
+            state.reference = float(phase[0] / (2.0 * np.pi) - 0.5 * (flux[0] + flux[1]))
+        steps = np.empty(phase.size, dtype=np.int64)
+        counts = np.empty(phase.size, dtype=np.int64)
+        changed = quanta_changes(phase, flux, state.reference, state.quanta, steps, counts)
         rate = self.ramp_hz()
-        for q in steps:
-            source.slip_changes.append((self.stream.start_s + (first + q) / rate,
-                                        int(quanta[q])))
-        state.quanta = int(quanta[-1])
+        for q, count in zip(steps[:changed], counts[:changed], strict=True):
+            source.slip_changes.append((self.stream.start_s + (first + q) / rate, int(count)))
+            state.quanta = int(count)
 
     def _raw(self, ch: int, first: int, n: int,
              cache: dict[tuple[int, int, int], np.ndarray]) -> np.ndarray:
