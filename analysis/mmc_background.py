@@ -97,17 +97,24 @@ def background_rate(
     area_cm2: float,
     lo_eV: float = 1000.0,
     hi_eV: float = 10000.0,
+    weights: np.ndarray | None = None,
 ) -> BackgroundRate:
-    """Rate in /keV/cm^2/s of events in [lo_eV, hi_eV) with its Poisson error."""
+    """Rate in /keV/cm^2/s of events in [lo_eV, hi_eV) with its Poisson error; with
+    `weights` (per event, e.g. 1 / efficiency at its energy) the weighted count, its error
+    sqrt(sum w^2) (`counts` stays the number of events)."""
     if not (live_time_s > 0 and area_cm2 > 0 and hi_eV > lo_eV):
         raise ValueError(
             f"need live_time_s > 0, area_cm2 > 0, hi_eV > lo_eV; got {live_time_s}, "
             f"{area_cm2}, {lo_eV}..{hi_eV}"
         )
     e = np.asarray(energies_eV, dtype=np.float64)
-    n = int(np.count_nonzero((e >= lo_eV) & (e < hi_eV)))
+    inside = (e >= lo_eV) & (e < hi_eV)
+    n = int(np.count_nonzero(inside))
     band = (hi_eV - lo_eV) / 1e3
     exposure = band * area_cm2 * live_time_s
-    return BackgroundRate(
-        n / exposure, np.sqrt(max(n, 1)) / exposure, n, float(live_time_s), area_cm2, band
-    )
+    if weights is None:
+        total, err = float(n), np.sqrt(max(n, 1))
+    else:
+        w = np.asarray(weights, dtype=np.float64)[inside]
+        total, err = float(w.sum()), np.sqrt(max(float((w * w).sum()), 1.0))
+    return BackgroundRate(total / exposure, err / exposure, n, float(live_time_s), area_cm2, band)

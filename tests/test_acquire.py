@@ -20,9 +20,10 @@ from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.engine import Acquisition, AcquisitionError, SinkSpec
+from cryodaq.acquisition.stream.joined_source import JoinedSource, JoinedSourceError
 from cryodaq.acquisition.stream.sinks import CallbackSink
 from cryodaq.acquisition.stream.sources import AdcSource, Block, ReplaySource
-from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig, TriggerEngine
 from cryodaq.drivers.errors import InstrumentError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,3 +237,28 @@ def test_a_stalled_run_store_fails_the_acquisition_instead_of_hanging(
     assert re.search("the run store failed .*no batch for 0.3 s", str(raised[0]))
     run.close("failed")
     assert RunReader(tmp_path / "run").committed("acquisition", 1) >= 19
+
+
+def test_joined_sources_hand_on_aligned_samples_and_turn_a_lost_stretch_into_a_gap() -> None:
+    """Two sources on one clock read as one (`JoinedSource`): the rows of one block are the
+    same instants; samples one source lost (its counter jumps) are dropped from the other too,
+    and the trigger engine records the jump as a gap of the joined stream."""
+    n = 50_000
+    ramp = np.arange(n, dtype=np.int16).reshape(1, -1) % 1000
+    a = ReplaySource(np.vstack([ramp, ramp]), 1e5, 4096, name="a")
+    lost = np.delete(ramp, np.s_[10_000:10_700], axis=1)  # what b delivered: a stretch lost
+    b = ReplaySource(lost, 1e5, 3000, gaps=((10_000, 700),), name="b")
+    joined = JoinedSource([a, b], [0, 16])
+    assert joined.name == "a+b"
+    engine = TriggerEngine(TriggerConfig(64, 16, {}), (1, 2, 17), 1e5)
+    joined.start()
+    samples = 0
+    while (block := joined.read()) is not None:
+        assert block.channels == (1, 2, 17)
+        assert np.array_equal(block.data[0], block.data[2])  # the same instants
+        samples += block.data.shape[1]
+        engine.process(block)
+    assert samples == n - 700
+    assert [(g.first, g.samples) for g in engine.gaps] == [(10_000, 700)]
+    with pytest.raises(JoinedSourceError, match="b has sample_rate_hz 50000.0, a 100000.0"):
+        JoinedSource([a, ReplaySource(ramp, 5e4, 100, name="b")], [0, 16])

@@ -59,7 +59,7 @@ def _cryodaq(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_full_disk_fails_in_one_line_and_the_run_resumes_exactly(tmp_path: Path) -> None:
     campaign = tmp_path / "campaign.yaml"
     campaign.write_text(CAMPAIGN)
-    with small_filesystem(tmp_path / "disk", "8m") as disk:
+    with small_filesystem(tmp_path / "disk", "5m") as disk:
         run_dir = disk / "run"
         failed = _cryodaq("run", str(campaign), "--out", str(run_dir))
         output = failed.stdout + failed.stderr

@@ -18,9 +18,16 @@ import numpy as np
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKind
 from cryodaq.acquisition.stream.sources import Block
-from cryodaq.acquisition.stream.trigger_kernels import KERNEL_HISTORY, extract, scan
+from cryodaq.acquisition.stream.trigger_kernels import (
+    DEFAULT_EDGE_WIDTH,
+    extract,
+    kernel_history,
+    scan,
+)
 
 PRIMARY = (int(TriggerKind.EDGE), int(TriggerKind.LEVEL))
+#: Widest edge kernel half (samples).
+MAX_EDGE_WIDTH = 4096
 
 
 class TriggerConfigError(CryodaqError, ValueError):
@@ -34,7 +41,11 @@ class ChannelTrigger:
     `polarity` +1 for positive-going pulses, -1 for negative ones, 0 for both (a double
     meander: two pixels of opposite sign on one channel; edge triggers only, each record's
     summaries taken with the sign of its larger excursion). `edge_threshold` applies to
-    the derivative kernel x[i] + x[i-1] - x[i-2] - x[i-3] (data units), `level` to the signal;
+    the edge kernel of half-width `edge_width`: the sum of the last `edge_width` samples minus
+    the sum of the `edge_width` before (data units; width 2: x[i] + x[i-1] - x[i-2] - x[i-3];
+    a wider kernel averages white noise down for slow pulses; after an edge trigger the kernel
+    must fall below a quarter of the threshold, after the holdoff, before the next: a large pulse's
+    tail never triggers). `level` applies to the signal;
     `auto_period` (samples, 0: off) takes periodic noise records.
     """
 
@@ -42,6 +53,7 @@ class ChannelTrigger:
     edge_threshold: float | None = None
     level: float | None = None
     auto_period: int = 0
+    edge_width: int = DEFAULT_EDGE_WIDTH
 
     def check(self, ch: int) -> None:
         if self.polarity not in (1, -1, 0):
@@ -58,6 +70,11 @@ class ChannelTrigger:
             )
         if self.auto_period < 0:
             raise TriggerConfigError(f"channel {ch}: auto_period must be >= 0 samples")
+        if not 1 <= self.edge_width <= MAX_EDGE_WIDTH:
+            raise TriggerConfigError(
+                f"channel {ch}: edge_width must be 1 .. {MAX_EDGE_WIDTH} samples, "
+                f"got {self.edge_width}"
+            )
 
 
 @dataclass(frozen=True)
@@ -125,13 +142,16 @@ class TriggerEngine:
         self._polarity = np.array([t.polarity for t in trig], dtype=np.float64)
         self._auto = np.array([t.auto_period for t in trig], dtype=np.int64)
         self._fanout = {self.row[s]: [self.row[t] for t in ts] for s, ts in config.fanout.items()}
-        self._tail_len = config.record_length + config.pretrigger + KERNEL_HISTORY
+        self._width = np.array([t.edge_width for t in trig], dtype=np.int64)
+        self._history = kernel_history(int(self._width.max(initial=DEFAULT_EDGE_WIDTH)))
+        self._tail_len = config.record_length + config.pretrigger + self._history
         self._tail: np.ndarray | None = None
         self._valid_from = 0  # first absolute sample of the current contiguous stretch
         self._scanned_to = 0  # first absolute sample not yet scanned for triggers
         self._expected: int | None = None
         self._last = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self._next_auto = np.zeros(n, dtype=np.int64)
+        self._armed = np.ones(n, dtype=np.bool_)
         self._pending: list[tuple[int, int, int]] = []  # (abs index, row, kind)
         self._recent_primary: list[tuple[int, int]] = []  # (abs index, row) for coincidences
         #: Running totals: samples processed per channel, records emitted, records lost.
@@ -157,6 +177,7 @@ class TriggerEngine:
         self._scanned_to = first
         self._last[:] = np.iinfo(np.int64).min // 2
         self._next_auto[:] = first
+        self._armed[:] = True
         return lost
 
     def _check_block(self, block: Block) -> tuple[Gap | None, int]:
@@ -197,7 +218,7 @@ class TriggerEngine:
 
         # No trigger before a full pretrigger (and the kernel's history) exists; the scan
         # resumes where the last one stopped (one sample before the previous block's end).
-        settle = max(KERNEL_HISTORY, self.config.pretrigger) + 1
+        settle = max(self._history, self.config.pretrigger) + 1
         first_scan = max(self._scanned_to, self._valid_from + settle) - work_abs0
         found = self._scan(work, work_abs0, first_scan)
         for ch, indices in (external or {}).items():
@@ -227,7 +248,7 @@ class TriggerEngine:
         out_kind = np.empty((n, cap), dtype=np.uint8)
         out_count = np.zeros(n, dtype=np.int64)
         scan_to = width - 1  # the edge refinement looks one sample ahead
-        scan_from = np.full(n, min(max(first_scan, KERNEL_HISTORY), scan_to), dtype=np.int64)
+        scan_from = np.full(n, min(max(first_scan, self._history), scan_to), dtype=np.int64)
         scan(
             work,
             scan_from,
@@ -235,6 +256,7 @@ class TriggerEngine:
             work_abs0,
             self._edge_on,
             self._threshold,
+            self._width,
             self._polarity,
             self._level_on,
             self._level,
@@ -242,6 +264,7 @@ class TriggerEngine:
             self.holdoff,
             self._last,
             self._next_auto,
+            self._armed,
             out_index,
             out_kind,
             out_count,

@@ -14,10 +14,28 @@ import numpy as np
 from numba import prange
 
 EDGE, LEVEL, AUTO = 1, 2, 3
+#: After an edge trigger, the kernel must fall below this fraction of the threshold (once the
+#: holdoff has passed) before the edge trigger fires again.
+REARM = 0.25
 
-#: Samples the derivative kernel d[i] = x[i] + x[i-1] - x[i-2] - x[i-3] and its previous
-#: value need behind sample i.
-KERNEL_HISTORY = 4
+#: Width (samples) of each half of the default edge kernel: d[i] = x[i] + x[i-1] - x[i-2] -
+#: x[i-3].
+DEFAULT_EDGE_WIDTH = 2
+
+
+def kernel_history(width: int) -> int:
+    """Samples the edge kernel of half-width `width` and its previous value need behind a
+    sample: 2 * width."""
+    return 2 * int(width)
+
+
+@numba.njit(nogil=True, cache=True)
+def _edge_at(work, c, i, w):  # pragma: no cover - numba
+    """d_w[i] = sum(x[i-w+1 .. i]) - sum(x[i-2w+1 .. i-w]) of channel c."""
+    d = 0.0
+    for k in range(w):
+        d += np.float64(work[c, i - k]) - np.float64(work[c, i - w - k])
+    return d
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
@@ -28,6 +46,7 @@ def scan(
     work_abs0,
     edge_on,
     threshold,
+    width,
     polarity,
     level_on,
     level,
@@ -35,22 +54,30 @@ def scan(
     holdoff,
     last_trigger,
     next_auto,
+    armed,
     out_index,
     out_kind,
     out_count,
 ):  # pragma: no cover - numba
     """Find edge, level and auto triggers in `work[c, scan_from[c]:scan_to]` for every channel.
 
-    An edge trigger fires where the derivative kernel (times polarity; polarity 0: its
-    absolute value, for channels with pulses of both signs) reaches `threshold`
-    after being below it; its sample is the largest one-sample step among the crossing sample
-    and its two neighbours: the pulse's arrival (so `scan_to` must leave one sample after).
-    A level trigger fires where polarity * x crosses polarity * level upwards. Both respect
-    `holdoff` samples after the channel's last trigger. Auto triggers fire every `auto_period`
-    samples (0: off). Absolute indices go to `out_index[c, :out_count[c]]`; `last_trigger` and
-    `next_auto` carry state to the next block.
+    The edge kernel of channel c, half-width w = width[c], is the sum of the last w samples
+    minus the sum of the w before: d_w[i] = sum(x[i-w+1 .. i]) - sum(x[i-2w+1 .. i-w])
+    (w = 2: x[i] + x[i-1] - x[i-2] - x[i-3]), kept as a running sum. An edge trigger fires
+    where d_w (times polarity; polarity 0: its absolute value, for channels with pulses of
+    both signs) reaches `threshold` after being below it; its sample is the largest one-sample
+    step among samples i-w+1 .. i+1 of the crossing sample i: the pulse's arrival (so
+    `scan_to` must leave one sample after). A level trigger fires where polarity * x crosses
+    polarity * level upwards. Both respect `holdoff` samples after the channel's last trigger;
+    after an edge trigger the edge trigger re-arms only once, after the holdoff, the kernel
+    (times polarity, or its absolute value) has fallen below REARM x threshold: the slow kernel
+    values of a large pulse's decaying tail, which may hover about the threshold when the
+    holdoff ends, never trigger (`armed` carries this to the next block).
+    Auto triggers fire every `auto_period` samples (0: off). Absolute indices go to
+    `out_index[c, :out_count[c]]`; `last_trigger` and `next_auto` carry state to the next
+    block. `scan_from[c]` must be >= 2 * width[c].
     """
-    channels, width = work.shape
+    channels, width_all = work.shape
     cap = out_index.shape[1]
     for c in prange(channels):
         n = 0
@@ -58,35 +85,37 @@ def scan(
         pol = polarity[c]
         thr = threshold[c]
         lev = pol * level[c]
+        w = width[c]
+        arm = armed[c]
         start = scan_from[c]
         if edge_on[c] or level_on[c]:
+            d = _edge_at(work, c, start - 1, w) if edge_on[c] else 0.0
             for i in range(start, scan_to):
+                dp = d
+                if edge_on[c]:  # running sum: d_w[i] from d_w[i-1]
+                    d = dp + (np.float64(work[c, i]) - 2.0 * np.float64(work[c, i - w])
+                              + np.float64(work[c, i - 2 * w]))
                 a = work_abs0 + i
                 if a - last < holdoff:
                     continue
                 kind = 0
                 if edge_on[c]:
-                    d = (np.float64(work[c, i]) + work[c, i - 1]) - (
-                        np.float64(work[c, i - 2]) + work[c, i - 3]
-                    )
                     s = pol
                     if pol == 0.0:  # both polarities: the sign of this step decides
                         s = 1.0 if d >= 0 else -1.0
-                    if s * d >= thr:
-                        dp = s * (
-                            (np.float64(work[c, i - 1]) + work[c, i - 2])
-                            - (np.float64(work[c, i - 3]) + work[c, i - 4])
-                        )
-                        if dp < thr:
-                            kind = EDGE
-                            best = s * (np.float64(work[c, i - 1]) - work[c, i - 2])
-                            at = i - 1
-                            for j in (i, i + 1):
-                                step = s * (np.float64(work[c, j]) - work[c, j - 1])
-                                if step > best:
-                                    best = step
-                                    at = j
-                            a = work_abs0 + at
+                    if not arm and s * d < REARM * thr:
+                        arm = True
+                    if arm and s * d >= thr and s * dp < thr:
+                        kind = EDGE
+                        arm = False
+                        best = -np.inf
+                        at = i
+                        for j in range(i - w + 1, i + 2):
+                            step = s * (np.float64(work[c, j]) - work[c, j - 1])
+                            if step > best:
+                                best = step
+                                at = j
+                        a = work_abs0 + at
                 if (
                     kind == 0
                     and level_on[c]
@@ -110,6 +139,7 @@ def scan(
                 n += 1
                 next_auto[c] += auto_period[c]
         last_trigger[c] = last
+        armed[c] = arm
         out_count[c] = n
 
 

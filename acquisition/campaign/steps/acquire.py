@@ -1,5 +1,12 @@
 """`acquire`: stream a board (or several at once) through the trigger engine into the store.
 
+`source: adc1` acquires one instrument; `sources: [adc1, adc2]` several that share a sample
+clock as one stream (one trigger engine: coincidences across all their channels; channel
+numbers run on, adc1 1-16 and adc2 17-32, and the store keeps each channel's instrument);
+`boards: [...]` adds boards acquired at the same time as separate tasks (Dask). A trigger
+threshold may be `N sigma`: N times the channel's edge-kernel noise measured in `noise_s`
+of stream before the acquisition (`acquire_noise`).
+
 An interrupted acquisition keeps what it stored; a resume acquires the rest of its duration
 into `<name>-part<k>`, never the same stretch again.
 """
@@ -23,6 +30,7 @@ from cryodaq.acquisition.campaign.fields import (
 )
 from cryodaq.acquisition.campaign.progress import Interrupted
 from cryodaq.acquisition.campaign.steps.acquire_boards import acquire_boards
+from cryodaq.acquisition.campaign.steps.acquire_noise import sigma_multiple
 from cryodaq.acquisition.campaign.steps.acquire_setup import acquisition_for
 from cryodaq.acquisition.campaign.steps.base import StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
@@ -50,7 +58,9 @@ class TriggerSpec(Model):
     """Trigger settings of one channel (see `stream.trigger.ChannelTrigger`)."""
 
     polarity: Literal[1, -1, 0] = 1  # 0: both (double meanders), edge triggers only
+    #: a level, or "N sigma": N times the edge kernel's rms measured before the acquisition
     edge_threshold: Level | None = None
+    edge_width: int = Field(2, ge=1, le=4096, description="edge kernel half-width, samples")
     level: Level | None = None
     noise_every: Duration | None = Field(None, description="period of auto (noise) records")
 
@@ -65,9 +75,15 @@ class PublishSpec(Model):
 class AcquireStep(Step):
     kind: Literal["acquire"] = "acquire"
     name: Name
-    source: str
+    source: str | None = None
+    #: Instead of `source`: instruments on one sample clock, acquired as one stream (one
+    #: trigger engine: coincidences across all their channels); channel numbers run on, each
+    #: instrument's shifted by the channels of those before it (adc1 1-16, adc2 17-32).
+    sources: list[str] = Field(default_factory=list)
     #: More boards acquired at the same time as `source`, one Dask task each (multi-board).
     boards: list[str] = Field(default_factory=list)
+    #: Stream read first to measure the noise, when a threshold is given in sigma.
+    noise_s: Seconds = 0.2
     duration: Duration
     block: int = Field(1 << 15, ge=64, le=1 << 22)
     record_length: int = Field(1024, ge=8, le=1 << 20)
@@ -83,11 +99,24 @@ class AcquireStep(Step):
 
     @model_validator(mode="after")
     def _geometry(self) -> AcquireStep:
+        if (self.source is None) == (not self.sources):
+            raise ValueError("give either source (one instrument) or sources (a list of two "
+                             "or more on one sample clock)")
+        if self.sources and (len(self.sources) < 2 or len(set(self.sources)) != len(self.sources)):
+            raise ValueError(f"sources must list two or more different instruments, got "
+                             f"{self.sources}")
+        if self.sources and self.boards:
+            raise ValueError("sources (one stream) and boards (separate tasks) do not mix")
         if self.pretrigger >= self.record_length:
             raise ValueError(
                 f"pretrigger ({self.pretrigger}) must be < record_length ({self.record_length})"
             )
         return self
+
+    @property
+    def instruments(self) -> list[str]:
+        """The instruments acquired as this step's one stream."""
+        return list(self.sources) if self.sources else [str(self.source)]
 
 
 def acquire_one(
@@ -101,9 +130,10 @@ def acquire_one(
         monitors.append(LiveMonitor(channels, duration_s=duration_s))
         return {"monitor": SinkSpec(monitors[0], policy="drop", maxsize=8)}
 
-    inst = ctx.instrument(step.source)
+    insts = [ctx.instrument(n) for n in step.instruments]
     acquisition = acquisition_for(
-        inst, step, store_name, duration_s, ctx.store, ctx.clock, sinks=monitor
+        insts if step.sources else insts[0], step, store_name, duration_s, ctx.store,
+        ctx.clock, sinks=monitor,
     )
     ctx.on_monitor(monitors[0], acquisition.drops)
     try:
@@ -120,44 +150,59 @@ class AcquireHandler(StepHandler):
         if not isinstance(body, dict):
             return
         checker.produce(body.get("name"), path)
-        spec = checker.instrument(
-            (*path, "source"), body.get("source"), (Adc16, UmuxBoard), "an acquire source"
-        )
+        sources = body.get("sources")
+        named = (
+            [((*path, "sources", i), n) for i, n in enumerate(sources)]
+            if isinstance(sources, list) else [((*path, "source"), body.get("source"))]
+        )  # fmt: skip
+        specs = []
+        for where, name in named:
+            specs.append(checker.instrument(where, name, (Adc16, UmuxBoard), "an acquire source"))
+            _some_channel_on(checker, state, specs[-1], where)
         boards = body.get("boards")
         for i, board in enumerate(boards if isinstance(boards, list) else []):
             board_spec = checker.instrument(
                 (*path, "boards", i), board, (Adc16, UmuxBoard), "an acquire board"
             )
             _some_channel_on(checker, state, board_spec, (*path, "boards", i))
-        _some_channel_on(checker, state, spec, (*path, "source"))
-        if spec is None:
+        if not specs or any(spec is None for spec in specs):
             return
-        ids = tuple(spec.driver.channel_groups()["channels"][0])
+        ids, offset = [], 0
+        for spec in specs:  # joined channel numbers: each source's after those before
+            own = [int(c) for c in spec.driver.channel_groups()["channels"][0]]
+            ids += [c + offset for c in own]
+            offset += max(own)
+        ids_t, spec = tuple(ids), specs[0]
+        name = "+".join(s.name for s in specs)
         unit, plain = next(v for k, v in LEVEL_UNITS.items() if issubclass(spec.driver, k))
         trigger = body.get("trigger")
         for selector, levels in (trigger.items() if isinstance(trigger, dict) else ()):
             where = (*path, "trigger", selector)
             try:
-                channel_selection(selector, ids)
+                channel_selection(selector, ids_t)
             except ValueError as exc:
-                checker.fail(where, f"{exc} on {spec.name}", at_key=True)
+                checker.fail(where, f"{exc} on {name}", at_key=True)
             for level in ("edge_threshold", "level"):
                 value = levels.get(level) if isinstance(levels, dict) else None
+                if level == "edge_threshold" and sigma_multiple(value) is not None:
+                    continue
                 if isinstance(value, str):
                     try:
                         to_si(value, unit)
                     except UnitError as exc:
-                        checker.fail((*where, level), f"{exc}; a trigger level on {spec.name} "
-                                     f"is in {unit}, or a plain number in data units ({plain})")
+                        extra = ', or "N sigma" (N > 0)' if level == "edge_threshold" else ""
+                        checker.fail((*where, level), f"{exc}; a trigger level on {name} "
+                                     f"is in {unit}, or a plain number in data units ({plain})"
+                                     f"{extra}")
         fanout = body.get("fanout")
         for key, targets in (fanout.items() if isinstance(fanout, dict) else ()):
             for j, ch in enumerate(targets if isinstance(targets, list) else []):
-                checker.channel_of((*path, "fanout", key, j), ch, spec.name, ids)
-            checker.channel_of((*path, "fanout", key), key, spec.name, ids, at_key=True)
+                checker.channel_of((*path, "fanout", key, j), ch, name, ids_t)
+            checker.channel_of((*path, "fanout", key), key, name, ids_t, at_key=True)
 
     def run(self, run: StepRun, step: AcquireStep, sid: str, suffix: str, ctx: RunContext) -> dict:
         name = f"{step.name}{suffix}"
-        if (
+        if not step.sources and (
             step.boards
             or run.clustered
             or "boards" in run.progress.partial.get(sid, {})
