@@ -27,12 +27,15 @@ MAX_CURVATURE = 0.5
 
 @dataclass(frozen=True)
 class KnownLine:
-    """A calibration line: its name, the energy its fitted centre stands for, and its shape
-    (Lorentzians with absolute energies, or None for a Gaussian)."""
+    """A calibration line: its name, the energy its fitted centre stands for, its shape
+    (Lorentzians with absolute energies, or None for a Gaussian), the uncertainty of that
+    energy and its expected relative rate (any common unit within one source)."""
 
     name: str
     energy_eV: float
     shape: Sequence[Lorentzian] | None = None
+    energy_err_eV: float = 0.0
+    intensity: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -155,14 +158,21 @@ class LineResult:
 
 
 def fit_known_line(
-    energies: np.ndarray, line: KnownLine, fwhm_eV: float, *, bin_eV: float | None = None
+    energies: np.ndarray,
+    line: KnownLine,
+    fwhm_eV: float,
+    *,
+    bin_eV: float | None = None,
+    margin_eV: float | None = None,
 ) -> LineResult:
     """Poisson-likelihood fit of `line` (natural shape or Gaussian, with a flat background) to
-    the calibrated `energies` around it (the shape's span plus 5 FWHM each side)."""
+    the calibrated `energies` around it (the shape's span plus `margin_eV` each side, by
+    default 5 FWHM + 10 eV)."""
     shape: IntrinsicShape = tuple(line.shape) if line.shape else None
     span = [c.energy_eV for c in line.shape] if line.shape else [line.energy_eV]
     width = max(fwhm_eV, 1.0)
-    lo, hi = min(span) - 5.0 * width - 10.0, max(span) + 5.0 * width + 10.0
+    margin = 5.0 * width + 10.0 if margin_eV is None else margin_eV
+    lo, hi = min(span) - margin, max(span) + margin
     bin_ = bin_eV or max(0.25, width / 8.0)
     counts, edges = histogram(energies, lo, hi, bin_)
     fit = fit_line(

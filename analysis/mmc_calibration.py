@@ -1,5 +1,4 @@
-"""Temperature correction and quadratic energy calibration of one maXs30 pixel (seed paper
-section 4.1).
+"""Temperature correction of one maXs30 pixel's pulse heights (seed paper section 4.1).
 
 Temperature: the pulse height of an MMC follows the chip temperature (~0.5 % for ~10 uK). The
 non-gradiometric channels' output follows that temperature; with u (m signals, one per such
@@ -7,27 +6,17 @@ channel, at each event's time) the height is A = A0 (1 + c . (u - u_ref)). `lear
 fits c by least squares on events of one line (robustly, twice, dropping > 4 sigma outliers);
 `TemperatureCorrection.apply` divides it out.
 
-Calibration: E = c1 A + c2 A^2 (no offset: no pulse, no energy) through the fitted positions
-of two lines (Mn Ka and Kb), with the pieces of `cryodaq.analysis.line_calibration`:
-Poisson-likelihood fits of the natural (Holzer) shapes convolved with a Gaussian. The start is the
-dominant peak (Ka), which needs no peak search, so a pixel with few Kb events still calibrates.
+The energy calibration (Mn Ka and Kb: the exact quadratic through both, the paper's; with
+241Am lines a cubic) is `cryodaq.analysis.multiline_calibration.calibrate_lines` on the lines of
+`cryodaq.analysis.calibration_sources`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from cryodaq.analysis.line_calibration import (
-    Calibration,
-    KnownLine,
-    LineResult,
-    fit_known_line,
-    polynomial_calibration,
-)
-from cryodaq.analysis.line_fit import dominant_peak
 from cryodaq.analysis.record_cuts import robust_sigma
 
 
@@ -79,32 +68,3 @@ def learn_temperature(amplitudes: np.ndarray, signals: np.ndarray) -> Temperatur
         idx = np.flatnonzero(ok)
         ok[idx[~keep]] = False
     return TemperatureCorrection(coef, ref, int(ok.sum()))
-
-
-def calibrate_on_lines(
-    amplitudes: np.ndarray,
-    lines: Sequence[KnownLine],
-    fwhm_guess_eV: float,
-    *,
-    bin_eV: float | None = None,
-    passes: int = 1,
-) -> tuple[Calibration, list[LineResult]]:
-    """E = c1 A + c2 A^2 through the fitted centres of `lines` (the first the most intense,
-    e.g. Mn Ka then Kb): a provisional linear scale puts the dominant peak at the first line;
-    the lines are fitted on the scale, their centres turned back into amplitudes and the
-    calibration solved through them (no offset with two lines), `passes` times; returns it and
-    the lines fitted on its scale (bins `bin_eV`, default a fraction of the FWHM)."""
-    a = np.asarray(amplitudes, dtype=np.float64)
-    a = a[np.isfinite(a) & (a > 0)]
-    if a.size < 10 or not lines:
-        raise ValueError(f"need >= 10 positive amplitudes and a line, got {a.size}")
-    names = [ln.name for ln in lines]
-    energies = np.array([ln.energy_eV for ln in lines])
-    cal = polynomial_calibration(np.array([dominant_peak(a)]), energies[:1], names[:1])
-    for _ in range(passes):
-        fits = [fit_known_line(cal.energy(a), ln, fwhm_guess_eV, bin_eV=bin_eV) for ln in lines]
-        centres = np.array([f.fit.centre for f in fits])
-        if not np.all(np.isfinite(centres)):
-            raise ValueError(f"calibration line fits did not converge: {centres}")
-        cal = polynomial_calibration(cal.amplitude(centres), energies, names)
-    return cal, [fit_known_line(cal.energy(a), ln, fwhm_guess_eV, bin_eV=bin_eV) for ln in lines]

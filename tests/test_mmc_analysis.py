@@ -13,8 +13,9 @@ import pytest
 from cryodaq.analysis.line_calibration import KnownLine
 from cryodaq.analysis.line_fit import reference_energy
 from cryodaq.analysis.mmc_background import background_rate, burst_cut
-from cryodaq.analysis.mmc_calibration import calibrate_on_lines, learn_temperature
+from cryodaq.analysis.mmc_calibration import learn_temperature
 from cryodaq.analysis.mmc_shape import learn_ellipse, shape_parameters, zeta_noise
+from cryodaq.analysis.multiline_calibration import calibrate_lines
 from cryodaq.analysis.pulse_shapes import unit_pulse
 from cryodaq.analysis.xray_lines import MN_KA, MN_KB
 
@@ -107,7 +108,8 @@ def test_quadratic_calibration_on_ka_and_kb(nonlin: float, fwhm: float) -> None:
     # Amplitude A with E = g A (1 + b A): relative non-linearity `nonlin` at Ka.
     g, b = 25.0, nonlin / (5898.853 / 25.0)
     amp = (-1.0 + np.sqrt(1.0 + 4.0 * b * e / g)) / (2.0 * b)
-    cal, fits = calibrate_on_lines(amp, [KA, KB], fwhm)
+    res = calibrate_lines(amp, [KA, KB], fwhm)  # the general calibration with two lines
+    cal, fits = res.calibration, res.lines
     c0, c1, c2 = cal.coefficients
     assert c0 == 0.0
     # Non-linearity at Ka within 3 sigma, sigma from the Kb centre's error dE:

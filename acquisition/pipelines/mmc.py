@@ -1,10 +1,13 @@
 """Pipeline `mmc`: the maXs30 MMC array analysis of the seed paper (REFERENCE section 1).
 
-Calibration (the step's `acquisitions`, 55Fe): per pixel (`mmc_pixel.analyze_pixel`) the
-optimal filter, chi2 and zeta, the ellipse cut, the temperature correction, the quadratic
-calibration on Mn Ka and Kb, the Ka resolution, the baseline resolution and the filter's
-prediction. Means over pixels leave out noisy channels: a pixel whose baseline FWHM exceeds
-`noisy_factor` times the median is listed under `noisy` (the paper leaves C8/D8 out).
+Calibration (the step's `acquisitions`, 55Fe, optionally with 241Am: option `sources`): per
+pixel (`mmc_pixel.analyze_pixel`) the optimal filter, chi2 and zeta, the ellipse cut, the
+temperature correction, the energy calibration on every line of the sources the pixel shows
+(`mmc_lines`: Mn Ka and Kb, the exact quadratic; with 241Am a cubic through the Np L lines and
+gammas too, with residuals, uncertainty band and measured nonlinearity), the Ka resolution,
+the baseline resolution and the filter's prediction. Means over pixels leave out noisy
+channels: a pixel whose baseline FWHM exceeds `noisy_factor` times the median is listed under
+`noisy` (the paper leaves C8/D8 out).
 
 Background (option `background`: label -> acquisitions, e.g. without and with a shield):
 the pixels' filters, ellipses and calibrations applied to every record; then per acquisition
@@ -19,7 +22,8 @@ the FLL channels of the non-gradiometric pairs.
 Results: `pixels.<name>` (fwhm_eV, fwhm_err_eV, baseline_fwhm_eV, predicted_fwhm_eV, counts,
 ...), `mean_fwhm_eV`, `mean_baseline_fwhm_eV`, `mean_predicted_fwhm_eV`, `background` (the first
 group: rate_per_keV_cm2_s, rate_err, live_time_s, ...) and `background_groups` (all),
-`cuts.<label>.*` (what each cut removed and its live-time cost), and an event list
+`cuts.<label>.*` (what each cut removed and its live-time cost), `calibration_lines` (chi2 and
+dof over pixels, each line's pixels and residual pulls, the nonlinearity), and an event list
 `data/mmc_events.npz` (one row per pulse record of every analysed pixel).
 """
 
@@ -39,8 +43,10 @@ from cryodaq.acquisition.pipelines import (
     PipelineError,
     PipelineInput,
     PipelineResult,
+    mmc_lines,
     run_plan,
 )
+from cryodaq.acquisition.pipelines.mmc_background_group import background_group
 from cryodaq.acquisition.pipelines.mmc_figures import figure_jobs
 from cryodaq.acquisition.pipelines.mmc_pixel import (
     PartInfo,
@@ -50,7 +56,6 @@ from cryodaq.acquisition.pipelines.mmc_pixel import (
 )
 from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
 from cryodaq.acquisition.pipelines.stored_runs import geometry, jsonable
-from cryodaq.analysis.mmc_background import BurstCut, background_rate, burst_cut
 
 ROWS = "ABCDEFGH"
 
@@ -85,6 +90,8 @@ DEFAULTS: dict[str, Any] = {
     "channels": None,
     "spectrum_bin_eV": 200.0,
     "spectrum_max_eV": 20000.0,
+    "sources": ["fe55"],  # in front during the calibration acquisitions: fe55 [, am241]
+    "absorber_thickness_um": 20.0,  # Au: the expected rates of the calibration lines
 }
 
 
@@ -102,6 +109,7 @@ def _options(inp: PipelineInput) -> dict[str, Any]:
         raise PipelineError(
             f"mmc: band_eV must be [lo, hi] with 0 <= lo < hi, got {opts['band_eV']}"
         )
+    mmc_lines.calibration_lines(opts)  # PipelineError on a bad `sources`
     return opts
 
 
@@ -119,7 +127,12 @@ def _parts(inp: PipelineInput, names: list[str], what: str) -> tuple[PartInfo, .
             meta = info.get("metadata") or {}
             live = inp.reader.commit(part).processed_samples / info["sample_rate_hz"]
             source = str(meta.get("source", ""))
-            out.append(PartInfo(part, source, float(meta.get("start_time_ns", 0)) * 1e-9, live))
+            origin = tuple(
+                (int(ch), str(inst), int(own))
+                for ch, (inst, own) in (meta.get("channel_sources") or {}).items()
+            )  # several ADCs in one acquisition: each channel's ADC and own number
+            start_s = float(meta.get("start_time_ns", 0)) * 1e-9
+            out.append(PartInfo(part, source, start_s, live, origin))
     return tuple(out)
 
 
@@ -136,11 +149,12 @@ def plan(inp: PipelineInput) -> ChannelPlan:
     every = [*calib, *(p for g in background.values() for p in g)]
     wiring = {str(k): int(v) for k, v in opts["wiring"].items()}
     for part in every:
-        if part.source not in wiring:
-            raise PipelineError(
-                f"mmc: acquisition {part.name!r} comes from {part.source!r}, which option "
-                f"`wiring` (source -> FLL channel of its channel 1) does not name"
-            )
+        for source in {o[1] for o in part.channels} or {part.source}:
+            if source not in wiring:
+                raise PipelineError(
+                    f"mmc: acquisition {part.name!r} comes from {source!r}, which option "
+                    f"`wiring` (source -> FLL channel of its channel 1) does not name"
+                )
     geo = geometry(inp, [p.name for p in every], "mmc")
     for part in (p for g in background.values() for p in g):
         if (inp.reader.info(part.name).get("metadata") or {}).get("trigger", {}).get(
@@ -152,7 +166,7 @@ def plan(inp: PipelineInput) -> ChannelPlan:
             )
     fll = sorted(
         {
-            ch - 1 + wiring[p.source]
+            wiring[p.origin(ch)[0]] + p.origin(ch)[1] - 1
             for p in calib
             for ch in inp.reader.channels(p.name)
         }
@@ -224,7 +238,7 @@ def _combine(
     groups: dict[str, Any] = {}
     spectra: dict[str, tuple[np.ndarray, float]] = {}
     for label, parts in shared.background.items():
-        groups[label], energies, exposure_s = _background(shared, label, parts, ok)
+        groups[label], energies, exposure_s = background_group(shared, label, parts, ok)
         out["cuts"][label] = groups[label].pop("cuts")
         spectra[label] = (energies, exposure_s)
     if groups:
@@ -233,91 +247,11 @@ def _combine(
     out = jsonable(out)
     out["events_file"] = str(_save_events(inp.run_dir / "data" / "mmc_events.npz", ok, shared))
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(inp.acquisitions))
-    figures = draw(figure_jobs(ok, spectra, opts, inp.figures_dir, f"mmc_{tag}")) if ok else []
+    out["calibration_lines"] = jsonable(mmc_lines.lines_summary(ok))
+    jobs = figure_jobs(ok, spectra, opts, inp.figures_dir, f"mmc_{tag}") if ok else []
+    jobs += mmc_lines.figure_jobs(ok, opts, inp.figures_dir, f"mmc_{tag}")
+    figures = draw(jobs) if jobs else []
     return PipelineResult(out, figures)
-
-
-def _background(
-    shared: Shared, label: str, parts: tuple[PartInfo, ...], ok: dict[str, PixelOutcome]
-) -> tuple[dict[str, Any], np.ndarray, float]:
-    """Cuts and rate of one background group; returns the numbers, the energies of the events
-    that pass every cut and the exposure (pixel area x live time summed, cm^2 s)."""
-    opts = shared.opts
-    cuts: dict[str, Any] = {"triggers": 0, "burst": {}, "coincidence": {}, "ellipse": {}}
-    bursts: list[BurstCut] = []
-    for i, part in enumerate(parts):
-        seen: dict[int, np.ndarray] = {}
-        for o in ok.values():
-            times = o.triggers.get(label, [])
-            if i < len(times) and times[i] is not None:
-                seen[o.channel] = times[i]
-        trig = np.concatenate(list(seen.values())) if seen else np.zeros(0)
-        bursts.append(
-            burst_cut(
-                trig, part.start_s, part.live_s,
-                max_per_minute=int(opts["burst_per_minute"]),
-                minute_s=float(opts["minute_s"]), guard=int(opts["burst_guard_minutes"]),
-            )  # fmt: skip
-        )
-        cuts["triggers"] += int(trig.size)
-        cuts["burst"]["triggers_removed"] = cuts["burst"].get("triggers_removed", 0) + int(
-            (~bursts[-1].keeps(trig)).sum()
-        )
-    n = {"events": 0, "burst": 0, "coincidence": 0, "ellipse": 0}
-    kept_e, exposure = [], 0.0
-    for o in ok.values():
-        ev = o.background.get(label)
-        live = sum(b.live_after_s for i, b in enumerate(bursts) if _has(o, label, i))
-        exposure += float(opts["pixel_area_cm2"]) * live
-        if ev is None:
-            continue
-        b = np.ones(ev.time_s.size, bool)
-        for i, burst in enumerate(bursts):
-            sel = ev.part == i
-            b[sel] = burst.keeps(ev.time_s[sel])
-        c = ev.coincidence <= 1
-        n["events"] += ev.time_s.size
-        n["burst"] += int((~b).sum())
-        n["coincidence"] += int((b & ~c).sum())
-        n["ellipse"] += int((b & c & ~ev.inside).sum())
-        kept_e.append(ev.energy_eV[b & c & ev.inside])
-    energies = np.concatenate(kept_e) if kept_e else np.zeros(0)
-    total_live = sum(p.live_s for p in parts)
-    dropped = sum(b.dropped_s for b in bursts)
-    cuts["burst"].update(
-        {
-            "events_removed": n["burst"],
-            "dropped_s": dropped,
-            "live_time_fraction_lost": dropped / total_live if total_live else None,
-            "minutes_dropped": int(sum(b.dropped.sum() for b in bursts)),
-            "dropped_intervals_s": [list(iv) for b in bursts for iv in b.intervals()],
-        }
-    )
-    cuts["coincidence"] = {"events_removed": n["coincidence"], "live_time_fraction_lost": 0.0}
-    cuts["ellipse"] = {"events_removed": n["ellipse"], "live_time_fraction_lost": 0.0}
-    cuts["events"] = n["events"]
-    cuts["events_kept"] = int(energies.size)
-    area = float(opts["pixel_area_cm2"]) * len(ok)
-    lo, hi = (float(x) for x in opts["band_eV"])
-    numbers: dict[str, Any] = {"label": label, "acquisitions": [p.name for p in parts],
-                               "cuts": cuts}
-    if exposure > 0:
-        rate = background_rate(energies, exposure / area, area, lo, hi)
-        numbers.update(
-            rate_per_keV_cm2_s=rate.rate_per_keV_cm2_s,
-            rate_err=rate.rate_err,
-            live_time_s=rate.live_time_s,
-            counts=rate.counts,
-            area_cm2=area,
-            band_eV=[lo, hi],
-        )
-    return numbers, energies, exposure
-
-
-def _has(o: PixelOutcome, label: str, i: int) -> bool:
-    """Whether the pixel's channel was recorded in part `i` of group `label`."""
-    times = o.triggers.get(label, [])
-    return i < len(times) and times[i] is not None
 
 
 def _save_events(path: Path, ok: dict[str, PixelOutcome], shared: Shared) -> Path:

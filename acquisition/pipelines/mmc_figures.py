@@ -1,7 +1,7 @@
 """Figures of the `mmc` pipeline, after the seed paper: the Mn Ka histogram of one pixel with
 its fit and the natural line (Fig. 7), the 64-pixel resolution map (Fig. 8), a pulse and the
 chi2-zeta plane with the ellipse cut (Fig. 9), the background spectra of every group
-(Fig. 10, sqrt(N) errors)."""
+(Fig. 10, sqrt(N) errors), the trigger and cut efficiencies versus energy."""
 
 from __future__ import annotations
 
@@ -37,7 +37,38 @@ def figure_jobs(
     ]
     if spectra:
         out.append((_background, (spectra, opts, directory / f"{prefix}_background.png")))
+    if any(o.efficiency is not None for o in ok.values()):
+        out.append((_efficiency, (ok, directory / f"{prefix}_efficiency.png")))
     return out
+
+
+def _efficiency(ok: dict[str, PixelOutcome], path: Path) -> Path:
+    """Trigger and chi2-zeta cut efficiency versus energy: each pixel (thin), their median
+    (thick), the median 50 % points (dotted)."""
+    fig, ax = plots.figure()
+    effs = [o.efficiency for o in ok.values() if o.efficiency is not None]
+    for i, (what, curves) in enumerate((
+        ("trigger", [e.trigger for e in effs if e.trigger is not None]),
+        ("chi2-zeta cut", [e.cut for e in effs]),
+    )):  # fmt: skip
+        if not curves:
+            continue
+        for c in curves:
+            ax.plot(c.energy_eV, c.efficiency, color=f"C{i}", lw=0.4, alpha=0.4)
+        median = np.median([c.efficiency for c in curves], axis=0)
+        e50 = [x for x in (c.crossing(0.5) for c in curves) if x is not None]
+        low = "≤ " if e50 and np.median(e50) <= curves[0].energy_eV[0] else ""
+        label = what + (f": 50 % at {low}{np.median(e50):.0f} eV" if e50 else "")
+        ax.plot(curves[0].energy_eV, median, color=f"C{i}", lw=2.0, label=label)
+        if e50:
+            ax.axvline(float(np.median(e50)), color=f"C{i}", ls=":", lw=1.0)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("E (eV)")
+    ax.set_ylabel("efficiency")
+    ax.set_title(f"Efficiency from pulses injected in noise records ({len(effs)} pixels)")
+    ax.legend(loc="lower right")
+    return plots.save(fig, path)
 
 
 def _ka_histogram(o: PixelOutcome, path: Path) -> Path:

@@ -7,9 +7,11 @@ double meander have opposite polarity); clean records and the optimal filter as 
 pipeline learns them (`learn_filter`, isolation counting both pixels' triggers); the average
 pulse again from Mn Ka events only, and its filter; chi2 and zeta of every record; the ellipse
 cut learned on the Ka events; the temperature correction against the non-gradiometric
-channels; the quadratic calibration on Mn Ka and Kb; the Ka fit (Holzer shape convolved with a
-Gaussian, Poisson likelihood, 0.5 eV bins); the baseline resolution from the noise records and
-the filter's prediction.
+channels; the calibration on every line of the sources in front (option `sources`: Mn Ka and Kb,
+the exact quadratic; with 241Am also the Np L lines and gammas, a cubic:
+`cryodaq.analysis.multiline_calibration`); the Ka fit (Holzer shape convolved with a Gaussian,
+Poisson likelihood, 0.5 eV bins); the baseline resolution from the noise records and the
+filter's prediction.
 
 Chip temperature with each trace: the non-gradiometric channels' noise records (periodic
 auto triggers, isolated from their pulses) give their output level (the pretrigger mean the
@@ -29,8 +31,12 @@ from typing import Any
 import numpy as np
 
 from cryodaq.acquisition.events import TriggerKind
+from cryodaq.acquisition.pipelines.mmc_efficiency import Efficiencies, measure
+from cryodaq.acquisition.pipelines.mmc_lines import KA, calibration_lines, calibration_numbers
 from cryodaq.acquisition.pipelines.pulses_channel import (
+    CUT_SIGMAS,
     ChannelSkipped,
+    Learned,
     Stream,
     baseline_fit,
     learn_filter,
@@ -38,11 +44,10 @@ from cryodaq.acquisition.pipelines.pulses_channel import (
     read_stream,
 )
 from cryodaq.acquisition.store.reader import RunReader
-from cryodaq.analysis.line_calibration import Calibration, KnownLine, LineResult
-from cryodaq.analysis.line_fit import dominant_peak, reference_energy
+from cryodaq.analysis.line_calibration import LineResult, fit_known_line
+from cryodaq.analysis.line_fit import dominant_peak
 from cryodaq.analysis.mmc_calibration import (
     TemperatureCorrection,
-    calibrate_on_lines,
     learn_temperature,
     no_temperature_correction,
 )
@@ -53,17 +58,19 @@ from cryodaq.analysis.mmc_shape import (
     shape_parameters,
     zeta_noise,
 )
+from cryodaq.analysis.multiline_calibration import (
+    MultilineResult,
+    PolynomialCalibration,
+    calibrate_lines,
+)
 from cryodaq.analysis.optimal_filter import (
     AveragePulse,
     OptimalFilter,
     average_pulse,
     optimal_filter,
 )
-from cryodaq.analysis.record_cuts import isolated
-from cryodaq.analysis.xray_lines import MN_KA, MN_KB
+from cryodaq.analysis.record_cuts import isolated, rise_after_peak, within
 
-KA = KnownLine("MnKa", reference_energy(MN_KA), MN_KA)
-KB = KnownLine("MnKb", reference_energy(MN_KB), MN_KB)
 #: Half-width of the Ka selection around the dominant peak, relative (Ka1-Ka2 is 0.19 %),
 #: after the temperature correction, and before it (chip drifts move the gain by ~0.5 %).
 KA_HALF_WIDTH = 0.006
@@ -78,12 +85,22 @@ TEMPERATURE_PASSES = 3
 
 @dataclass(frozen=True)
 class PartInfo:
-    """One stored acquisition part: its source, start (s, clock of the run) and live time."""
+    """One stored acquisition part: its source, start (s, clock of the run) and live time;
+    `channels`: (stored channel, instrument, the instrument's own channel) of each channel
+    (several instruments acquired as one stream, e.g. both ADCs; empty: all from `source`)."""
 
     name: str
     source: str
     start_s: float
     live_s: float
+    channels: tuple[tuple[int, str, int], ...] = ()
+
+    def origin(self, stored: int) -> tuple[str, int]:
+        """(instrument, its own channel number) of stored channel `stored`."""
+        for ch, inst, own in self.channels:
+            if ch == stored:
+                return inst, own
+        return self.source, stored
 
 
 @dataclass(frozen=True)
@@ -99,9 +116,19 @@ class Shared:
     thermometers: tuple[int, ...]  # FLL channels
 
     def local(self, part: PartInfo, fll: int) -> int | None:
-        """The source's channel number of FLL channel `fll` in `part` (None: not there)."""
+        """The stored channel number of FLL channel `fll` in `part` (None: not there)."""
+        for ch, inst, own in part.channels:
+            if inst in self.first_channel and self.first_channel[inst] + own - 1 == fll:
+                return ch
+        if part.channels:
+            return None
         ch = fll - self.first_channel[part.source] + 1
         return ch if ch >= 1 else None
+
+    def fll(self, part: PartInfo, stored: int) -> int:
+        """The FLL channel of stored channel `stored` of `part`."""
+        inst, own = part.origin(stored)
+        return self.first_channel[inst] + own - 1
 
 
 @dataclass
@@ -130,15 +157,20 @@ class PixelOutcome:
     avg: AveragePulse
     filt: OptimalFilter
     ellipse: Ellipse
-    calibration: Calibration
+    calibration: PolynomialCalibration
     temperature: TemperatureCorrection
     ka: LineResult
+    lines: MultilineResult  # every calibration line's fit on the final scale
     calib_events: Events
     example: np.ndarray  # one clean Ka record, baseline-subtracted, record units
     noise_variance: float  # per sample, record units^2 (the chi2 normalisation)
     background: dict[str, Events] = field(default_factory=dict)
     #: label -> per part of the group: the channel's edge-trigger times (None: not recorded).
     triggers: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+    #: label -> per part of the group: the instrument (ADC) the channel came from.
+    adcs: dict[str, list[str | None]] = field(default_factory=dict)
+    #: trigger and chi2-zeta cut efficiency versus energy (`mmc_efficiency`).
+    efficiency: Efficiencies | None = None
 
 
 def record_signs(records: np.ndarray, pretrigger: int) -> np.ndarray:
@@ -250,9 +282,16 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
         shape_parameters(noise, avg.template, pre, ln.noise_rms**2),
     )  # fmt: skip
     inside = ellipse.inside(shape.chi2, shape.zeta, amp)
-    use = ln.p_ok & inside & mine & (amp_c > 0)
-    pred_eV = max(KA.energy_eV * filt.predicted_fwhm / peak, 1.0)
-    cal, (ka_fit, _) = calibrate_on_lines(amp_c[use], [KA, KB], pred_eV, bin_eV=KA_BIN_EV)
+    # Calibration on every isolated pulse (the ellipse and the filter's residual cut, learned
+    # at Ka, would cut the high-energy lines); the Ka resolution on the clean ones inside it.
+    isolated_ok = _calibration_pulses(stream, ln, geo, opts, mine) & (amp_c > 0)
+    use = ln.p_ok & mine & (amp_c > 0) & inside
+    pred_eV = max(KA.energy_eV * filt.predicted_fwhm / peak, 1.0)  # a start (peak: Ka's)
+    lines = calibrate_lines(amp_c[isolated_ok], calibration_lines(opts), pred_eV)
+    cal, ka_line = lines.calibration, lines.line(KA.name)
+    if ka_line is None:
+        raise ValueError(f"pixel {pixel}: no Mn Ka line among the calibration lines found")
+    ka_fit = fit_known_line(cal.energy(amp_c[use]), KA, ka_line.fit.fwhm, bin_eV=KA_BIN_EV)
     energy = cal.energy(amp_c)
     slope0 = float(cal.slope(0.0))
     base = baseline_fit(slope0 * amp_n)
@@ -271,10 +310,7 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
         "noise_records": int(amp_n.size),
         "rise_s": ln.fit.rise_s,
         "decay_s": ln.fit.decay_s,
-        "calibration_eV": [float(c) for c in cal.coefficients],
-        "nonlinearity_at_ka": float(cal.coefficients[2] * cal.amplitude(KA.energy_eV)
-                                    / cal.coefficients[1]),
-        "kb_eV": float(cal.energy(cal.amplitude(KB.energy_eV))),
+        **calibration_numbers(lines),
         "temperature_coefficients": [float(c) for c in tc.coefficients],
         "ellipse": {
             "chi2_noise_centre": ellipse.chi2_noise_centre,
@@ -294,12 +330,36 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
         inside[mine], _coincidence(reader, parts)[mine], (ln.p_ok & ka)[mine],
     )  # fmt: skip
     out = PixelOutcome(
-        pixel, fll, sign, numbers, avg, filt, ellipse, cal, tc, ka_fit, calib_events, example,
-        ln.noise_rms**2,
+        pixel, fll, sign, numbers, avg, filt, ellipse, cal, tc, ka_fit, lines, calib_events,
+        example, ln.noise_rms**2,
     )  # fmt: skip
+    out.efficiency, expected = measure(
+        stream.noise[ln.n_ok], avg, filt, ellipse, ln.noise_rms**2, cal.amplitude, slope0, pre,
+        _trigger_of(reader, parts[0][1].name, parts[0][2]),
+    )  # fmt: skip
+    out.numbers.update(out.efficiency.numbers(expected))
     for label, group in shared.background.items():
         _apply_background(reader, shared, out, label, group, filt, avg, ellipse, tc, cal)
     return out
+
+
+def _trigger_of(reader: RunReader, acq: str, ch: int) -> dict[str, Any] | None:
+    """The edge trigger acquisition `acq` ran on channel `ch` (None: not stored)."""
+    trig = (reader.info(acq).get("metadata") or {}).get("trigger", {})
+    return trig.get("channels", {}).get(str(ch))
+
+
+def _calibration_pulses(stream: Stream, ln: Learned, geo: dict[str, Any], opts: dict[str, Any],
+                        mine: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The pixel's pulses for the energy calibration, at any energy: isolated as `learn_filter`
+    isolates them and without a second pulse in the record (no step after the peak), but with
+    no cut on the residual from the template, which grows with the amplitude."""
+    length, pre = geo["length"], geo["pre"]
+    guard = max(length, int(np.ceil(opts["isolation_decays"] * ln.fit.decay_s * geo["fs"])))
+    ok, _ = stream.isolation(guard, pre, length)
+    ok &= mine
+    ok[ok] = within(rise_after_peak(stream.pulses[ok], ln.avg.sign), CUT_SIGMAS, upper_only=True)
+    return ok
 
 
 def _temperature(
@@ -350,19 +410,21 @@ def _apply_background(
     avg: AveragePulse,
     ellipse: Ellipse,
     tc: TemperatureCorrection,
-    cal: Calibration,
+    cal: PolynomialCalibration,
 ) -> None:
     """Energies, shape parameters and cut flags of this pixel's records in background group
     `label`; every edge trigger time of the channel per part (for the burst cut)."""
     pre, fs = shared.geo["pre"], shared.geo["fs"]
     parts = _parts_with(shared, reader, group, out.channel)
     out.triggers[label] = [None] * len(group)
+    out.adcs[label] = [None] * len(group)
     if not parts:
         return
     stream = read_stream(reader, [p.name for _, p, _ in parts], parts[0][2])
     part_idx, t, _ = _stream_times(stream, parts, fs)
-    for i, _, _ in parts:
+    for i, part, ch in parts:
         out.triggers[label][i] = t[part_idx == i]
+        out.adcs[label][i] = part.origin(ch)[0]
     signs = record_signs(stream.pulses, pre) if len(stream.pulses) else np.zeros(0, int)
     mine = signs == out.sign
     if not mine.any():
