@@ -1,6 +1,7 @@
-"""The lines of a 241Am source as a detector with Au absorbers sees them: Np L X-rays and the
-26.3 and 59.5 keV gammas, each a `KnownLine` with its energy, energy uncertainty, natural shape
-and expected relative rate (photons per 100 decays absorbed in the absorber).
+"""The lines of a 241Am source: what it emits (`am241_emission`, the one source of these data,
+also for the simulator) and what a detector with Au absorbers sees (`am241_lines`: Np L X-rays
+and the 26.3 and 59.5 keV gammas, each a `KnownLine` with its energy, energy uncertainty,
+natural shape and expected relative rate, photons per 100 decays absorbed in the absorber).
 
 Np L X-rays (xraydb, Elam et al. tables): energies (tabulated to 1 eV, so each carries a
 rounding uncertainty of 1/sqrt(12) eV), relative intensities within each initial L subshell,
@@ -24,6 +25,7 @@ Absorption: photoabsorption in Au of the given thickness, xraydb mass attenuatio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -50,12 +52,25 @@ ROUNDING_EV = 1.0 / np.sqrt(12.0)
 MIN_RELATIVE = 0.01
 
 
+@dataclass(frozen=True)
+class EmissionLine:
+    """One line the source emits, before any absorption."""
+
+    name: str
+    energy_eV: float
+    energy_err_eV: float
+    fwhm_eV: float  # natural (Lorentzian) full width; 0 for the gammas (far below 1 eV)
+    per_100_decays: float  # photons emitted per 100 decays
+
+
 def au_photoabsorption(energy_eV: np.ndarray | float, thickness_um: float) -> np.ndarray:
     """Probability that a photon at normal incidence is photoabsorbed in `thickness_um` of Au
     (the full energy stays in the absorber): mu_photo / mu_total (1 - exp(-mu_total t))."""
     if not thickness_um > 0:
         raise ValueError(f"absorber thickness must be > 0 um, got {thickness_um}")
     e = np.atleast_1d(np.asarray(energy_eV, dtype=np.float64))
+    if e.size == 0:
+        return np.zeros(0)
     rho = xraydb.atomic_density("Au")
     total = xraydb.mu_elam("Au", e, kind="total") * rho
     photo = xraydb.mu_elam("Au", e, kind="photo") * rho
@@ -81,23 +96,44 @@ def _levels(final: str) -> list[str]:
     return [head, *(head[:-len(r)] + r for r in rest)]
 
 
-def np_l_lines(thickness_um: float = 20.0) -> tuple[KnownLine, ...]:
-    """The resolved Np L lines (see module docstring), strongest first."""
+@lru_cache(maxsize=1)
+def _np_l_emission() -> tuple[EmissionLine, ...]:
+    """Every Np L line from an L1, L2 or L3 vacancy (see module docstring), by energy."""
     weights = _level_weights()
-    out = []
     edges = xraydb.xray_edges(ELEMENT)
-    for name, line in xraydb.xray_lines(ELEMENT).items():
+    out = []
+    for name, line in sorted(xraydb.xray_lines(ELEMENT).items(), key=lambda kv: kv[1].energy):
         lv, finals = line.initial_level, _levels(line.final_level)
         if lv not in weights:
             continue
         width = xraydb.core_width(ELEMENT, lv) + xraydb.core_width(ELEMENT, finals[0])
         spread = np.ptp([edges[f].energy for f in finals])  # 0 for a single transition
         err = float(np.hypot(ROUNDING_EV, spread / np.sqrt(12.0)))
-        per_decay = weights[lv] * line.intensity * float(au_photoabsorption(line.energy,
-                                                                            thickness_um)[0])
-        shape = (Lorentzian(float(line.energy), float(width), 1.0),)
-        out.append(KnownLine(f"Np{name.replace(',', '_')}", float(line.energy), shape, err,
-                             per_decay))  # fmt: skip
+        out.append(EmissionLine(f"Np{name.replace(',', '_')}", float(line.energy), err,
+                                float(width), weights[lv] * float(line.intensity)))
+    return tuple(out)
+
+
+def _gamma_emission() -> tuple[EmissionLine, ...]:
+    return tuple(EmissionLine(name, e, err, 0.0, p) for name, e, err, p in GAMMAS)
+
+
+def am241_emission() -> tuple[EmissionLine, ...]:
+    """All lines a 241Am source emits (Np L X-rays, then the gammas), by energy: unfiltered,
+    without absorption."""
+    return _np_l_emission() + _gamma_emission()
+
+
+def _seen(line: EmissionLine, thickness_um: float) -> KnownLine:
+    """`line` as the detector sees it: photons per 100 decays absorbed in the Au."""
+    absorbed = line.per_100_decays * float(au_photoabsorption(line.energy_eV, thickness_um)[0])
+    shape = (Lorentzian(line.energy_eV, line.fwhm_eV, 1.0),) if line.fwhm_eV > 0 else None
+    return KnownLine(line.name, line.energy_eV, shape, line.energy_err_eV, absorbed)
+
+
+def np_l_lines(thickness_um: float = 20.0) -> tuple[KnownLine, ...]:
+    """The resolved Np L lines (see module docstring), strongest first."""
+    out = [_seen(ln, thickness_um) for ln in _np_l_emission()]
     top = max(ln.intensity for ln in out)
     return tuple(sorted((ln for ln in out if ln.intensity >= MIN_RELATIVE * top),
                         key=lambda ln: -ln.intensity))  # fmt: skip
@@ -106,8 +142,5 @@ def np_l_lines(thickness_um: float = 20.0) -> tuple[KnownLine, ...]:
 def am241_lines(thickness_um: float = 20.0) -> tuple[KnownLine, ...]:
     """Np L lines and the two gammas (Gaussian: natural widths far below 1 eV), strongest
     first by expected absorbed photons per 100 decays."""
-    gammas = tuple(
-        KnownLine(name, e, None, err, p * float(au_photoabsorption(e, thickness_um)[0]))
-        for name, e, err, p in GAMMAS
-    )
+    gammas = tuple(_seen(ln, thickness_um) for ln in _gamma_emission())
     return tuple(sorted(np_l_lines(thickness_um) + gammas, key=lambda ln: -ln.intensity))

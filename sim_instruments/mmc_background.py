@@ -4,10 +4,12 @@ Every process is a Poisson process; `EventGenerator.chunk` draws the events of o
 virtual time as rows (time, pixel or channel, kind, deposit, energy), which `mmc_array` turns
 into signals and keeps as truth. Kinds:
 - `xray`: a photon of a calibration source (`world.detector.source`: fe55, am241 or a list),
-  absorbed in a pixel's absorber with the probability its thickness of Au gives (xraydb,
-  `xray_sources`; the rest pass through); 55Fe energies are drawn from the natural (Holzer)
-  Mn Ka / Kb shapes of `cryodaq.analysis.xray_lines`, 241Am's are the Np L lines and gammas
-  of `xray_sources.am241_lines`.
+  photoabsorbed in a pixel's absorber with the probability its thickness of Au gives at its
+  line's centre (`cryodaq.analysis.am241_lines.au_photoabsorption`, xraydb, as the calibration
+  expects; the rest pass through or scatter out); 55Fe energies are drawn from the natural
+  (Holzer) Mn Ka / Kb shapes of `cryodaq.analysis.xray_lines`, 241Am's from the Np L lines
+  (Lorentzians of their natural widths) and the sharp gammas of
+  `cryodaq.analysis.am241_lines.am241_emission`.
 - `continuum`: flat background spectrum, `world.background.continuum_per_keV_cm2_s` over the
   absorbers' area (64 x 500 x 500 um^2 = 16 mm^2, REFERENCE section 1).
 - `fluorescence`: Cu Ka (8.0 keV) and Nb Ka (16.6 keV) from the holder and the shield.
@@ -28,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from cryodaq.analysis.am241_lines import am241_emission, au_photoabsorption
 from cryodaq.analysis.line_fit import Lorentzian
 from cryodaq.analysis.xray_lines import MN_KA, MN_KB
 from cryodaq.sim_instruments.params import number
-from cryodaq.sim_instruments.xray_sources import am241_lines, au_absorption
 
 #: Sampled natural-line energies stay within this distance of their component (eV); the
 #: Lorentzian tails beyond (~0.1 % of events) are redrawn.
@@ -74,9 +76,13 @@ class SourceLine:
 #: 55Fe: Mn Ka (Ka1 + Ka2) and Kb; Kb/Ka = 0.136 from the emission probabilities per decay
 #: (DDEP/LNHB 55Fe: Ka2 8.45 %, Ka1 16.57 %, Kb 3.40 %; approx.).
 FE55 = (SourceLine(25.02, 5898.75, MN_KA), SourceLine(3.40, 6490.45, MN_KB))
-#: 241Am: the Np L lines (xraydb energies, intensities from the subshell yields) and the
-#: gammas, photons per 100 decays (`cryodaq.sim_instruments.xray_sources`).
-AM241 = tuple(SourceLine(w, e) for _, e, w in am241_lines())
+#: 241Am: the Np L lines (xraydb energies and natural widths, intensities from the subshell
+#: yields) and the gammas (sharp), photons per 100 decays (`cryodaq.analysis.am241_lines`).
+AM241 = tuple(
+    SourceLine(ln.per_100_decays, ln.energy_eV,
+               (Lorentzian(ln.energy_eV, ln.fwhm_eV, 1.0),) if ln.fwhm_eV > 0 else ())
+    for ln in am241_emission()
+)
 SOURCE_LINES = {"fe55": FE55, "am241": AM241}
 #: Fluorescence (Ka1, Ka2 at 2:1) of copper and niobium (xraydb/Bearden energies, eV).
 CU_KA = ((8047.8, 2.0), (8027.8, 1.0))
@@ -210,9 +216,11 @@ class EventGenerator:
         self.sources = sources
         self.background = background
         self.layout = layout
-        # absorption in the Au absorber at each line's energy (a natural line at its centre)
-        self._absorbed = [au_absorption(np.array([ln.energy_eV for ln in s.lines]),
-                                        layout.absorber_m) for s in sources]
+        # photoabsorption in the Au at each line's centre, as the calibration expects (the
+        # tails of Np Ll and La2 reach across the Au L3 / L2 edges, 48 and 27 eV away: for
+        # absorbers >= 8 um that changes their absorbed fraction by < 4 % and < 1 %)
+        self._absorbed = [au_photoabsorption(np.array([ln.energy_eV for ln in s.lines]),
+                                             layout.absorber_m * 1e6) for s in sources]
 
     def chunk(self, t0: float, dt: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Events in [t0, t0 + dt), sorted by time: time_s, pixel (-1: a whole channel),

@@ -6,10 +6,11 @@ The pixel is the model of `cryodaq.analysis.mmc_thermo` built from the entry's p
 running at the temperature of the thermal plate `plate` (default `detector`, the one the
 temperature controller regulates; `temperature_K` without a World). Photons arrive as a
 Poisson process at `rate_hz` with the energy spectrum of `lines` / `continuum` (as
-`PulseSource`), are absorbed with the probability the absorber's thickness of Au gives
-(xraydb), lose the athermal fraction of their hit position and give the model's pulse at the
-plate temperature of that moment. The noise is the model's: thermodynamic fluctuations, Er
-1/f and the two-stage SQUID's white and 1/f noise (`mmc_render`).
+`PulseSource`), are photoabsorbed with the probability the absorber's thickness of Au gives
+(`cryodaq.analysis.am241_lines.au_photoabsorption`, xraydb), lose the athermal fraction of
+their hit position and give the model's pulse at the plate temperature of that moment. The
+noise is the model's: thermodynamic fluctuations, Er 1/f and the two-stage SQUID's white and
+1/f noise (`mmc_render`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cryodaq.analysis.am241_lines import au_photoabsorption
 from cryodaq.sim_instruments import ziggurat
 from cryodaq.sim_instruments.mmc_pixels import PixelModel
 from cryodaq.sim_instruments.mmc_render import NoiseSections, add_terms
 from cryodaq.sim_instruments.params import number
 from cryodaq.sim_instruments.pulse_source import HISTORY_LENGTH, TAIL_DECAYS, EnergySpectrum
-from cryodaq.sim_instruments.xray_sources import au_absorption
 
 if TYPE_CHECKING:
     from cryodaq.sim_instruments.world import World
@@ -49,7 +50,7 @@ class MmcPixelSource:
             world.thermal.temperature(self.plate)  # a wrong plate name fails here, named
         rng_pixel, self._rng_events, self._rng_noise, state_rng = rng.spawn(4)
         self.model = PixelModel(params, where, 1, rng_pixel)
-        self.thickness_m = float(self.model.design.absorber_thickness_m[0])
+        self.thickness_um = float(self.model.design.absorber_thickness_m[0]) * 1e6
         self._state = ziggurat.new_state(state_rng)
         self._spare = np.zeros(1)
         self._noise: NoiseSections | None = None
@@ -86,7 +87,7 @@ class MmcPixelSource:
             # not depend on block sizes
             e = float(self.spectrum.sample(self._rng_events, 1)[0])
             absorbed, position = self._rng_events.random(2)
-            if absorbed < float(au_absorption(e, self.thickness_m)[0]):
+            if absorbed < float(au_photoabsorption(e, self.thickness_um)[0]):
                 times.append(self._next_t)
                 energies.append((e, position))
             self._next_t += self._rng_events.exponential(1.0 / self.rate_hz)

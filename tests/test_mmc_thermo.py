@@ -2,7 +2,7 @@
 independent calculations: heat capacities and magnetisation, the two-body system against a
 direct integration of its equations, the thermodynamic noise against REFERENCE's S_Ez, the
 nonlinear pulse height against the nonlinear equations integrated in time; and the 241Am
-source of the simulator (xraydb lines and Au absorption)."""
+source the simulator shares with the analysis (xraydb lines and Au photoabsorption)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import xraydb
 from scipy.integrate import solve_ivp
 
 from cryodaq.analysis import mmc_thermo as m
+from cryodaq.analysis.am241_lines import GAMMAS, L_GROUPS, am241_emission, au_photoabsorption
+from cryodaq.analysis.line_fit import Lorentzian
 from cryodaq.sim_instruments.mmc_array import MmcArray, mmc_array
-from cryodaq.sim_instruments.mmc_background import AM241
+from cryodaq.sim_instruments.mmc_background import AM241, Source
 from cryodaq.sim_instruments.world import World
-from cryodaq.sim_instruments.xray_sources import AM241_GAMMAS, AM241_L_GROUPS, au_absorption
 
 #: A non-default design: Au:Er, thinner absorber, other current and concentration.
 DESIGN = m.MmcDesign(absorber_thickness_m=12e-6, sensor_thickness_m=2e-6, er_ppm=650.0,
@@ -132,19 +134,56 @@ def test_nonlinear_height_follows_the_nonlinear_equations() -> None:
 
 
 def test_am241_lines_and_absorption_come_from_xraydb() -> None:
-    e = {round(ln.energy_eV): ln.weight for ln in AM241}
-    assert e[13946] > e[13761] > 0 and 17751 in e and 20784 in e  # Np La1, La2, Lb1, Lg1
-    # the groups sum to the nuclear-data totals they were solved from
-    for group, lo, hi in (("La", 13.5e3, 14.1e3), ("Lb", 16.0e3, 18.1e3),
-                          ("Lg", 20.7e3, 21.6e3)):
-        total = sum(w for k, w in e.items() if lo < k < hi)
-        assert total == pytest.approx(AM241_L_GROUPS[group], rel=1e-9)
-    for energy, w in AM241_GAMMAS:
-        assert e[round(energy)] == w
-    # 59.5 keV mostly passes 20 um of Au; Mn Ka is stopped
-    p = au_absorption(np.array([5898.0, 59540.9]), 20e-6)
-    assert p[0] > 0.999 and 0.1 < p[1] < 0.2
-    assert au_absorption(59540.9, 40e-6)[0] == pytest.approx(1 - (1 - p[1]) ** 2, rel=1e-9)
+    """One set of 241Am data for the analysis and the simulator: xraydb energies and
+    core-hole widths, group totals of the evaluation, Au photoabsorption from xraydb."""
+    emitted = {ln.name: ln for ln in am241_emission()}
+    for name, line in xraydb.xray_lines("Np").items():
+        if line.initial_level in ("L1", "L2", "L3"):
+            ln = emitted[f"Np{name.replace(',', '_')}"]
+            assert ln.energy_eV == line.energy, name
+    la1 = emitted["NpLa1"]
+    assert la1.per_100_decays > emitted["NpLa2"].per_100_decays > 0
+    assert la1.fwhm_eV == pytest.approx(xraydb.core_width("Np", "L3")
+                                        + xraydb.core_width("Np", "M5"), rel=1e-12)
+    # the groups sum to the evaluation's totals they were fitted to
+    for total, names in L_GROUPS:
+        group = sum(emitted[f"Np{n.replace(',', '_')}"].per_100_decays for n in names)
+        assert group == pytest.approx(total, rel=1e-9)
+    for name, energy, _, per_100 in GAMMAS:
+        assert (emitted[name].energy_eV, emitted[name].fwhm_eV) == (energy, 0.0)
+        assert emitted[name].per_100_decays == per_100
+    # the simulator's source is these lines: natural Lorentzians, the gammas sharp
+    assert len(AM241) == len(emitted)
+    for sim, ln in zip(AM241, am241_emission(), strict=True):
+        assert (sim.weight, sim.energy_eV) == (ln.per_100_decays, ln.energy_eV)
+        if ln.fwhm_eV > 0:
+            assert sim.shape == (Lorentzian(ln.energy_eV, ln.fwhm_eV, 1.0),)
+        else:
+            assert sim.shape == ()
+    # ... and it draws them with the natural width: median |E - E0| of a Lorentzian is its
+    # HWHM (0.99 HWHM with the tails cut at 500 eV); 2e4 draws: +-1.1 % (1 sigma)
+    lb1 = next(s for s in AM241 if s.energy_eV == emitted["NpLb1"].energy_eV)
+    e, _ = Source("lb1", 1.0, (lb1,)).sample(np.random.default_rng(5), 20_000)
+    assert np.median(np.abs(e - lb1.energy_eV)) == pytest.approx(0.99 * lb1.shape[0].fwhm_eV / 2,
+                                                               rel=0.05)
+    # photoabsorption: xraydb's photo / total attenuation of Au; 59.5 keV mostly passes
+    # 20 um of Au, Mn Ka is stopped (1.6 % scatters)
+    energy = np.array([5898.0, 59540.9])
+    photo = xraydb.material_mu("Au", energy, kind="photo")
+    total = xraydb.material_mu("Au", energy, kind="total")
+    p = au_photoabsorption(energy, 20.0)
+    np.testing.assert_allclose(p, photo / total * (1 - np.exp(-total * 20e-4)), rtol=1e-9)
+    assert p[0] > 0.98 and 0.1 < p[1] < 0.2
+    # twice the thickness: the photons that pass the first layer, (1 - p / r), pass the
+    # second with the same probability (r = photo / total, the photoabsorbed share)
+    r = photo[1] / total[1]
+    assert au_photoabsorption(59540.9, 40.0)[0] == pytest.approx(
+        r * (1 - (1 - p[1] / r) ** 2), rel=1e-9)
+
+
+#: Window of the Np Lb group and Ln (15.86-17.99 keV; every line's tails, cut at +-500 eV,
+#: stay inside, and no other line's reach it).
+LB_WINDOW_EV = (15.3e3, 18.6e3)
 
 
 def _counts(thickness_um: float) -> tuple[int, int]:
@@ -154,16 +193,20 @@ def _counts(thickness_um: float) -> tuple[int, int]:
         "sources": {"am241": {"rate_per_pixel_hz": 20.0}}, "background": {"enabled": False}}))
     arr.generate_until(30.0)
     energy = arr.truth()["energy_eV"]
-    return int(np.sum(np.abs(energy - 59540.9) < 1)), int(np.sum(np.abs(energy - 17751) < 1))
+    lo, hi = LB_WINDOW_EV
+    return int(np.sum(np.abs(energy - 59540.9) < 1)), int(np.sum((energy > lo) & (energy < hi)))
 
 
 def test_simulated_am241_spectrum_follows_the_absorber_thickness() -> None:
-    """Per photon in front: gammas absorbed as the thickness says, relative to Np Lb1."""
-    lb1_per_decay = {round(ln.energy_eV): ln.weight for ln in AM241}[17751]
+    """Per photon in front: gammas absorbed as the thickness says, relative to the Np Lb
+    group (and Ln)."""
+    lo, hi = LB_WINDOW_EV
+    lb = [ln for ln in am241_emission() if lo < ln.energy_eV < hi]
     for thickness in (8.0, 40.0):
-        gamma, lb1 = _counts(thickness)
-        p = au_absorption(np.array([59540.9, 17751.0]), thickness * 1e-6)
-        expected = 35.92 * p[0] / (lb1_per_decay * p[1])
-        ratio = gamma / lb1
-        err = ratio * math.sqrt(1 / gamma + 1 / lb1)
+        gamma, lb_counts = _counts(thickness)
+        p_lb = au_photoabsorption(np.array([ln.energy_eV for ln in lb]), thickness)
+        expected = 35.92 * au_photoabsorption(59540.9, thickness)[0] / sum(
+            ln.per_100_decays * p for ln, p in zip(lb, p_lb, strict=True))
+        ratio = gamma / lb_counts
+        err = ratio * math.sqrt(1 / gamma + 1 / lb_counts)
         assert ratio == pytest.approx(expected, abs=4 * err), thickness
