@@ -2,7 +2,8 @@
 flux-ramp demodulation adds at a fixed frequency and its harmonics (62.5 kHz in HOLMES).
 
 The components' shapes come from outside (`cryodaq.analysis.tes_noise`: the electrothermal
-model's terms for a characterised device, or the measured pulse's shapes); their amplitudes
+model's terms for the device `cryodaq.analysis.tes_characterisation` fits to this noise from
+its bias circuit, or the measured pulse's shapes); their amplitudes
 are fitted freely, as non-negative scale factors, by weighted least squares, each bin weighted
 by the model it should match (an averaged periodogram's relative scatter is the same,
 1/sqrt(records), in every bin); no amplitude is assumed. Bins at the artefact's harmonics are
@@ -71,18 +72,9 @@ def fit_noise_components(
             raise ValueError(f"noise shape {name!r} must be finite, >= 0 and of the PSD's "
                              f"{f.size} bins")
     df = f[1] - f[0]
-    nyquist = f[-1]
-    harmonics = (
-        artefact_hz * np.arange(1, int(nyquist / artefact_hz) + 1)
-        if artefact_hz and artefact_hz < nyquist
-        else np.zeros(0)
-    )
-    harmonics = harmonics[harmonics < nyquist - df]
-    use = np.ones(f.size, dtype=bool)
+    harmonics = artefact_harmonics(f, artefact_hz)
+    use = ~artefact_bins(f, artefact_hz)
     use[0] = False
-    for h in harmonics:
-        k = int(round(h / df))
-        use[max(k - 1, 0) : k + 2] = False
     names = list(shapes)
     design = np.column_stack([np.asarray(shapes[n], dtype=float) for n in names])
     norm = design[use].max(axis=0)
@@ -103,6 +95,25 @@ def fit_noise_components(
         f, noise.psd, components, {n: float(coef[i] / norm[i]) for i, n in enumerate(names)},
         harmonics, excess, excess > 1.0 + LINE_SIGMAS * sigma,
     )  # fmt: skip
+
+
+def artefact_harmonics(freqs_hz: np.ndarray, artefact_hz: float | None) -> np.ndarray:
+    """The artefact's harmonics (Hz) below the last bin but one of `freqs_hz`."""
+    df, nyquist = freqs_hz[1] - freqs_hz[0], freqs_hz[-1]
+    if not artefact_hz or artefact_hz >= nyquist:
+        return np.zeros(0)
+    harmonics = artefact_hz * np.arange(1, int(nyquist / artefact_hz) + 1)
+    return harmonics[harmonics < nyquist - df]
+
+
+def artefact_bins(freqs_hz: np.ndarray, artefact_hz: float | None) -> np.ndarray:
+    """Bool per bin: within one bin of an artefact harmonic (left out of smooth fits)."""
+    df = freqs_hz[1] - freqs_hz[0]
+    out = np.zeros(freqs_hz.size, dtype=bool)
+    for h in artefact_harmonics(freqs_hz, artefact_hz):
+        k = int(round(h / df))
+        out[max(k - 1, 0) : k + 2] = True
+    return out
 
 
 def split_component(comps: NoiseComponents, name: str, parts: Mapping[str, np.ndarray]

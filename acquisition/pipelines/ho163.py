@@ -48,13 +48,9 @@ from cryodaq.acquisition.pipelines.ho163_spectrum import (
     analyze_spectrum,
 )
 from cryodaq.acquisition.pipelines.holmes import known_line
-from cryodaq.acquisition.pipelines.pulses import Shared
-from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
+from cryodaq.acquisition.pipelines.pulses import Selection, channel_plan
 from cryodaq.acquisition.pipelines.stored_runs import (
-    geometry,
     jsonable,
-    selected_channels,
-    selected_parts,
 )
 from cryodaq.analysis.ho163_fit import Resolution
 
@@ -88,21 +84,12 @@ def plan(inp: PipelineInput) -> ChannelPlan:
     """The `ho163` pipeline as independent per-detector pieces (see `pipelines`)."""
     opts = _options(inp)
     opts["lines"] = tuple(known_line(n) for n in opts["lines"])
-    names, parts = selected_parts(inp, "ho163")
-    geo = geometry(inp, parts, "ho163")
-    chans = selected_channels(inp, parts, opts["channels"])
 
-    def combine(outcomes: Mapping[int, Ho163Detector | ChannelFailure], draw: Draw
-                ) -> PipelineResult:
-        return _combine(inp, names, opts, outcomes, draw)
+    def combine(sel: Selection, outcomes: Mapping[int, Ho163Detector | ChannelFailure], draw: Draw
+                ) -> PipelineResult:  # fmt: skip
+        return _combine(inp, sel.names, opts, outcomes, draw)
 
-    return ChannelPlan(
-        tuple(chans),
-        analyze_stored_ho163_detector,
-        Shared(inp.reader.path, tuple(parts), geo, opts),
-        combine,
-        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
-    )
+    return channel_plan(inp, "ho163", opts, analyze_stored_ho163_detector, combine)
 
 
 def run(inp: PipelineInput) -> PipelineResult:

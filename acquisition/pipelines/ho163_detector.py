@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cryodaq.acquisition.pipelines.holmes_detector import line_numbers
 from cryodaq.acquisition.pipelines.pulses import Shared
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
@@ -164,16 +165,7 @@ def analyze_ho163_detector(stream: Stream, geo: dict[str, Any], opts: dict[str, 
         "time_resolution_s": pairs.time_resolution_s,
         "false_flag_fraction": pairs.false_flags,
         "fwhm_at_q_eV": fwhm_q,
-        "calibration": {
-            "c0_eV": cal.coefficients[0],
-            "c1_eV_per_phi0": cal.coefficients[1],
-            "c2_eV_per_phi0_sq": cal.coefficients[2],
-            "lines": list(cal.names),
-            "residuals_eV": [float(r) for r in cal.residuals_eV],
-        },
-        "lines": {r.line.name: {"centre_eV": r.fit.centre, "fwhm_eV": r.fit.fwhm,
-                                "fwhm_err_eV": r.fit.fwhm_err, "counts": r.fit.counts}
-                  for r in fits},
+        **line_numbers(cal, fits),
         "tau_rise_s": shape.rise_s,
         "tau_fast_s": shape.fast_s,
     }

@@ -18,10 +18,12 @@ pulse of the pile-up pairs; default Q/2 of 163Ho), `pairs` (Monte Carlo pairs pe
 other trigger this long before a pulse: 4 ms, ~8 slow decays), `baseline_window_s` (the
 drift correction's bath signal: baselines of the quiet records within +-0.15 s of each pulse,
 weighted by their noise and a triangle; 0: the pulse's own pretrigger), `isolation_decays` (as in
-`pulses`), `tes` (the detectors' characterisation for the noise components: the small-signal
-parameters of `cryodaq.analysis.tes_electrothermal.TesSmallSignal` plus `phi0_per_A`, one
-mapping for all channels or {channel: mapping}; without it the components take the measured
-pulse's shapes), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
+`pulses`), `tes` (the detectors' bias circuit for the noise components, as a lab's characterisation
+sheet gives it: `cryodaq.analysis.tes_characterisation.CIRCUIT_KEYS` (T0, R0, I0 from the IV
+curve, G and n from the bath-power curve, L, R_L and its temperature, bath, Phi0 per A), one
+mapping for all channels or {channel: mapping}; alpha, beta and the heat capacities are fitted
+to the measured noise, never given; without it the components take the measured pulse's
+shapes), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
 `channels` (subset), `designs` (channel -> design label, for the figures), `tune` (name of
 the tune step whose sweep is plotted), `seed`.
 """
@@ -46,13 +48,9 @@ from cryodaq.acquisition.pipelines import (
 )
 from cryodaq.acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
 from cryodaq.acquisition.pipelines.holmes_figures import figure_jobs
-from cryodaq.acquisition.pipelines.pulses import Shared
-from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
+from cryodaq.acquisition.pipelines.pulses import Selection, channel_plan
 from cryodaq.acquisition.pipelines.stored_runs import (
-    geometry,
     jsonable,
-    selected_channels,
-    selected_parts,
 )
 from cryodaq.analysis.ho163 import Q_EV
 from cryodaq.analysis.line_calibration import KnownLine
@@ -122,21 +120,12 @@ def plan(inp: PipelineInput) -> ChannelPlan:
     """The `holmes` pipeline as independent per-detector pieces (see `pipelines`)."""
     opts = _options(inp)
     opts["lines"] = tuple(known_line(n) for n in opts["lines"])
-    names, parts = selected_parts(inp, "holmes")
-    geo = geometry(inp, parts, "holmes")
-    chans = selected_channels(inp, parts, opts["channels"])
 
-    def combine(outcomes: Mapping[int, DetectorResult | ChannelFailure], draw: Draw
-                ) -> PipelineResult:
-        return _combine(inp, names, geo, opts, outcomes, draw)
+    def combine(sel: Selection, outcomes: Mapping[int, DetectorResult | ChannelFailure], draw: Draw
+                ) -> PipelineResult:  # fmt: skip
+        return _combine(inp, sel.names, sel.geo, opts, outcomes, draw)
 
-    return ChannelPlan(
-        tuple(chans),
-        analyze_stored_detector,
-        Shared(inp.reader.path, tuple(parts), geo, opts),
-        combine,
-        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
-    )
+    return channel_plan(inp, "holmes", opts, analyze_stored_detector, combine)
 
 
 def run(inp: PipelineInput) -> PipelineResult:

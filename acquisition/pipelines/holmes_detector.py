@@ -19,6 +19,7 @@ equal-energy pairs on the measured noise and the pile-up fraction A tau_R.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ from cryodaq.analysis.mmc_calibration import learn_temperature
 from cryodaq.analysis.moving_average import moving_average
 from cryodaq.analysis.noise_components import (
     NoiseComponents,
+    artefact_bins,
     fit_noise_components,
     split_component,
 )
@@ -53,7 +55,7 @@ from cryodaq.analysis.optimal_filter import (
 from cryodaq.analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
 from cryodaq.analysis.record_cuts import noise_record_stats
 from cryodaq.analysis.slew import find_slips, slew_limit, unwrap_quanta
-from cryodaq.analysis.tes_electrothermal import small_signal_from
+from cryodaq.analysis.tes_characterisation import characterise, circuit_from
 from cryodaq.analysis.tes_noise import model_shapes, pole_shapes
 from cryodaq.analysis.time_resolution import PairResolution, pair_resolution, pileup_fraction
 from cryodaq.analysis.triangle_mean import triangle_mean
@@ -73,6 +75,27 @@ class DetectorResult:
     example: np.ndarray | None  # one record (Phi0, baseline removed) of the shape line
     pairs: PairResolution | None
     extra: dict[str, Any] = field(default_factory=dict)  # trigger samples: slipped, clean, all
+
+
+def line_numbers(cal: Calibration, fits: Sequence[LineResult]) -> dict[str, Any]:
+    """A detector's calibration (quadratic coefficients, lines used, residuals) and line fits
+    as summary.json reports them."""
+    return {
+        "calibration": {
+            "c0_eV": cal.coefficients[0],
+            "c1_eV_per_phi0": cal.coefficients[1],
+            "c2_eV_per_phi0_sq": cal.coefficients[2],
+            "lines": list(cal.names),
+            "residuals_eV": [float(r) for r in cal.residuals_eV],
+        },
+        "lines": {
+            r.line.name: {
+                "centre_eV": r.fit.centre, "fwhm_eV": r.fit.fwhm, "fwhm_err_eV": r.fit.fwhm_err,
+                "counts": r.fit.counts,
+            }
+            for r in fits
+        },
+    }
 
 
 def analyze_stored_detector(shared: Shared, ch: int) -> DetectorResult:
@@ -194,20 +217,7 @@ def analyze_detector(
         "noise_fwhm_eV": base_fit.fwhm,
         "noise_fwhm_err_eV": base_fit.fwhm_err,
         "predicted_fwhm_eV": slope0 * filt.predicted_fwhm,
-        "calibration": {
-            "c0_eV": cal.coefficients[0],
-            "c1_eV_per_phi0": cal.coefficients[1],
-            "c2_eV_per_phi0_sq": cal.coefficients[2],
-            "lines": list(cal.names),
-            "residuals_eV": [float(r) for r in cal.residuals_eV],
-        },
-        "lines": {
-            r.line.name: {
-                "centre_eV": r.fit.centre, "fwhm_eV": r.fit.fwhm, "fwhm_err_eV": r.fit.fwhm_err,
-                "counts": r.fit.counts,
-            }
-            for r in fits
-        },
+        **line_numbers(cal, fits),
         "drift_per_phi0": float(drift.coefficients[0]) if drift.coefficients.size else 0.0,
         "arrival_phase_gain_span": arrival.span(),
         "polarity": int(ln.avg.sign),
@@ -289,18 +299,20 @@ def _shape_numbers(fit: ThreeExponentialFit | None, fs: float, opts: dict[str, A
 
 def _noise_components(noise: NoiseSpectrum, shape: ThreeExponentialFit | None,
                       opts: dict[str, Any], ch: int) -> NoiseComponents:
-    """Components with the shapes of the characterised device's electrothermal terms (`tes`
-    option; the two Johnson terms, which a PSD cannot tell apart, fitted as one and split as
-    the model's shapes say), else the measured pulse's (a nominal TES without a fit)."""
+    """Components with the shapes of the electrothermal terms of the device fitted to this
+    noise from its bias circuit (`tes` option; `cryodaq.analysis.tes_characterisation`: alpha,
+    beta, heat capacities and links fitted, never given; the two Johnson terms, which a PSD
+    cannot tell apart, fitted as one amplitude and split as the model's shapes say), else the
+    measured pulse's (a nominal TES without a fit)."""
     f, fs = noise.freqs_hz, noise.sample_rate_hz
     tes = opts.get("tes")
     if tes is not None and "t0_K" not in tes:  # per channel
         tes = tes.get(ch, tes.get(str(ch)))
     if tes is not None and "t0_K" in tes:
-        try:
-            model = model_shapes(small_signal_from(dict(tes)), float(tes["phi0_per_A"]), f, fs)
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"holmes: option tes: {exc}") from None
+        circuit = circuit_from(dict(tes), "holmes: option tes")
+        slow = shape.slow_s if shape and np.isfinite(shape.slow_s) and shape.slow_s > 0 else 0.5e-3
+        fitted = characterise(circuit, noise, slow, artefact_bins(f, opts["artefact_hz"]))
+        model = model_shapes(fitted.device, circuit.phi0_per_A, f, fs)
         parts = {"tes_johnson": model["tes_johnson"], "load_johnson": model["load_johnson"]}
         shapes = {"thermal": model["thermal"], "johnson": parts["tes_johnson"]
                   + parts["load_johnson"], "readout": model["readout"]}

@@ -20,7 +20,7 @@ Options (all optional): `line_eV` (5898.75, Mn Ka), `line_shape` ("gaussian" or 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,37 @@ class Shared:
     opts: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What a record pipeline's combine step gets besides the outcomes: the acquisitions the
+    step named, all their parts, their record geometry (`stored_runs.geometry`)."""
+
+    names: list[str]
+    parts: list[str]
+    geo: dict[str, Any]
+
+
+def channel_plan(
+    inp: PipelineInput,
+    pipeline: str,
+    opts: dict[str, Any],
+    analyze: Callable[[Shared, int], Any],
+    combine: Callable[[Selection, Mapping[int, Any], Draw], PipelineResult],
+) -> ChannelPlan:
+    """A record pipeline as independent per-channel pieces: the step's acquisitions and their
+    resumed parts, their channels restricted to option `channels`, `analyze(shared, ch)` per
+    channel and `combine(selection, outcomes, draw)` over all of them."""
+    names, parts = selected_parts(inp, pipeline)
+    selection = Selection(names, parts, geometry(inp, parts, pipeline))
+    return ChannelPlan(
+        tuple(selected_channels(inp, parts, opts["channels"])),
+        analyze,
+        Shared(inp.reader.path, tuple(parts), selection.geo, opts),
+        lambda outcomes, draw: combine(selection, outcomes, draw),
+        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
+    )
+
+
 def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
     """One channel, read from the run store by whoever runs it (this process or a worker)."""
     reader = RunReader(shared.store)
@@ -119,21 +150,12 @@ def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
 def plan(inp: PipelineInput) -> ChannelPlan:
     """The `pulses` pipeline as independent per-channel pieces (see `pipelines`)."""
     opts = _options(inp)
-    names, parts = selected_parts(inp, "pulses")
-    geo = geometry(inp, parts, "pulses")
-    chans = selected_channels(inp, parts, opts["channels"])
 
-    def combine(outcomes: Mapping[int, ChannelResult | ChannelFailure], draw: Draw
-                ) -> PipelineResult:
-        return _combine(inp, names, parts, geo, opts, outcomes, draw)
+    def combine(sel: Selection, outcomes: Mapping[int, ChannelResult | ChannelFailure],
+                draw: Draw) -> PipelineResult:  # fmt: skip
+        return _combine(inp, sel.names, sel.parts, sel.geo, opts, outcomes, draw)
 
-    return ChannelPlan(
-        tuple(chans),
-        analyze_stored_channel,
-        Shared(inp.reader.path, tuple(parts), geo, opts),
-        combine,
-        expected=(ChannelSkipped, ValueError, np.linalg.LinAlgError),
-    )
+    return channel_plan(inp, "pulses", opts, analyze_stored_channel, combine)
 
 
 def run(inp: PipelineInput) -> PipelineResult:
