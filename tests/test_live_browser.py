@@ -50,7 +50,7 @@ def test_live_view_in_a_browser(tmp_path: Path) -> None:
         [sys.executable, "-m", "cryodaq.acquisition", "run",
          str(ROOT / "config" / "campaigns" / "quickstart.yaml"), "--out", str(tmp_path / "run"),
          "--live", "--set", "steps.1.wait_stable.window=2 s",
-         "--set", "steps.2.acquire.duration=10 s"],
+         "--set", "steps.2.acquire.duration=60 s"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     output: list[str] = []
