@@ -126,8 +126,9 @@ def time_constants(p: TesSmallSignal) -> np.ndarray:
     Complex pairs (an underdamped TES) give their real part's time constant twice."""
     lam = np.linalg.eigvals(system_matrix(p))
     if np.any(lam.real >= 0):
-        raise ValueError(f"unstable operating point: eigenvalues {lam} (L_I too large for "
-                         f"this inductance, or beta/alpha out of range)")
+        grow = ", ".join(f"{r:.3g}" for r in np.unique(lam.real[lam.real >= 0]))
+        raise ValueError(f"unstable operating point: modes growing at {grow} /s (L_I too "
+                         f"large for this inductance, or beta/alpha out of range)")
     return np.sort(-1.0 / lam.real)
 
 
@@ -241,17 +242,3 @@ def sampled_noise_psd(s: SampledSystem, f_hz: np.ndarray, out: np.ndarray) -> di
         tail = out @ np.linalg.solve(mats, rhs[..., None])[..., 0].T
         res[name] = 2.0 * s.dt_s * (out @ cov @ out + 2.0 * np.real(tail))
     return res
-
-
-def small_signal_from(fields: dict) -> TesSmallSignal:
-    """A `TesSmallSignal` from a plain mapping of its fields (lists for the tuples), as a
-    campaign's options or `dataclasses.asdict` give it; ValueError naming a missing field."""
-    names = TesSmallSignal.__dataclass_fields__
-    missing = [n for n in names if n not in fields and n not in ("deposit", "ballistic")]
-    if missing:
-        raise ValueError(f"TES small-signal parameters: missing {', '.join(missing)}")
-    out = {n: fields[n] for n in names if n in fields}
-    out["heat_capacities"] = tuple(float(c) for c in out["heat_capacities"])
-    out["links"] = tuple((int(i), int(j), float(g)) for i, j, g in out["links"])
-    out["bath_g"] = tuple(float(g) for g in out["bath_g"])
-    return TesSmallSignal(**out)

@@ -30,9 +30,6 @@ from cryodaq.analysis.tes_electrothermal import (
     sampled_noise_psd,
 )
 
-#: The TES components of `model_shapes`.
-TES_COMPONENTS = TERMS
-
 
 def model_shapes(p: TesSmallSignal, phi0_per_A: float, f_hz: np.ndarray,
                  sample_rate_hz: float) -> dict[str, np.ndarray]:

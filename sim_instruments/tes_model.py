@@ -113,7 +113,10 @@ class DeviceModel:
         self.device = TesDevice(dict(params), where)
         self.ss = self.device.small_signal()
         self.phi0_per_A = self.device.p["phi0_per_A"]
-        self.taus = time_constants(self.ss)
+        try:
+            self.taus = time_constants(self.ss)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
         self.table: PulseTable = self.device.pulse_table(max_energy_eV)
         self.peaks_per_eV = (-self.phi0_per_A * self.table.current).max(axis=1)
         self.peaks = self.peaks_per_eV * self.table.energies_eV

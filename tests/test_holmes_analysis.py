@@ -33,7 +33,6 @@ from cryodaq.analysis.slew import find_slips, max_slew, slew_limit, unwrap_quant
 from cryodaq.analysis.tes_characterisation import CIRCUIT_KEYS, characterise, circuit_from
 from cryodaq.analysis.tes_electrothermal import TesSmallSignal
 from cryodaq.analysis.tes_noise import model_shapes, record_grid, resolution_fwhm
-from cryodaq.analysis.tes_response import unit_height_pulse
 from cryodaq.analysis.time_resolution import pair_resolution, pileup_fraction
 from cryodaq.analysis.triangle_mean import triangle_mean
 from cryodaq.analysis.xray_lines import AL_KA, CA_KA, CL_KA, MN_KA, MN_KB
@@ -49,6 +48,14 @@ DEVICE = TesSmallSignal(
 PHI0_PER_A = 1.0 / 11e-6
 LINES = [KnownLine(n, s[0].energy_eV, s) for n, s in
          (("AlKa", AL_KA), ("ClKa", CL_KA), ("CaKa", CA_KA), ("MnKa", MN_KA), ("MnKb", MN_KB))]
+
+
+def unit_height_pulse(t_s: np.ndarray, rise_s: float, fast_s: float, slow_s: float,
+                      slow_fraction: float) -> np.ndarray:
+    """`three_exponential` scaled to unit peak (the peak on a 20 001-point grid)."""
+    fine = np.linspace(0.0, 5.0 * fast_s, 20_001)
+    peak = three_exponential(fine, rise_s, fast_s, slow_s, slow_fraction).max()
+    return three_exponential(t_s, rise_s, fast_s, slow_s, slow_fraction) / peak
 
 
 def coloured_noise(psd: np.ndarray, n: int, length: int, fs: float, seed: int) -> np.ndarray:

@@ -306,9 +306,9 @@ def _noise_components(noise: NoiseSpectrum, shape: ThreeExponentialFit | None,
     measured pulse's (a nominal TES without a fit)."""
     f, fs = noise.freqs_hz, noise.sample_rate_hz
     tes = opts.get("tes")
-    if tes is not None and "t0_K" not in tes:  # per channel
+    if tes is not None and all(str(k).isdigit() for k in tes):  # {channel: circuit}
         tes = tes.get(ch, tes.get(str(ch)))
-    if tes is not None and "t0_K" in tes:
+    if tes is not None:
         circuit = circuit_from(dict(tes), "holmes: option tes")
         slow = shape.slow_s if shape and np.isfinite(shape.slow_s) and shape.slow_s > 0 else 0.5e-3
         fitted = characterise(circuit, noise, slow, artefact_bins(f, opts["artefact_hz"]))
