@@ -83,7 +83,7 @@ from cryodaq.sim_instruments.mmc_background import (
     sources_from_params,
 )
 from cryodaq.sim_instruments.mmc_pixels import SENSOR_RISE_S, PixelModel, peak_norm
-from cryodaq.sim_instruments.mmc_render import NoiseSections, add_terms
+from cryodaq.sim_instruments.mmc_render import ChannelNoise, NoiseSections, add_terms
 from cryodaq.sim_instruments.params import number
 from cryodaq.sim_instruments.pulse_source import TAIL_DECAYS
 
@@ -100,8 +100,6 @@ CHUNK_S = 1.0
 KEEP_KNOTS = 7200
 #: A jump: an instantaneous step that relaxes over this time (a step within any record).
 JUMP_RECOVERY_S = 1.0
-#: The noise sections are rebuilt when the chip temperature moves by this fraction.
-NOISE_RETUNE = 0.01
 
 
 def pixel_name(index: int) -> str:
@@ -147,9 +145,7 @@ class MmcChannel:
         self._rng_noise, state_rng = rng.spawn(2)
         self._state = ziggurat.new_state(state_rng)
         self._spare = np.zeros(1)  # the second normal of a pair drawn at a block's end
-        self._noise: NoiseSections | None = None
-        self._noise_K = 0.0
-        self._phase = 0
+        self._noise = ChannelNoise(self._rng_noise)
         self._buf = np.zeros(0)
         self._terms = np.zeros((5, 0))  # rows: time, height, rise (or frequency), decay, phase
         self._pending: list[np.ndarray] = []
@@ -174,22 +170,10 @@ class MmcChannel:
 
     def _sections(self, rate_hz: float, chip_K: float) -> NoiseSections:
         """The noise sections at `rate_hz`, rebuilt when the chip temperature has moved."""
-        old = self._noise
-        if old is not None and old.rate_hz == rate_hz and abs(
-                chip_K - self._noise_K) <= NOISE_RETUNE * self._noise_K:
-            return old
         if self.dead:
-            white, onef, slow, fast = 0.0, 0.0, [], (0.0, 0.0)
-        else:
-            white, onef, slow, fast = self.array.model.channel_noise(
-                self.pixels, chip_K, self.factor)
-        new = NoiseSections(rate_hz, white, onef, slow, fast, self._rng_noise)
-        if old is not None and old.rate_hz == rate_hz:
-            new.carry_from(old)
-        else:
-            self._phase = 0
-        self._noise, self._noise_K = new, chip_K
-        return new
+            return self._noise.at(rate_hz, chip_K, lambda: (0.0, 0.0, [], (0.0, 0.0)))
+        return self._noise.at(rate_hz, chip_K, lambda: self.array.model.channel_noise(
+            self.pixels, chip_K, self.factor))
 
     def _prepare(self, t0: float, n: int, rate_hz: float) -> tuple[np.ndarray, int, int]:
         """The deterministic part of the flux (hits, jumps, bursts, temperature) in the buffer,
@@ -231,9 +215,9 @@ class MmcChannel:
             slope = (flux[k + 1] - flux[k]) / (knot_t[k + 1] - knot_t[k])
             base = flux[k] + slope * (t - knot_t[k])
             noise.render(out[i0:i1], buf[i0:i1], int(lo - i0), int(hi - i0), self._state,
-                         self._spare, int(self._phase + i0), float(scale), float(base),
+                         self._spare, int(self._noise.phase + i0), float(scale), float(base),
                          float(slope / rate))
-        self._phase += n
+        self._noise.phase += n
 
     def block(
         self,

@@ -25,15 +25,12 @@ import numpy as np
 from cryodaq.analysis.am241_lines import au_photoabsorption
 from cryodaq.sim_instruments import ziggurat
 from cryodaq.sim_instruments.mmc_pixels import PixelModel
-from cryodaq.sim_instruments.mmc_render import NoiseSections, add_terms
+from cryodaq.sim_instruments.mmc_render import ChannelNoise, NoiseSections, add_terms
 from cryodaq.sim_instruments.params import number
 from cryodaq.sim_instruments.pulse_source import HISTORY_LENGTH, TAIL_DECAYS, EnergySpectrum
 
 if TYPE_CHECKING:
     from cryodaq.sim_instruments.world import World
-
-#: The noise sections are rebuilt when the plate temperature moves by this fraction.
-NOISE_RETUNE = 0.01
 
 
 class MmcPixelSource:
@@ -53,9 +50,7 @@ class MmcPixelSource:
         self.thickness_um = float(self.model.design.absorber_thickness_m[0]) * 1e6
         self._state = ziggurat.new_state(state_rng)
         self._spare = np.zeros(1)
-        self._noise: NoiseSections | None = None
-        self._noise_K = 0.0
-        self._phase = 0
+        self._noise = ChannelNoise(self._rng_noise)
         self._buf = np.zeros(0)
         self._terms = np.zeros((5, 0))
         self._next_t: float | None = None
@@ -102,18 +97,7 @@ class MmcPixelSource:
 
     def _sections(self, rate_hz: float) -> NoiseSections:
         t = self.temperature()
-        old = self._noise
-        if old is not None and old.rate_hz == rate_hz and abs(t - self._noise_K) <= (
-                NOISE_RETUNE * self._noise_K):
-            return old
-        white, onef, slow, fast = self.model.channel_noise([0], t)
-        new = NoiseSections(rate_hz, white, onef, slow, fast, self._rng_noise)
-        if old is not None and old.rate_hz == rate_hz:
-            new.carry_from(old)
-        else:
-            self._phase = 0
-        self._noise, self._noise_K = new, t
-        return new
+        return self._noise.at(rate_hz, t, lambda: self.model.channel_noise([0], t))
 
     def _render(self, out: np.ndarray, t0: float, rate: float,
                 sigma: Callable[[float], float] | None, scale: float) -> None:
@@ -132,8 +116,8 @@ class MmcPixelSource:
         noise = self._sections(rate)
         own = noise.white_sigma()
         noise.set_white(own if sigma is None else sigma(own))
-        noise.render(out, buf, lo, hi, self._state, self._spare, self._phase, scale)
-        self._phase += n
+        noise.render(out, buf, lo, hi, self._state, self._spare, self._noise.phase, scale)
+        self._noise.phase += n
 
     def block(self, t0: float, n: int, rate_hz: float, white: np.random.Generator | None = None,
               white_sigma: float | None = None) -> np.ndarray:

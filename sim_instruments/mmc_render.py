@@ -21,6 +21,7 @@ stream does not depend on block sizes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -291,3 +292,36 @@ class NoiseSections:
             self.state = old.state * scale
             self.prev = old.prev * scale
 
+
+#: A channel's noise sections are rebuilt when its temperature has moved by this fraction.
+NOISE_RETUNE = 0.01
+
+
+class ChannelNoise:
+    """A channel's `NoiseSections` and the samples rendered with them (`phase`): rebuilt when
+    the sample rate changes (phase restarts) or the temperature moves by > NOISE_RETUNE (the
+    state carries over, `NoiseSections.carry_from`)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.sections: NoiseSections | None = None
+        self.temperature_K = 0.0
+        self.phase = 0
+
+    def at(self, rate_hz: float, temperature_K: float,
+           components: Callable[[], tuple[float, float, list[tuple[float, float]],
+                                          tuple[float, float]]]) -> NoiseSections:
+        """The sections at `rate_hz` and `temperature_K`; `components()`: the model's (white,
+        1/f at 1 Hz, slow, fast) there, asked only when the sections are rebuilt."""
+        old = self.sections
+        same_rate = old is not None and old.rate_hz == rate_hz
+        if same_rate and abs(temperature_K - self.temperature_K) <= (
+                NOISE_RETUNE * self.temperature_K):
+            return old
+        new = NoiseSections(rate_hz, *components(), self.rng)
+        if same_rate:
+            new.carry_from(old)
+        else:
+            self.phase = 0
+        self.sections, self.temperature_K = new, temperature_K
+        return new

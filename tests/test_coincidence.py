@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from maxs30_run import acquire_both_adcs, rig_doc
 
 from cryodaq.acquisition.campaign.steps.acquire import AcquireStep
 from cryodaq.acquisition.campaign.steps.acquire_setup import acquisition_for
@@ -25,10 +26,8 @@ from cryodaq.acquisition.campaign.steps.base import StepError
 from cryodaq.acquisition.clock import WorldClock
 from cryodaq.acquisition.events import TriggerKind
 from cryodaq.acquisition.rig import Rig, load_rig
-from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 
-ROOT = Path(__file__).resolve().parents[1]
 DURATION_S = 4.0
 #: A hit is timeable to a sample when it rises fast (absorber 10 us, sensor 0.1 us; a substrate
 #: deposit rises over ~0.3 ms) and stands well above the threshold (~80 eV).
@@ -50,28 +49,12 @@ def _step(**extra: object) -> AcquireStep:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("coincidence")
-    doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
+    doc = rig_doc()
     doc["world"]["seed"] = 15
     doc["world"]["detector"]["source"] = "none"
     doc["world"]["background"].update(muon_per_cm2_s=250.0, jump_per_channel_h=0.0,
                                       burst_per_h=0.0)  # fmt: skip
-    for adc, on in (("adc1", "9-16"), ("adc2", "1-8")):
-        doc["instruments"][adc]["settings"]["channels"] = {
-            "1-16": {"enabled": False}, on: {"enabled": True}
-        }
-    (tmp / "rig.yaml").write_text(yaml.safe_dump(doc))
-    with Rig(load_rig(tmp / "rig.yaml")) as rig:
-        rig.open("fll")
-        rig.open("tc")
-        adcs = [rig.open("adc1"), rig.open("adc2")]
-        rig.world.advance(30.0)
-        store = RunStore.create(tmp / "run", {})
-        acq = acquisition_for(adcs, _step(), "bg", DURATION_S, store, WorldClock(rig))
-        acq.run()
-        store.close("done")
-        truth = rig.world.detector_array("mmc").truth()
-        dead = rig.world.detector_array("mmc").channels()["dead"]
-    return {"reader": RunReader(tmp / "run"), "truth": truth, "dead": dead}
+    return acquire_both_adcs(tmp, doc, {"adc1": "9-16", "adc2": "1-8"}, _step(), 30.0)
 
 
 def test_channels_keep_their_adc(run: dict) -> None:
@@ -137,7 +120,7 @@ def test_bad_sources_are_refused_in_one_line() -> None:
 
 
 def test_sources_on_different_clocks_are_refused(tmp_path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
+    doc = rig_doc()
     doc["instruments"]["adc2"]["settings"]["sample_rate"] = "250 kHz"
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(doc))
     with Rig(load_rig(tmp_path / "rig.yaml")) as rig:

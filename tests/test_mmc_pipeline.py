@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import yaml
 
-from cryodaq.acquisition.pipelines import PipelineInput, get_pipeline
+from cryodaq.acquisition.pipelines import PipelineError, PipelineInput, get_pipeline
+from cryodaq.acquisition.pipelines.mmc_lines import calibration_lines
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
@@ -299,3 +300,13 @@ def test_world_settings_swap_the_source_and_mount_the_shield() -> None:
     assert doc["world"]["background"]["shield"] == "none"  # the rig file's mapping untouched
     with pytest.raises(ValueError, match="shield"):
         world.set_param("background.shield", "lead")
+
+
+@pytest.mark.parametrize("sources", [["am241"], ["fe55", "cs137"], ["fe55", "fe55"], [], None])
+def test_bad_calibration_sources_are_refused_in_one_line(sources: Any) -> None:
+    with pytest.raises(PipelineError, match=r"^mmc: option sources must list the calibration "
+                       r"sources once each, fe55 among them .* got ") as caught:  # fmt: skip
+        calibration_lines({"sources": sources, "absorber_thickness_um": 20.0})
+    assert "\n" not in str(caught.value)
+    assert [ln.name for ln in calibration_lines(
+        {"sources": "fe55", "absorber_thickness_um": 20.0})] == ["MnKa", "MnKb"]

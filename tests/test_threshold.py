@@ -17,27 +17,19 @@ Truth (`detector_array("mmc").truth()`) picks the clean Ka events and the pixel 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
+from maxs30_run import acquire_both_adcs, rig_doc
 
 from cryodaq.acquisition.campaign.steps.acquire import AcquireStep
-from cryodaq.acquisition.campaign.steps.acquire_setup import acquisition_for
-from cryodaq.acquisition.clock import WorldClock
 from cryodaq.acquisition.events import TriggerKind
 from cryodaq.acquisition.pipelines.mmc_efficiency import measure
-from cryodaq.acquisition.rig import Rig, load_rig
-from cryodaq.acquisition.store.reader import RunReader
-from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.sources import ReplaySource
 from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig, TriggerEngine
 from cryodaq.analysis.mmc_shape import learn_ellipse, shape_parameters, zeta_noise
 from cryodaq.analysis.optimal_filter import average_pulse, noise_psd, optimal_filter
 from cryodaq.analysis.trigger_efficiency import edge_kernel
 
-ROOT = Path(__file__).resolve().parents[1]
 DURATION_S = 4.0
 LENGTH, PRE, WIDTH = 4096, 1024, 24
 KA_EV = (5870.0, 5920.0)
@@ -48,30 +40,16 @@ CHANNELS = (2, 18)
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("threshold")
-    doc = yaml.safe_load((ROOT / "config" / "rigs" / "maxs30_sim.yaml").read_text())
+    doc = rig_doc()
     doc["world"]["seed"] = 7
     doc["world"]["sources"]["fe55"]["rate_per_pixel_hz"] = 20.0
-    for adc, on in (("adc1", "2-3"), ("adc2", "2")):
-        doc["instruments"][adc]["settings"]["channels"] = {
-            "1-16": {"enabled": False}, on: {"enabled": True}
-        }
-    (tmp / "rig.yaml").write_text(yaml.safe_dump(doc))
     step = AcquireStep.model_validate({
         "name": "calib", "sources": ["adc1", "adc2"], "duration": DURATION_S,
         "record_length": LENGTH, "pretrigger": PRE,
         "trigger": {"all": {"polarity": 0, "edge_threshold": "6 sigma", "edge_width": WIDTH,
                             "noise_every": "10 ms"}},
     })  # fmt: skip
-    with Rig(load_rig(tmp / "rig.yaml")) as rig:
-        rig.open("fll")
-        rig.open("tc")
-        adcs = [rig.open("adc1"), rig.open("adc2")]
-        rig.world.advance(60.0)
-        store = RunStore.create(tmp / "run", {})
-        acquisition_for(adcs, step, "calib", DURATION_S, store, WorldClock(rig)).run()
-        store.close("done")
-        truth = rig.world.detector_array("mmc").truth()
-    return {"reader": RunReader(tmp / "run"), "truth": truth}
+    return acquire_both_adcs(tmp, doc, {"adc1": "2-3", "adc2": "2"}, step, 60.0)
 
 
 def _channel(run: dict, ch: int) -> dict:

@@ -38,10 +38,11 @@ def calibration_lines(opts: dict[str, Any]) -> tuple[KnownLine, ...]:
     `absorber_thickness_um`; `PipelineError` names what is allowed."""
     raw = opts["sources"]
     sources = (raw,) if isinstance(raw, str) else tuple(str(s) for s in raw or ())
-    if "fe55" not in sources or any(s not in SOURCES for s in sources):
+    if ("fe55" not in sources or any(s not in SOURCES for s in sources)
+            or len(set(sources)) != len(sources)):
         raise PipelineError(
-            f"mmc: option sources must list the calibration sources, fe55 among them (Mn Ka "
-            f"gives the template and the resolution) and optionally am241; got {raw!r}"
+            f"mmc: option sources must list the calibration sources once each, fe55 among them "
+            f"(Mn Ka gives the template and the resolution) and optionally am241; got {raw!r}"
         )
     thickness = float(opts["absorber_thickness_um"])
     if not 0.0 < thickness <= 1000.0:

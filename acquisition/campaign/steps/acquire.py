@@ -184,7 +184,10 @@ class AcquireHandler(StepHandler):
                 checker.fail(where, f"{exc} on {name}", at_key=True)
             for level in ("edge_threshold", "level"):
                 value = levels.get(level) if isinstance(levels, dict) else None
-                if level == "edge_threshold" and sigma_multiple(value) is not None:
+                if level == "edge_threshold" and str(value).strip().endswith("sigma"):
+                    if sigma_multiple(value) is None:  # pint would read `sigma` as Stefan-Boltzmann
+                        checker.fail((*where, level), f"{value!r}: a threshold in units of the "
+                                     f"measured noise is 'N sigma' with a number N > 0")
                     continue
                 if isinstance(value, str):
                     try:
