@@ -21,6 +21,8 @@ def live(
     ] = LOCALHOST,
 ) -> None:
     """Serve a run's live view in the browser until Ctrl-C; it reads the run as it grows."""
+    if not run_dir.is_dir():
+        raise fail(f"{run_dir}: no such directory")
     if not (run_dir / CAMPAIGN).is_file() and not (run_dir / STORE).is_dir():
         raise fail(f"{run_dir}: not a cryodaq run directory (no {CAMPAIGN}, no {STORE}/)")
     try:
