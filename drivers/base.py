@@ -19,6 +19,7 @@ import pyvisa
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 from pyvisa.resources import MessageBasedResource
+from pyvisa.rname import parse_resource_name
 
 from cryodaq.drivers.errors import InstrumentError, InstrumentTimeout, SettingRangeError
 from cryodaq.drivers.session_sync import resynchronise
@@ -293,6 +294,7 @@ class Instrument(SCPINode):
         label = name or address
         timeout_ms = 1000.0 * (cls.default_timeout_s if timeout_s is None else timeout_s)
         try:
+            parse_resource_name(address)  # a typo in the address, not a backend's attribute error
             resource = resource_manager.open_resource(
                 address,
                 read_termination=cls.read_termination,

@@ -11,6 +11,9 @@ import numpy as np
 from cryodaq.drivers.base import Setting
 from cryodaq.drivers.errors import InstrumentError
 
+#: Extra reply time (s) on top of the time a sweep takes.
+ACQUISITION_MARGIN_S = 2.0
+
 
 @dataclass(frozen=True)
 class PowerSpectrum:
@@ -86,3 +89,16 @@ def formatted_values(inst: Any, command: str, dtypes: dict[str, str]) -> np.ndar
     if raw.size % dtype.itemsize:
         raise InstrumentError(inst.name, command, f"block of {raw.size} bytes is not {form}")
     return raw.view(dtype).astype(np.float64)
+
+
+def sweep_and_wait(inst: Any, command: str, duration_s: float) -> None:
+    """Send `command` (starts one sweep) and wait for it with `*OPC?`, the reply timeout
+    stretched by the sweep's `duration_s`."""
+    timeout = inst.resource.timeout
+    inst.resource.timeout = timeout + 1000.0 * (duration_s + ACQUISITION_MARGIN_S)
+    try:
+        inst.write(command)
+        if inst.query("*OPC?") != "1":
+            raise InstrumentError(inst.name, "*OPC?", "sweep did not complete")
+    finally:
+        inst.resource.timeout = timeout

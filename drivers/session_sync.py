@@ -47,6 +47,12 @@ def looks_like_identity(line: str, identity: str | None) -> bool:
     return False
 
 
+def _line(resource: MessageBasedResource) -> str:
+    """One line as text; a late reply may be (part of) a binary block, so bytes that are not
+    ASCII are replaced, never a decoding error."""
+    return resource.read_raw().decode("ascii", errors="replace").strip()
+
+
 def resynchronise(resource: MessageBasedResource, identity: str | None,
                   probe_timeout_s: float) -> SyncResult:
     """Drop late replies and find the `*IDN?` answer, waiting `probe_timeout_s` for each line
@@ -57,13 +63,13 @@ def resynchronise(resource: MessageBasedResource, identity: str | None,
         resource.timeout = 1000.0 * GRACE_S
         for _ in range(MAX_LINES):
             try:
-                out.dropped.append(resource.read().strip())
+                out.dropped.append(_line(resource))
             except VisaIOError:
                 break  # quiet: nothing more is coming for now
         resource.timeout = 1000.0 * probe_timeout_s
         resource.write("*IDN?")
         for _ in range(MAX_LINES):
-            line = resource.read().strip()
+            line = _line(resource)
             if looks_like_identity(line, identity):
                 out.in_step = True
                 break
@@ -71,7 +77,7 @@ def resynchronise(resource: MessageBasedResource, identity: str | None,
         if out.in_step:  # the late reply was an identity too (a timed-out *IDN?): ours follows
             resource.timeout = 1000.0 * GRACE_S
             with contextlib.suppress(VisaIOError):
-                out.dropped.append(resource.read().strip())
+                out.dropped.append(_line(resource))
     except (VisaIOError, OSError):
         pass  # still silent: out of step
     finally:

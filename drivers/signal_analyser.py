@@ -18,7 +18,7 @@ import numpy as np
 
 from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
 from cryodaq.drivers.errors import InstrumentError
-from cryodaq.drivers.microwave import PowerSpectrum, formatted_values
+from cryodaq.drivers.microwave import PowerSpectrum, formatted_values, sweep_and_wait
 
 F_RANGE_HZ = Range(-80e6, 50e9)
 #: Widest span one FFT covers (standard analysis bandwidth of an N9020B): beyond it the
@@ -26,8 +26,6 @@ F_RANGE_HZ = Range(-80e6, 50e9)
 FFT_WIDTH_HZ = 10e6
 MAX_AVERAGES = 10_000
 MAX_POINTS = 100_001
-#: Extra reply time (s) on top of the sweeps a trace needs.
-ACQUISITION_MARGIN_S = 2.0
 #: Client-side integration time of a spectrum (declared for checks; never sent).
 INTEGRATION_RANGE = Range(1e-3, 86400.0)
 INTEGRATION = Setting("integration_time", float, unit="s", allowed=INTEGRATION_RANGE)
@@ -123,14 +121,7 @@ class SignalAnalyser(Instrument):
 
     def trace(self, duration_s: float = 0.0) -> np.ndarray:
         """One single sweep (`:INIT:IMM`, `*OPC?` waits for it), TRACE1 in W."""
-        timeout = self.resource.timeout
-        self.resource.timeout = timeout + 1000.0 * (duration_s + ACQUISITION_MARGIN_S)
-        try:
-            self.write(":INIT:IMM")
-            if self.query("*OPC?") != "1":
-                raise InstrumentError(self.name, "*OPC?", "sweep did not complete")
-        finally:
-            self.resource.timeout = timeout
+        sweep_and_wait(self, ":INIT:IMM", duration_s)
         values = self._trace_values(":TRAC:DATA? TRACE1")
         if self.power_unit.upper() == "DBM":
             return 1e-3 * 10.0 ** (values / 10.0)

@@ -16,11 +16,9 @@ import numpy as np
 
 from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
 from cryodaq.drivers.errors import InstrumentError
-from cryodaq.drivers.microwave import ReflectionSweep, formatted_values
+from cryodaq.drivers.microwave import ReflectionSweep, formatted_values, sweep_and_wait
 
 F_RANGE_HZ = Range(9e3, 20e9)
-#: Extra reply time (s) on top of the sweep time (points / IF bandwidth).
-ACQUISITION_MARGIN_S = 2.0
 DTYPES = {"REAL": "f8", "REAL32": "f4"}
 
 
@@ -65,14 +63,7 @@ class NetworkAnalyser(Instrument):
         self.data_format = "REAL"
         self.byte_order = "SWAP"
         n = self.points
-        timeout = self.resource.timeout
-        self.resource.timeout = timeout + 1000.0 * (n / self.if_bandwidth + ACQUISITION_MARGIN_S)
-        try:
-            self.write(":TRIG:SING")
-            if self.query("*OPC?") != "1":
-                raise InstrumentError(self.name, "*OPC?", "sweep did not complete")
-        finally:
-            self.resource.timeout = timeout
+        sweep_and_wait(self, ":TRIG:SING", n / self.if_bandwidth)
         raw = self._values(":CALC1:DATA:SDAT?")
         f = self._values(":SENS1:FREQ:DATA?")
         if raw.size != 2 * n or f.size != n:

@@ -8,11 +8,9 @@ import numpy as np
 
 from cryodaq.drivers.base import Instrument, OneOf, Range, Setting
 from cryodaq.drivers.errors import InstrumentError
-from cryodaq.drivers.microwave import PowerSpectrum, ReflectionSweep
+from cryodaq.drivers.microwave import ACQUISITION_MARGIN_S, PowerSpectrum, ReflectionSweep
 
 F_RANGE_HZ = Range(9e3, 6e9)
-#: Extra reply time (s) on top of the acquisition time of a spectrum or sweep.
-ACQUISITION_MARGIN_S = 2.0
 
 
 class VectorSignalTransceiver(Instrument):

@@ -16,10 +16,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cryodaq.acquisition.store.reader import RunReader
+from tests.runs import assert_parts_exact
 
 RIGS = Path(__file__).resolve().parents[1] / "config" / "rigs"
 DURATION_S = 4.0
@@ -92,13 +92,7 @@ def test_a_full_disk_fails_in_one_line_and_the_run_resumes_exactly(tmp_path: Pat
         reader = RunReader(run_dir / "store")
         assert parts == [a for a in reader.acquisitions() if a.startswith("noise")]
         assert len(parts) == 2
-        samples = sum(reader.commit(p).processed_samples for p in parts)
-        assert samples == round(DURATION_S * rate)  # exactly the duration
+        assert_parts_exact(reader, parts, DURATION_S)
         assert summary["live_time_s"] == pytest.approx(DURATION_S, abs=1 / rate)
         for p in parts:
             assert summary["acquisitions"][p]["records"] == reader.commit(p).total_rows
-        times = [reader.read(p, 1, ["timestamp_ns"])["timestamp_ns"] for p in parts]
-        times = [t for t in times if t.size]
-        for earlier, later in zip(times, times[1:], strict=False):  # in order, never overlapping
-            assert later.min() > earlier.max()
-        assert all(np.all(np.diff(t) > 0) for t in times)

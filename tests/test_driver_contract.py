@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyvisa import constants
+from pyvisa.errors import VisaIOError
 from typer.testing import CliRunner
 
 from conftest import open_simulated
@@ -21,6 +23,7 @@ from cryodaq.drivers.adc import Adc16, AdcBlock
 from cryodaq.drivers.base import Instrument, Range, Setting
 from cryodaq.drivers.kinds import kinds_of
 from cryodaq.drivers.lakeshore372 import LakeShore372
+from cryodaq.drivers.session_sync import resynchronise
 from cryodaq.drivers.signal_analyser import SignalAnalyser
 from cryodaq.drivers.squid import SquidChannel, SquidElectronics
 from cryodaq.drivers.umux import UmuxBoard
@@ -215,3 +218,26 @@ def test_check_driver_unreachable_address_is_one_line(tmp_path: Path) -> None:
     result = check_driver(_rig(tmp_path, "adc", "TCPIP::127.0.0.1::1::SOCKET", "py"), "adc1")
     assert result.exit_code == 2
     assert "adc1:" in result.output and "Connection refused" in result.output
+
+
+class _LateBinary:
+    """A session whose input holds the late reply of a timed-out binary fetch."""
+
+    timeout = 2000.0
+
+    def __init__(self) -> None:
+        self.input = [b"#216\xff\xfe\x00\x80" + bytes(11) + b"\n"]
+
+    def read_raw(self) -> bytes:
+        if not self.input:
+            raise VisaIOError(constants.VI_ERROR_TMO)
+        return self.input.pop(0)
+
+    def write(self, message: str) -> None:
+        self.input.append(b"cryodaq,ADC16,0,1\n")
+
+
+def test_a_late_binary_block_is_dropped_not_a_decoding_error() -> None:
+    """The lost-instrument fault: a fetch times out, its block arrives late; back in step."""
+    result = resynchronise(_LateBinary(), "cryodaq,ADC16,0,1", 0.1)  # type: ignore[arg-type]
+    assert result.in_step and len(result.dropped) == 1

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import pyvisa
 import yaml
-from pyvisa.rname import to_canonical_name
 
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.drivers.adc import Adc16
-from cryodaq.sim_instruments.tcp_server import InstrumentServer
+from tests.served import serve_instrument
 
 RIG = Path(__file__).resolve().parents[1] / "config" / "rigs" / "maxs30_sim.yaml"
 
@@ -25,16 +24,8 @@ RIG = Path(__file__).resolve().parents[1] / "config" / "rigs" / "maxs30_sim.yaml
 @pytest.fixture()
 def served_adc() -> Iterator[int]:
     """adc1 of the simulated maXs30 rig on a TCP port."""
-    spec = load_rig(RIG)
-    with Rig(spec) as rig:
-        device = rig.library.physics[to_canonical_name(spec.instruments["adc1"].address)]
-        server = InstrumentServer(device, 0)
-        server.start()
-        try:
-            yield server.port
-        finally:
-            server.shutdown()
-            server.server_close()
+    with Rig(load_rig(RIG)) as rig, serve_instrument(rig, "adc1") as port:
+        yield port
 
 
 def test_a_rig_opens_an_adc_a_dead_session_left_acquiring(served_adc: int, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 
 from cryodaq.acquisition.cli.main import app
 from cryodaq.acquisition.store.reader import RunReader
+from tests.runs import assert_parts_exact
+from tests.served import serve_sim
 
 RIG = Path(__file__).resolve().parents[1] / "config" / "rigs" / "mmc_simple_sim.yaml"
 DURATION_S = 6.0
@@ -35,17 +37,6 @@ def _free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
-
-
-def _serve(rig: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryodaq.acquisition", "serve-sim", str(rig)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    for line in iter(proc.stdout.readline, ""):  # type: ignore[union-attr]
-        if line.startswith("serving"):
-            return proc
-    raise AssertionError(proc.stderr.read())  # type: ignore[union-attr]
 
 
 def _committed(run_dir: Path) -> bool:
@@ -75,23 +66,22 @@ def test_an_instrument_lost_and_restarted_mid_run_resumes_exactly(tmp_path: Path
     ]}))  # fmt: skip
     run_dir = tmp_path / "run"
 
-    server = _serve(tmp_path / "served.yaml")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "cryodaq.acquisition", "run", str(campaign), "--out",
-         str(run_dir), "--no-live"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not _committed(run_dir):
-            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-            time.sleep(0.02)
-        server.send_signal(signal.SIGKILL)  # the instruments die mid-acquisition
-        server.wait(timeout=30)
-        out, err = run.communicate(timeout=120)
-    finally:
-        server.kill()
-        run.kill()
+    with serve_sim(tmp_path / "served.yaml") as server:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "cryodaq.acquisition", "run", str(campaign), "--out",
+             str(run_dir), "--no-live"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not _committed(run_dir):
+                assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+                time.sleep(0.02)
+            server.proc.send_signal(signal.SIGKILL)  # the instruments die mid-acquisition
+            server.proc.wait(timeout=30)
+            out, err = run.communicate(timeout=120)
+        finally:
+            run.kill()
     assert run.returncode == 1, out + err
     assert "Traceback" not in out + err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
@@ -100,11 +90,8 @@ def test_an_instrument_lost_and_restarted_mid_run_resumes_exactly(tmp_path: Path
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed"
 
-    server = _serve(tmp_path / "served.yaml")  # back, on the same ports
-    try:
+    with serve_sim(tmp_path / "served.yaml"):  # back, on the same ports
         resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
-    finally:
-        server.kill()
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads((run_dir / "summary.json").read_text())
     progress = json.loads((run_dir / "progress.json").read_text())
@@ -112,6 +99,5 @@ def test_an_instrument_lost_and_restarted_mid_run_resumes_exactly(tmp_path: Path
     reader = RunReader(run_dir / "store")
     parts = progress["done"]["1"]["result"]["parts"]
     assert len(parts) == 2 and parts == [a for a in reader.acquisitions()]
-    stored = sum(reader.commit(p).processed_samples for p in parts) / 100e3
-    assert stored == pytest.approx(DURATION_S, abs=1e-5)  # exactly the duration
-    assert summary["live_time_s"] == pytest.approx(stored)
+    assert_parts_exact(reader, parts, DURATION_S)
+    assert summary["live_time_s"] == pytest.approx(DURATION_S)

@@ -10,21 +10,19 @@ follow it.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pyvisa
-from protocol import expected_protocol
 from pyvisa.rname import to_canonical_name
 
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.drivers.errors import InstrumentError, SettingRangeError
 from cryodaq.drivers.lakeshore372 import LakeShore372
 from cryodaq.sim_instruments.lakeshore_device import LakeShoreDevice
-from cryodaq.sim_instruments.tcp_server import InstrumentServer
+from tests.protocol import expected_protocol
+from tests.served import serve_instrument, serve_sim
 
 RIG = Path(__file__).resolve().parents[1] / "config" / "rigs" / "mmc_simple_sim.yaml"
 OK = ("*ESR?", "0")
@@ -177,16 +175,8 @@ def test_simulator_survives_junk_and_keeps_answering(device: LakeShoreDevice) ->
 @pytest.fixture()
 def served() -> Iterator[tuple[Rig, int]]:
     """The simulated 372 of the MMC rig on a TCP port (power-on state), its World at hand."""
-    spec = load_rig(RIG)
-    with Rig(spec) as rig:
-        device = rig.library.physics[to_canonical_name(spec.instruments["tc"].address)]
-        server = InstrumentServer(device, 0)
-        server.start()
-        try:
-            yield rig, server.port
-        finally:
-            server.shutdown()
-            server.server_close()
+    with Rig(load_rig(RIG)) as rig, serve_instrument(rig, "tc") as port:
+        yield rig, port
 
 
 def test_driver_regulates_the_served_372_over_pyvisa_py(served: tuple[Rig, int]) -> None:
@@ -237,21 +227,8 @@ def test_lake_shore_s_own_client_sets_a_setpoint_and_reads_it_followed(
 def test_lake_shore_s_client_reaches_cryodaq_serve_sim() -> None:
     """`cryodaq serve-sim` (real time, a separate process) as the 372 the client expects."""
     lakeshore = pytest.importorskip("lakeshore")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryodaq.acquisition", "serve-sim", str(RIG), "--any-port"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ports = {}
-        for line in iter(proc.stdout.readline, ""):  # type: ignore[union-attr]
-            if line.startswith("serving"):
-                break
-            name, address = line.split()
-            ports[name] = int(address.split("::")[2])
-        assert "tc" in ports, proc.stderr.read()  # type: ignore[union-attr]
-        ls = lakeshore.Model372(baud_rate=None, ip_address="127.0.0.1", tcp_port=ports["tc"])
+    with serve_sim(RIG, "--any-port") as served:
+        ls = lakeshore.Model372(baud_rate=None, ip_address="127.0.0.1", tcp_port=served.port("tc"))
         try:
             assert ls.serial_number == "LSASIM1"
             assert 0.005 < ls.get_kelvin_reading(1) < 0.1  # the detector plate, cold
@@ -259,6 +236,3 @@ def test_lake_shore_s_client_reaches_cryodaq_serve_sim() -> None:
             assert ls.get_setpoint_kelvin(0) == pytest.approx(0.025)
         finally:
             ls.disconnect_tcp()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from cryodaq.acquisition.cli.main import app
 from cryodaq.acquisition.errors import ConfigError
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.drivers.adc import Adc16
+from tests.served import serve_sim
 
 ROOT = Path(__file__).resolve().parents[1]
 RIGS = sorted((ROOT / "config" / "rigs").glob("*.yaml"))
@@ -150,24 +148,9 @@ def test_rig_settings_accept_unit_strings(tmp_path: Path) -> None:
 
 def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
     rig = ROOT / "config" / "rigs" / "maxs30_sim.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryodaq.acquisition", "serve-sim", str(rig), "--any-port"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ports = {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line or line.startswith("serving"):
-                break
-            name, address = line.split()
-            ports[name] = address
-        assert "adc1" in ports, proc.stderr.read()
+    with serve_sim(rig, "--any-port") as served:
         rm = pyvisa.ResourceManager("@py")
-        adc = Adc16.open(rm, ports["adc1"], name="adc1", timeout_s=2.0)
+        adc = Adc16.open(rm, served.addresses["adc1"], name="adc1", timeout_s=2.0)
         assert adc.idn.startswith("cryodaq,ADC16")
         adc.sample_rate = 100e3
         assert adc.sample_rate == 100e3
@@ -183,9 +166,6 @@ def test_serve_sim_reaches_unchanged_drivers_over_tcp() -> None:
         assert adc.fetch(5000).first_sample == 5000
         adc.close()
         rm.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("rig_path", RIGS, ids=lambda p: p.stem)

@@ -7,35 +7,22 @@ client that reconnects after a restart never gets the first server's events agai
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyvisa
 
 from cryodaq.drivers.adc import Adc16
+from tests.served import serve_sim
 
 RIG = Path(__file__).resolve().parents[1] / "config" / "rigs" / "mmc_simple_sim.yaml"
 
 
 def _served_block(*options: str) -> tuple[str, np.ndarray]:
     """Start serve-sim, read one block of adc1 channel 1, stop it: its serving line, the data."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryodaq.acquisition", "serve-sim", str(RIG), "--any-port",
-         *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        ports = {}
-        for line in iter(proc.stdout.readline, ""):  # type: ignore[union-attr]
-            if line.startswith("serving"):
-                break
-            name, address = line.split()
-            ports[name] = address
-        assert "adc1" in ports, proc.stderr.read()  # type: ignore[union-attr]
+    with serve_sim(RIG, "--any-port", *options) as served:
         rm = pyvisa.ResourceManager("@py")
-        adc = Adc16.open(rm, ports["adc1"], name="adc1", timeout_s=5.0)
+        adc = Adc16.open(rm, served.addresses["adc1"], name="adc1", timeout_s=5.0)
         try:
             for ch in adc.channel_ids:
                 adc.channel(ch).enabled = ch == 1
@@ -44,10 +31,7 @@ def _served_block(*options: str) -> tuple[str, np.ndarray]:
             adc.stop()
         finally:
             adc.close()
-        return line.strip(), data
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        return served.serving, data
 
 
 def test_a_restarted_server_serves_new_events_unless_told_to_keep_the_seed() -> None:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import pyvisa
 
 from cryodaq.analysis.cavity_chain import received_spectrum
 from cryodaq.drivers.errors import InstrumentError
@@ -16,7 +15,8 @@ from cryodaq.sim_instruments.library import SimInstrument
 from cryodaq.sim_instruments.signal_analyser_model import SignalAnalyserModel
 from cryodaq.sim_instruments.world import World
 from tests.conftest import ADDRESS
-from tests.protocol import block, expected_protocol, serve, writes
+from tests.protocol import block, expected_protocol, writes
+from tests.served import driver_over_tcp
 
 LOSSLESS = {
     "seed": 5, "thermal": {"plates": {"attenuator": {}, "cavity": {}}},
@@ -102,15 +102,10 @@ def test_ascii_trace() -> None:
 def served() -> Iterator[tuple[SignalAnalyser, World]]:
     """The simulated analyser on a TCP socket, reached through pyvisa-py."""
     world = World(LOSSLESS)
-    server = serve(SimInstrument(ADDRESS, "signal_analyser",
-                                 SignalAnalyserModel(world, "sa", {"thermal_sample_s": 10.0})))
-    rm = pyvisa.ResourceManager("@py")
-    sa = SignalAnalyser.open(rm, f"TCPIP::127.0.0.1::{server.port}::SOCKET", name="sa")
-    yield sa, world
-    sa.close()
-    rm.close()
-    server.shutdown()
-    server.server_close()
+    model = SignalAnalyserModel(world, "sa", {"thermal_sample_s": 10.0})
+    with driver_over_tcp(SignalAnalyser, SimInstrument(ADDRESS, "signal_analyser", model),
+                         "sa") as sa:  # fmt: skip
+        yield sa, world
 
 
 def test_spectrum_over_tcp_is_the_chain_noise_at_the_radiometer_scatter(

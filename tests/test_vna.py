@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import pyvisa
 
 from cryodaq.analysis.cavity import fit_reflection
 from cryodaq.drivers.errors import InstrumentError
@@ -17,7 +16,8 @@ from cryodaq.sim_instruments.library import SimInstrument
 from cryodaq.sim_instruments.vna_model import VnaModel
 from cryodaq.sim_instruments.world import World
 from tests.conftest import ADDRESS
-from tests.protocol import block, expected_protocol, serve, writes
+from tests.protocol import block, expected_protocol, writes
+from tests.served import driver_over_tcp
 
 S11 = [0.1, -0.2, 0.3, -0.4]
 F = [5.0e9, 5.001e9]
@@ -65,14 +65,9 @@ def test_ascii_and_big_endian_data() -> None:
 @pytest.fixture
 def served() -> Iterator[tuple[NetworkAnalyser, World]]:
     world = World({"seed": 4, "thermal": {"plates": {"attenuator": {}, "cavity": {}}}})
-    server = serve(SimInstrument(ADDRESS, "vna", VnaModel(world, "vna")))
-    rm = pyvisa.ResourceManager("@py")
-    vna = NetworkAnalyser.open(rm, f"TCPIP::127.0.0.1::{server.port}::SOCKET", name="vna")
-    yield vna, world
-    vna.close()
-    rm.close()
-    server.shutdown()
-    server.server_close()
+    model = VnaModel(world, "vna")
+    with driver_over_tcp(NetworkAnalyser, SimInstrument(ADDRESS, "vna", model), "vna") as vna:
+        yield vna, world
 
 
 def test_reflection_over_tcp_fits_back_the_cavity(served: tuple[NetworkAnalyser, World]) -> None:
