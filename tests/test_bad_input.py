@@ -121,7 +121,7 @@ def validated(cases: list[Case]) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def refused(cases: list[Case], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     runs = tmp_path_factory.mktemp("runs")
-    extra = {c.id: ["--out", str(runs / c.id), "--no-live"] for c in cases}
+    extra = {c.id: ["--out", str(runs / c.id), "--no-display"] for c in cases}
     answers = run_child("run", cases, extra)
     made = sorted(p.name for p in runs.iterdir())
     assert not made, f"run made run directories for bad input: {made}"

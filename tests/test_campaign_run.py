@@ -60,7 +60,7 @@ def test_haloscope_sweep_sees_peak_and_dip_where_the_cavity_model_puts_them(tmp_
         """,
     )
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", str(path), "--out", str(run_dir), "--no-live"])
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(run_dir), "--no-display"])
     assert result.exit_code == 0, result.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["simulated"]
@@ -139,7 +139,7 @@ def _signal_mid_acquisition(path: Path, run_dir: Path, sig: int) -> tuple[int, s
             str(path),
             "--out",
             str(run_dir),
-            "--no-live",
+            "--no-display",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -159,7 +159,7 @@ def _signal_mid_acquisition(path: Path, run_dir: Path, sig: int) -> tuple[int, s
 
 def _resume_completes_once(run_dir: Path) -> tuple[dict, RunReader]:
     """Resume the run: every step exactly once, 300 s of data in two parts, nothing twice."""
-    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-display"])
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
@@ -239,7 +239,7 @@ def test_resume_after_a_tune_puts_its_tones_back(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     code, output = _signal_mid_acquisition(path, run_dir, signal.SIGINT)
     assert code == 130, output
-    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-display"])
     assert resumed.exit_code == 0, resumed.output
     assert "restoring tones" in resumed.output
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -267,7 +267,7 @@ def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> 
         """,
     )
     run_dir = tmp_path / "run"
-    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-live")
+    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-display")
     assert done.returncode == 1
     assert "wait_stable tc.1: not within 0.1 mK of 5 mK for 10 s after 120 s" in done.stderr
     assert "Traceback" not in done.stderr
@@ -291,7 +291,7 @@ def test_an_unexpected_error_fails_the_campaign_and_resume_finishes_it(tmp_path:
         """,
     )
     run_dir = tmp_path / "run"
-    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-live")
+    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-display")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "unexpected" in done.stderr
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -37,7 +37,7 @@ def test_resume_of_both_adcs_acquires_the_rest_once(tmp_path: Path) -> None:
     assert code == 130, output
     first = json.loads((run_dir / "summary.json").read_text())["acquisitions"]["calib"]
     assert 0 < first["live_time_s"] < DURATION_S
-    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+    resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-display"])
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"

@@ -52,7 +52,7 @@ def small_filesystem(where: Path, size: str) -> Iterator[Path]:
 
 
 def _cryodaq(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cryodaq.acquisition", *args, "--no-live"],
+    return subprocess.run([sys.executable, "-m", "cryodaq.acquisition", *args, "--no-display"],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 

@@ -24,7 +24,7 @@ OVERRIDES = (f"rig={ANALYSER_RIG}",)
 @pytest.fixture(scope="module")
 def analyser_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     run_dir = tmp_path_factory.mktemp("halo") / "analyser_vna"
-    args = ["run", str(CAMPAIGN), "--out", str(run_dir), "--no-live"]
+    args = ["run", str(CAMPAIGN), "--out", str(run_dir), "--no-display"]
     for o in OVERRIDES:
         args += ["--set", o]
     result = CliRunner().invoke(app, args)

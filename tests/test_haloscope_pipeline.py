@@ -45,7 +45,7 @@ needs_lossy_sim = pytest.mark.skipif(
 
 def _run(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, dict[str, Any]]:
     run_dir = tmp_path / name
-    args = ["run", str(CAMPAIGN), "--out", str(run_dir), "--no-live"]
+    args = ["run", str(CAMPAIGN), "--out", str(run_dir), "--no-display"]
     for o in overrides:
         args += ["--set", o]
     result = CliRunner().invoke(app, args)

@@ -69,7 +69,7 @@ def test_an_instrument_lost_and_restarted_mid_run_resumes_exactly(tmp_path: Path
     with serve_sim(tmp_path / "served.yaml") as server:
         run = subprocess.Popen(
             [sys.executable, "-m", "cryodaq.acquisition", "run", str(campaign), "--out",
-             str(run_dir), "--no-live"],
+             str(run_dir), "--no-display"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -91,7 +91,7 @@ def test_an_instrument_lost_and_restarted_mid_run_resumes_exactly(tmp_path: Path
     assert summary["status"] == "failed"
 
     with serve_sim(tmp_path / "served.yaml"):  # back, on the same ports
-        resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+        resumed = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-display"])
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads((run_dir / "summary.json").read_text())
     progress = json.loads((run_dir / "progress.json").read_text())

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -176,6 +177,18 @@ def test_cryodaq_live_serves_a_finished_run(runs: dict[str, Path]) -> None:
         assert view["acquisition"]["name"] == "pulses" and view["acquisition"]["closed"]
         with urllib.request.urlopen(url, timeout=5) as r:
             assert b"/static/live.js" in r.read()
+        # the run has ended: a browser gets its content, then the end, and stops listening
+        with urllib.request.urlopen(url + "api/events", timeout=20) as r:
+            body = r.read().decode()
+        assert re.search(r"^data: \{.+\}$", body, re.M)
+        assert body.rstrip().endswith("event: end\ndata: {}")
+        for api in ("view", "events"):
+            with pytest.raises(urllib.error.HTTPError) as got:
+                urllib.request.urlopen(f"{url}api/{api}?channel=999", timeout=20)
+            assert got.value.code == 404
+            assert json.load(got.value) == {
+                "error": "channel 999: acquisition pulses has channels 1, 2, 3, 4"
+            }
     finally:
         proc.terminate()
         proc.wait(10)
@@ -202,3 +215,10 @@ def test_growing_histogram_is_exact(seed: int) -> None:
     merged.add(values[0])
     merged = merged.merged(h)
     np.testing.assert_array_equal(merged.counts, expected + np.histogram(values[0], edges)[0])
+
+
+def test_no_live_names_its_replacement(tmp_path: Path) -> None:
+    """`--no-live` once silenced the terminal display; it now says what replaced it."""
+    done = CliRunner().invoke(app, ["run", str(tmp_path / "c.yaml"), "--no-live"])
+    assert done.exit_code == 2
+    assert "--no-live is gone: the terminal display is --no-display" in done.output

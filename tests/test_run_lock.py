@@ -69,7 +69,7 @@ def _run_until(campaign: Path, run_dir: Path, marker: str, ready: Any = None) ->
     `ready(run_dir)` holds, if given)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "cryodaq.acquisition", "run", str(campaign), "--out",
-         str(run_dir), "--no-live"],
+         str(run_dir), "--no-display"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -109,7 +109,7 @@ def test_a_run_killed_while_its_store_was_being_made_resumes(tmp_path: Path) -> 
 def _check_resume(run_dir: Path) -> None:
     """`--resume` completes the killed run; progress, summary and store agree."""
 
-    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-live"])
+    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--no-display"])
     assert result.exit_code == 0, result.output
     summary = json.loads((run_dir / "summary.json").read_text())
     progress = json.loads((run_dir / "progress.json").read_text())
@@ -146,7 +146,7 @@ def test_a_locked_run_is_refused_untouched_and_freed_when_its_holder_dies(tmp_pa
     campaign = tmp_path / "campaign.yaml"
     campaign.write_text(textwrap.dedent(CAMPAIGN).replace(f"{DURATION_S} s", "1 s"))
     run_dir = tmp_path / "run"
-    done = CliRunner().invoke(app, ["run", str(campaign), "--out", str(run_dir), "--no-live"])
+    done = CliRunner().invoke(app, ["run", str(campaign), "--out", str(run_dir), "--no-display"])
     assert done.exit_code == 0, done.output
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip

@@ -36,7 +36,7 @@ NO_HEAT = ("rig.world.switch.heat_J=0.0",)
 
 
 def _run(tmp_path: Path, *overrides: str) -> tuple[Path, dict[str, Any]]:
-    args = ["run", str(CAMPAIGN), "--out", str(tmp_path / "run"), "--no-live"]
+    args = ["run", str(CAMPAIGN), "--out", str(tmp_path / "run"), "--no-display"]
     for o in overrides:
         args += ["--set", o]
     result = CliRunner().invoke(app, args)
@@ -206,7 +206,7 @@ def test_haloscope_pipeline_reports_the_y_factor_beside_the_cavity_fit(
             str(root / "config/campaigns/haloscope_cavity_calibration.yaml"),
             "--out",
             str(halo),
-            "--no-live",
+            "--no-display",
         ],
     )
     assert done.exit_code == 0, done.output

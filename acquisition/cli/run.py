@@ -33,9 +33,8 @@ def run(
     resume: Annotated[
         Path | None, typer.Option(help="Continue an interrupted run in this directory")
     ] = None,
-    live: Annotated[
-        bool, typer.Option("--live/--no-live", help="Serve the live view to a browser")
-    ] = False,
+    live: Annotated[bool, typer.Option("--live", help="Serve the live view to a browser")] = False,
+    no_live: Annotated[bool, typer.Option("--no-live", hidden=True)] = False,
     live_port: Annotated[int, typer.Option(help="Port of the live view (0: any free)")] = 0,
     live_host: Annotated[
         str, typer.Option(help="Address the live view listens on (default: this machine only)")
@@ -49,6 +48,9 @@ def run(
     ] = None,
 ) -> None:
     """Run a campaign on its rig (simulated: on virtual time, as fast as the host allows)."""
+    if no_live:
+        raise fail("--no-live is gone: the terminal display is --no-display; --live serves the "
+                   "browser view (off unless given)")
     if (campaign is None) == (resume is None):
         raise fail("give a campaign file, or --resume RUN_DIR")
     try:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cryodaq.acquisition.live.hub import LiveHub, Selection
+from cryodaq.acquisition.live.watcher import UnknownChannel
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: How often an event stream checks for new content (s).
@@ -37,11 +38,18 @@ def create_app(hub: LiveHub) -> Starlette:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def view(request: Request) -> Response:
-        payload = await asyncio.to_thread(hub.now, selection(request))
+        try:
+            payload = await asyncio.to_thread(hub.now, selection(request))
+        except UnknownChannel as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
         return Response(payload, media_type="application/json")
 
     async def events(request: Request) -> Response:
         chosen, subscriber = selection(request), next(_subscribers)
+        try:
+            hub.watcher.check_channel(chosen[0])
+        except UnknownChannel as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
 
         async def stream() -> AsyncIterator[str]:
             hub.subscribe(chosen, subscriber)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 
-from cryodaq.acquisition.live.watcher import RunWatcher
+from cryodaq.acquisition.live.watcher import RunWatcher, UnknownChannel
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,31 @@ class LiveHub:
         self.watcher.look()
         return self.watcher.payload(*selection)
 
+    def _payload(self, selection: Selection) -> str:
+        """Content of `selection`; of the first channel if a stream subscribed (before the
+        acquisition existed) to a channel it does not have (`/api/events` refuses one after)."""
+        try:
+            return self.watcher.payload(*selection)
+        except UnknownChannel:
+            return self.watcher.payload(None, selection[1])
+
     def _update(self) -> None:
         with self._lock:
             wanted = list(self._wanted)
         if not wanted:
             return
         self.watcher.look()
-        views = {s: self.watcher.payload(*s) for s in wanted}
+        views = {s: self._payload(s) for s in wanted}
         with self._lock:
             self.version += 1
             for s, payload in views.items():
                 self._views[s] = (self.version, payload)
+            # A run that ended before (or while) it was watched: its browsers get the end.
+            self.final = self.watcher.ended or self._stop.is_set()
 
     def ended_view(self, selection: Selection) -> None:
         """After the end: the final content of a selection nobody asked for before it."""
-        payload = self.watcher.payload(*selection)
+        payload = self._payload(selection)
         with self._lock:
             self._views.setdefault(selection, (self.version, payload))
 

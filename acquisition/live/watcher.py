@@ -53,6 +53,10 @@ def _committed(reader: RunReader, acq: str) -> bool:
     return True
 
 
+class UnknownChannel(LookupError):
+    """A page asked for a channel the acquisition does not have; the message says which."""
+
+
 class RunWatcher:
     """Reads a run directory incrementally; thread-safe."""
 
@@ -69,6 +73,8 @@ class RunWatcher:
         self._problem: str | None = None
         self._shared: str | None = None
         self._pieces: dict[tuple, str] = {}
+        #: Whether the run had ended (completed, interrupted, failed) at the last look.
+        self.ended = False
 
     def look(self) -> None:
         """Read what is new in the run directory, and make the content every page shares."""
@@ -89,6 +95,7 @@ class RunWatcher:
         stream = acq.stream_time_s if acq and not totals["closed"] else 0.0
         campaign = self.campaign.snapshot(stream)
         campaign["lines_ev"] = self.campaign.lines_ev
+        self.ended = campaign["end"] is not None
         shared = {
             "campaign": campaign,
             "problem": self._problem,
@@ -135,9 +142,21 @@ class RunWatcher:
                 if ch in self._acq.state and f.weights.size == self._acq.record_length:
                     self._acq.filters.setdefault(ch, f)
 
+    def check_channel(self, channel: int | None) -> None:
+        """`UnknownChannel` if the acquisition seen so far has no `channel` (None: the first)."""
+        with self._lock:
+            acq = self._acq
+            if channel is not None and acq is not None and channel not in acq.state:
+                raise UnknownChannel(
+                    f"channel {channel}: acquisition {acq.name} has channels "
+                    f"{', '.join(map(str, acq.channels))}"
+                )
+
     def payload(self, channel: int | None = None, summed: bool = True) -> str:
         """Everything the page shows as JSON, for pulses of `channel` (None: the first) and
-        the spectrum of that channel or `summed` over all; as of the last `look`."""
+        the spectrum of that channel or `summed` over all; as of the last `look`.
+        `UnknownChannel` if the acquisition has no `channel`."""
+        self.check_channel(channel)
         with self._lock:
             if self._shared is None:
                 self._shared = self._shared_content()
