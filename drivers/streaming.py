@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,10 @@ class StreamingInstrument(Instrument):
 
     def stop(self) -> None:
         self.running = False
+
+    def fetch(self, samples: int) -> Any:
+        """The next `samples` samples of every enabled channel (waits until they exist)."""
+        raise NotImplementedError
 
     def available(self) -> int:
         """Samples per channel waiting in the on-board buffer."""

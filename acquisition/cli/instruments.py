@@ -18,6 +18,7 @@ from cryodaq.acquisition.cli.output import console, errors, fail
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.rig import Rig, derived_seed, load_rig
 from cryodaq.drivers.errors import InstrumentError
+from cryodaq.drivers.streaming import StreamingInstrument
 from cryodaq.sim_instruments.tcp_server import InstrumentServer
 
 RigPath = Annotated[Path, typer.Argument(help="Rig file, e.g. config/rigs/maxs30_sim.yaml")]
@@ -76,6 +77,7 @@ def serve_sim(
             base = spec.world.get("seed", 0)
             spec.world["seed"] = derived_seed(base, f"served{time.time_ns()}")
         opened = Rig(spec, realtime=True)
+        _compile_streams(rig)
     except CryodaqError as exc:
         raise fail(str(exc)) from None
     if opened.library is None:
@@ -103,6 +105,22 @@ def serve_sim(
     for _, server in servers:
         server.shutdown()
         server.server_close()
+
+
+def _compile_streams(rig: Path) -> None:
+    """Stream a short block from every streaming instrument of a throwaway copy of the rig
+    (virtual time), so the physics kernels are compiled before the first client's fetch: a
+    served instrument then answers its first fetch as fast as the later ones."""
+    spec = load_rig(rig)
+    if not spec.simulated:
+        return
+    with Rig(spec) as scratch:
+        for inst_spec in spec.simulated:
+            inst = scratch.open(inst_spec.name)
+            if isinstance(inst, StreamingInstrument):
+                inst.start()
+                inst.fetch(256)
+                inst.stop()
 
 
 def _socket_port(address: str) -> int:
