@@ -18,7 +18,6 @@ Moving to the lab means changing `address` and `backend`.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import importlib
 from collections.abc import Iterator, Mapping
@@ -28,7 +27,7 @@ from typing import Any
 
 import pyvisa
 
-from cryodaq.acquisition.errors import ConfigError
+from cryodaq.acquisition.errors import ConfigError, did_you_mean
 from cryodaq.acquisition.units import UnitError, to_si, to_span_s
 from cryodaq.acquisition.yaml_source import KeyPath, YamlDocument, load_yaml
 from cryodaq.drivers.base import Instrument, Setting
@@ -71,11 +70,6 @@ def derived_seed(seed: Any, tag: str) -> int:
     restarted server), derived from the rig's `seed`, so its random events are new ones."""
     digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
-
-
-def did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _unknown(doc: YamlDocument, path: KeyPath, key: str, options: list[str]) -> ConfigError:

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryodaq.acquisition.errors import ConfigError
-from cryodaq.acquisition.rig import did_you_mean
+from cryodaq.acquisition.errors import ConfigError, did_you_mean
 from cryodaq.acquisition.yaml_source import KeyPath, YamlDocument, dotted, parse_yaml
 
 

@@ -14,8 +14,7 @@ from typing import Annotated, Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from cryodaq.acquisition.campaign.schema import SCALAR_BODY, STEP_KINDS, STEP_MODELS, Campaign
-from cryodaq.acquisition.errors import ConfigError
-from cryodaq.acquisition.rig import did_you_mean
+from cryodaq.acquisition.errors import ConfigError, did_you_mean
 from cryodaq.acquisition.yaml_source import KeyPath, YamlDocument
 
 

@@ -14,8 +14,8 @@ from rich.table import Table
 from cryodaq.acquisition.cli.output import console, fail
 from cryodaq.acquisition.conformance.contracts import contracts_for, why_no_kind
 from cryodaq.acquisition.conformance.core import Result, Status, Target, run_contract
-from cryodaq.acquisition.errors import CryodaqError
-from cryodaq.acquisition.rig import Rig, did_you_mean, load_rig
+from cryodaq.acquisition.errors import CryodaqError, did_you_mean
+from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.drivers.errors import InstrumentError
 
 RigPath = Annotated[Path, typer.Argument(help="Rig file, e.g. config/rigs/maxs30_sim.yaml")]

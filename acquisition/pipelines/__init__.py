@@ -3,6 +3,9 @@
 A pipeline reads a stored run, calls the pure functions of `analysis`, writes its figures
 (PNG) and returns JSON-serialisable results that go into `summary.json` under the step.
 
+Every pipeline module also exposes `options(given) -> dict`: the step's options over its
+defaults, checked (`PipelineError`), so `cryodaq validate` finds a bad option before a run.
+
 Per-channel pipelines (the distribution protocol). A pipeline module whose work splits into
 independent per-channel pieces exposes, besides `run`, a function
 
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryodaq.acquisition.errors import CryodaqError
+from cryodaq.acquisition.errors import CryodaqError, did_you_mean
 from cryodaq.acquisition.store.reader import RunReader
 
 log = logging.getLogger(__name__)
@@ -67,16 +70,6 @@ class PipelineInput:
     options: dict[str, Any]
     figures_dir: Path
 
-    def options_with(self, defaults: dict[str, Any], pipeline: str) -> dict[str, Any]:
-        """The step's options over `defaults`; `PipelineError` names any unknown option."""
-        unknown = set(self.options) - set(defaults)
-        if unknown:
-            raise PipelineError(
-                f"{pipeline}: unknown option(s) {', '.join(sorted(unknown))}; "
-                f"allowed: {', '.join(sorted(defaults))}"
-            )
-        return {**defaults, **self.options}
-
     def parts(self, name: str) -> list[str]:
         """Stored acquisitions of `name`: itself and the parts a resumed run added."""
         stored = self.reader.acquisitions()
@@ -94,6 +87,21 @@ Pipeline = Callable[[PipelineInput], PipelineResult]
 
 class PipelineError(CryodaqError):
     """A pipeline cannot run at all (bad options, missing acquisition or data)."""
+
+
+def with_defaults(
+    given: Mapping[str, Any] | None, defaults: Mapping[str, Any], pipeline: str
+) -> dict[str, Any]:
+    """A step's `options` over `defaults`; `PipelineError` names any unknown option."""
+    given = dict(given or {})
+    unknown = set(given) - set(defaults)
+    if unknown:
+        hint = did_you_mean(min(unknown), list(defaults)) if len(unknown) == 1 else ""
+        raise PipelineError(
+            f"{pipeline}: unknown option(s) {', '.join(sorted(unknown))}{hint}; "
+            f"allowed: {', '.join(sorted(defaults))}"
+        )
+    return {**defaults, **given}
 
 
 class UnknownPipeline(KeyError):

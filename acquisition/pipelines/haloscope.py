@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult, yfactor
+from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult, with_defaults, yfactor
 from cryodaq.acquisition.pipelines.stored_data import (
     PipelineError,
     read_reflection,
@@ -64,18 +65,19 @@ FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
 CHAIN_MODULE = "cryodaq.analysis.chain_fit"
 
 
-def _options(inp: PipelineInput) -> dict[str, Any]:
-    opts = inp.options_with(DEFAULTS, "haloscope")
-    therm = {**DEFAULTS["thermometers"], **(inp.options.get("thermometers") or {})}
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    opts = with_defaults(given, DEFAULTS, "haloscope")
+    therm = {**DEFAULTS["thermometers"], **((given or {}).get("thermometers") or {})}
     if set(therm) != {"att", "cav", "mx"}:
         raise PipelineError(f"haloscope: `thermometers` takes att, cav, mx; got {sorted(therm)}")
     opts["thermometers"] = therm
-    fixed = {**DEFAULTS["fixed_losses"], **(inp.options.get("fixed_losses") or {})}
+    fixed = {**DEFAULTS["fixed_losses"], **((given or {}).get("fixed_losses") or {})}
     bad = set(fixed) - set(LOSSES)
     if bad or not all(0.0 < float(v) <= 1.0 for v in fixed.values()):
         raise PipelineError(f"haloscope: `fixed_losses` takes A1, A_cir, A2 in (0, 1]; got {fixed}")
     opts["fixed_losses"] = {k: float(v) for k, v in fixed.items()}
-    raw_y = inp.options.get("yfactor", {})
+    raw_y = (given or {}).get("yfactor", {})
     opts["yfactor"] = None if raw_y is None else yfactor.options(raw_y)
     return opts
 
@@ -120,7 +122,7 @@ def run(inp: PipelineInput) -> PipelineResult:
     """The `haloscope` pipeline (see module docstring)."""
     from cryodaq.acquisition.pipelines import haloscope_figures as figs
 
-    opts = _options(inp)
+    opts = options(inp.options)
     data_dir = inp.run_dir / "data"
     f_s11, s11 = read_reflection(data_dir, str(opts["reflection"]))
     refl = fit_reflection(f_s11, s11)

@@ -36,6 +36,7 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     PipelineResult,
     run_plan,
+    with_defaults,
 )
 from cryodaq.acquisition.pipelines.ho163_detector import (
     Ho163Detector,
@@ -69,8 +70,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _options(inp: PipelineInput) -> dict[str, Any]:
-    opts = inp.options_with(DEFAULTS, "ho163")
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    opts = with_defaults(given, DEFAULTS, "ho163")
     for key in ("isolation_s", "exclude_eV", "target_m_nu_eV"):
         if not float(opts[key]) >= 0:
             raise PipelineError(f"ho163: {key} must be >= 0, got {opts[key]}")
@@ -82,7 +84,7 @@ def _options(inp: PipelineInput) -> dict[str, Any]:
 
 def plan(inp: PipelineInput) -> ChannelPlan:
     """The `ho163` pipeline as independent per-detector pieces (see `pipelines`)."""
-    opts = _options(inp)
+    opts = options(inp.options)
     opts["lines"] = tuple(known_line(n) for n in opts["lines"])
 
     def combine(sel: Selection, outcomes: Mapping[int, Ho163Detector | ChannelFailure], draw: Draw

@@ -45,6 +45,7 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     PipelineResult,
     run_plan,
+    with_defaults,
 )
 from cryodaq.acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
 from cryodaq.acquisition.pipelines.holmes_figures import figure_jobs
@@ -99,8 +100,9 @@ def known_line(name: str) -> KnownLine:
     return KnownLine(name, KA_EV[name])
 
 
-def _options(inp: PipelineInput) -> dict[str, Any]:
-    opts = inp.options_with(DEFAULTS, "holmes")
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    opts = with_defaults(given, DEFAULTS, "holmes")
     for key in ("resolution_line", "shape_line"):
         if opts[key] not in opts["lines"]:
             raise PipelineError(f"holmes: {key} {opts[key]!r} is not among lines {opts['lines']}")
@@ -118,7 +120,7 @@ def _options(inp: PipelineInput) -> dict[str, Any]:
 
 def plan(inp: PipelineInput) -> ChannelPlan:
     """The `holmes` pipeline as independent per-detector pieces (see `pipelines`)."""
-    opts = _options(inp)
+    opts = options(inp.options)
     opts["lines"] = tuple(known_line(n) for n in opts["lines"])
 
     def combine(sel: Selection, outcomes: Mapping[int, DetectorResult | ChannelFailure], draw: Draw

@@ -45,6 +45,7 @@ from cryodaq.acquisition.pipelines import (
     PipelineResult,
     mmc_lines,
     run_plan,
+    with_defaults,
 )
 from cryodaq.acquisition.pipelines.mmc_background_group import background_group
 from cryodaq.acquisition.pipelines.mmc_figures import figure_jobs
@@ -95,8 +96,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _options(inp: PipelineInput) -> dict[str, Any]:
-    opts = inp.options_with(DEFAULTS, "mmc")
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    opts = with_defaults(given, DEFAULTS, "mmc")
     opts["layout"] = {str(k): list(v) for k, v in (opts["layout"] or maxs30_layout()).items()}
     if not isinstance(opts["background"], dict):
         raise PipelineError("mmc: option background must map labels to acquisition lists")
@@ -138,7 +140,7 @@ def _parts(inp: PipelineInput, names: list[str], what: str) -> tuple[PartInfo, .
 
 def plan(inp: PipelineInput) -> ChannelPlan:
     """The `mmc` pipeline as independent per-pixel pieces (see `cryodaq.acquisition.pipelines`)."""
-    opts = _options(inp)
+    opts = options(inp.options)
     if not inp.acquisitions:
         raise PipelineError("mmc: name the calibration acquisitions (55Fe) in `acquisitions`")
     calib = _parts(inp, list(inp.acquisitions), "calibration")

@@ -35,6 +35,7 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     PipelineResult,
     run_plan,
+    with_defaults,
 )
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelResult,
@@ -77,8 +78,9 @@ MEAN_KEYS = (
 )
 
 
-def _options(inp: PipelineInput) -> dict[str, Any]:
-    opts = inp.options_with(DEFAULTS, "pulses")
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    opts = with_defaults(given, DEFAULTS, "pulses")
     if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
         raise PipelineError(
             f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
@@ -149,7 +151,7 @@ def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
 
 def plan(inp: PipelineInput) -> ChannelPlan:
     """The `pulses` pipeline as independent per-channel pieces (see `pipelines`)."""
-    opts = _options(inp)
+    opts = options(inp.options)
 
     def combine(sel: Selection, outcomes: Mapping[int, ChannelResult | ChannelFailure],
                 draw: Draw) -> PipelineResult:  # fmt: skip

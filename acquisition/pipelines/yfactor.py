@@ -16,10 +16,11 @@ temperatures `T_hot_K`, `T_cold_K` and their Eq 3 values, and the spectra used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult
+from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult, with_defaults
 from cryodaq.acquisition.pipelines.stored_data import PipelineError, StoredSpectrum, read_spectra
 from cryodaq.analysis.yfactor import y_factor
 
@@ -30,15 +31,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def options(raw: dict[str, Any] | None) -> dict[str, Any]:
-    raw = dict(raw or {})
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise PipelineError(
-            f"yfactor: unknown option(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(DEFAULTS))}"
-        )
-    return {**DEFAULTS, **raw}
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    return with_defaults(given, DEFAULTS, "yfactor")
 
 
 def yfactor_results(spectra: list[StoredSpectrum], opts: dict[str, Any]) -> dict[str, Any]:

@@ -15,13 +15,15 @@ from cryodaq.acquisition.campaign.fields import Step
 from cryodaq.acquisition.campaign.steps.base import StepError, StepHandler, StepRun
 from cryodaq.acquisition.campaign.steps.context import RunContext
 from cryodaq.acquisition.cluster.analyze import OnPiece, analyze
+from cryodaq.acquisition.errors import did_you_mean
 from cryodaq.acquisition.pipelines import (
     PIPELINES,
+    PipelineError,
     PipelineInput,
     PipelineResult,
     UnknownPipeline,
+    pipeline_module,
 )
-from cryodaq.acquisition.rig import did_you_mean
 from cryodaq.acquisition.store.layout import FIGURES, STORE
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.yaml_source import KeyPath
@@ -72,6 +74,12 @@ class AnalyzeHandler(StepHandler):
             known = sorted(PIPELINES)
             checker.fail((*path, "pipeline"), f"no analysis pipeline {pipeline!r}"
                          f"{did_you_mean(pipeline, known)}; known: {', '.join(known) or 'none'}")
+        elif isinstance(pipeline, str) and isinstance(body.get("options", {}), dict):
+            try:
+                pipeline_module(pipeline).options(body.get("options"))
+            except (PipelineError, ValueError, TypeError) as exc:
+                where = (*path, "options") if "options" in body else path
+                checker.fail(where, str(exc))
         names = body.get("acquisitions")
         for j, name in enumerate(names if isinstance(names, list) else []):
             if isinstance(name, str) and name not in checker.sites and name not in checker.stored:
