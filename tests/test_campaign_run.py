@@ -275,8 +275,16 @@ def test_failing_step_stops_the_campaign_with_one_clear_line(tmp_path: Path) -> 
     assert summary["status"] == "failed" and [s["id"] for s in summary["steps"]] == ["0"]
 
 
-def test_an_unexpected_error_fails_the_campaign_and_resume_finishes_it(tmp_path: Path) -> None:
-    """A bug-like exception (bad pipeline option) must never be recorded as completed."""
+def test_an_unexpected_error_fails_the_campaign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug-like exception inside a step (here the analysis raising KeyError) must never be
+    recorded as completed: the run fails in one line naming it, the store is closed."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("line_eV")
+
+    monkeypatch.setattr("cryodaq.acquisition.campaign.steps.analyze.analyze", broken)
     path = campaign(
         tmp_path,
         """\
@@ -286,14 +294,14 @@ def test_an_unexpected_error_fails_the_campaign_and_resume_finishes_it(tmp_path:
           - set: {adc1.channels.3-16.enabled: false}
           - acquire: {name: calib, source: adc1, duration: 2 s,
                       trigger: {all: {edge_threshold: 3 mV}}}
-          - analyze: {pipeline: pulses, acquisitions: [calib], options: {line_eV: [1, 2]}}
+          - analyze: {pipeline: pulses, acquisitions: [calib]}
           - wait: 1 s
         """,
     )
     run_dir = tmp_path / "run"
-    done = cryodaq("run", str(path), "--out", str(run_dir), "--no-display")
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr and "unexpected" in done.stderr
+    done = CliRunner().invoke(app, ["run", str(path), "--out", str(run_dir), "--no-display"])
+    assert done.exit_code == 1, done.output
+    assert "Traceback" not in done.output and "unexpected KeyError" in done.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and [s["id"] for s in summary["steps"]] == ["0", "1"]
     assert RunReader(run_dir / "store").metadata["end_reason"].startswith("failed")
