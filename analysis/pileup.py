@@ -29,6 +29,8 @@ from cryodaq.analysis.time_resolution import (
     OVERSAMPLE,
     SEARCH_SAMPLES,
     WienerFilter,
+    half_point,
+    pulses_in_noise,
     second_prominence,
     wiener_filter,
 )
@@ -112,20 +114,6 @@ class PileupFlag:
         return self.second(records, window) > self.prominence
 
 
-def _singles(pulse: Callable[[np.ndarray], np.ndarray], amplitude: float, noise: np.ndarray,
-             fs: float, pre: int, n: int, rng: np.random.Generator,
-             separation_s: float | None = None) -> np.ndarray:
-    """`n` records: noise records drawn with replacement plus one pulse (two with a
-    separation) at `pre` and a uniform phase within a sample."""
-    t = np.arange(noise.shape[1]) / fs
-    phase = (pre + rng.uniform(0.0, 1.0, n)) / fs
-    x = noise[rng.integers(0, noise.shape[0], n)].copy()
-    x += amplitude * pulse(t[None, :] - phase[:, None])
-    if separation_s is not None:
-        x += amplitude * pulse(t[None, :] - phase[:, None] - separation_s)
-    return x
-
-
 def learn_pileup_flag(pulse: Callable[[np.ndarray], np.ndarray], amplitude: float,
                       noise_records: np.ndarray, sample_rate_hz: float, pretrigger: int,
                       *, n_singles: int = 400, rng: np.random.Generator | None = None
@@ -146,7 +134,7 @@ def learn_pileup_flag(pulse: Callable[[np.ndarray], np.ndarray], amplitude: floa
                                OVERSAMPLE).max())
     height = max(5.0 * float(np.std(wiener.apply(noise, OVERSAMPLE))), SPIKE_FRACTION * spike)
     flag = PileupFlag(wiener, pretrigger, height, 0.0, spike)
-    singles = _singles(pulse, amplitude, noise, sample_rate_hz, pretrigger, n_singles, rng)
+    singles = pulses_in_noise(pulse, amplitude, noise, sample_rate_hz, pretrigger, n_singles, rng)
     threshold = float(np.quantile(flag.second(singles), 1.0 - FALSE_FLAG_FRACTION))
     return PileupFlag(wiener, pretrigger, height, max(threshold, SPIKE_FRACTION * spike), spike)
 
@@ -170,17 +158,11 @@ def flag_time_resolution(flag: PileupFlag, pulse: Callable[[np.ndarray], np.ndar
     noise = np.asarray(noise_records, dtype=np.float64)
     pre = flag.pretrigger
     seps = np.asarray(separations_s, dtype=np.float64)
-    singles = _singles(pulse, amplitude, noise, sample_rate_hz, pre, n_pairs, rng)
+    singles = pulses_in_noise(pulse, amplitude, noise, sample_rate_hz, pre, n_pairs, rng)
     false = float(np.mean(flag.apply(singles)))
     frac = np.array([
-        np.mean(flag.apply(_singles(pulse, amplitude, noise, sample_rate_hz, pre, n_pairs, rng,
-                                    float(s))))
+        np.mean(flag.apply(pulses_in_noise(pulse, amplitude, noise, sample_rate_hz, pre,
+                                           n_pairs, rng, float(s))))
         for s in seps
     ])
-    above = np.flatnonzero(frac >= 0.5)
-    tau = float("nan")
-    if above.size:
-        i = int(above[0])
-        tau = float(seps[0]) if i == 0 else float(
-            seps[i - 1] + (0.5 - frac[i - 1]) / (frac[i] - frac[i - 1]) * (seps[i] - seps[i - 1]))
-    return FlagResolution(seps, frac, false, tau)
+    return FlagResolution(seps, frac, false, half_point(seps, frac))

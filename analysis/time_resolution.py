@@ -97,7 +97,7 @@ class PairResolution:
     time_resolution_s: float  # separation where half are resolved (nan: never)
 
 
-def _half_point(x: np.ndarray, y: np.ndarray) -> float:
+def half_point(x: np.ndarray, y: np.ndarray) -> float:
     """First x where y (fractions) reaches 0.5, linearly interpolated; nan if it never does."""
     above = np.flatnonzero(y >= 0.5)
     if above.size == 0:
@@ -106,6 +106,22 @@ def _half_point(x: np.ndarray, y: np.ndarray) -> float:
     if i == 0:
         return float(x[0])
     return float(x[i - 1] + (0.5 - y[i - 1]) / (y[i] - y[i - 1]) * (x[i] - x[i - 1]))
+
+
+def pulses_in_noise(
+    pulse: Callable[[np.ndarray], np.ndarray], amplitude: float, noise: np.ndarray,
+    sample_rate_hz: float, pretrigger: int, n: int, rng: np.random.Generator,
+    separation_s: float | None = None,
+) -> np.ndarray:
+    """`n` records: noise records (n, L) drawn with replacement plus one pulse of `amplitude`
+    arriving at `pretrigger` and a uniform phase within a sample (two, `separation_s` apart)."""
+    t = np.arange(noise.shape[1]) / sample_rate_hz
+    phase = (pretrigger + rng.uniform(0.0, 1.0, n)) / sample_rate_hz
+    x = noise[rng.integers(0, noise.shape[0], n)].copy()
+    x += amplitude * pulse(t[None, :] - phase[:, None])
+    if separation_s is not None:
+        x += amplitude * pulse(t[None, :] - phase[:, None] - separation_s)
+    return x
 
 
 def pair_resolution(
@@ -138,11 +154,8 @@ def pair_resolution(
     def second(sep: float | None, height: float) -> np.ndarray:
         """Second prominences in the filtered records of singles (sep None) or pairs, searched
         from a few samples before the first arrival to a few after the second."""
-        phase = (pretrigger + rng.uniform(0.0, 1.0, n_pairs)) * dt
-        x = noise_x[rng.integers(0, n_noise, n_pairs)].copy()
-        x += amplitude * pulse(t[None, :] - phase[:, None])
-        if sep is not None:
-            x += amplitude * pulse(t[None, :] - phase[:, None] - sep)
+        x = pulses_in_noise(pulse, amplitude, noise_x, sample_rate_hz, pretrigger, n_pairs, rng,
+                            sep)
         y = filt.apply(x, OVERSAMPLE)
         lo = (pretrigger - SEARCH_SAMPLES) * OVERSAMPLE
         hi = int((pretrigger + (sep or 0.0) / dt + SEARCH_SAMPLES + 1) * OVERSAMPLE)
@@ -154,7 +167,7 @@ def pair_resolution(
     false = float(np.mean(second(None, 0.5 * spike) > threshold))
     seps = np.asarray(separations_s, dtype=np.float64)
     frac = np.array([np.mean(second(s, 0.5 * spike) > threshold) for s in seps])
-    return PairResolution(seps, frac, n_pairs, false, threshold, spike, _half_point(seps, frac))
+    return PairResolution(seps, frac, n_pairs, false, threshold, spike, half_point(seps, frac))
 
 
 def pileup_fraction(activity_bq: float, time_resolution_s: float) -> float:
