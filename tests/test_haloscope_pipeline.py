@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from report_checks import check_report
 from typer.testing import CliRunner
 
 from cryodaq.acquisition.campaign.validate import load_campaign
@@ -265,3 +266,4 @@ def test_figures_are_written_and_in_the_report(paper_run: tuple[Path, dict[str, 
     for p in figures:
         assert p.exists() and p.stat().st_size > 10_000
         assert p.name in report
+    check_report(run_dir, "haloscope_cavity_calibration")

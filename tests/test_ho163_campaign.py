@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from report_checks import check_report
 from typer.testing import CliRunner
 
 from cryodaq.acquisition.cli.main import app
@@ -57,3 +58,4 @@ def test_pileup_and_end_point(result: tuple[Path, dict]) -> None:
     figures = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
     assert figures == ["ho163_implant_endpoint.png", "ho163_implant_pileup.png",
                        "ho163_implant_spectrum.png"]  # fmt: skip
+    check_report(run_dir, "holmes_ho163")

@@ -23,6 +23,7 @@ from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.live.app import STATIC
 from cryodaq.acquisition.live.histogram import GrowingHistogram
 from cryodaq.acquisition.live.server import LiveServer, bind
+from cryodaq.acquisition.pipelines.look import LOOK_CSS
 from cryodaq.acquisition.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,8 +144,8 @@ def test_page_and_scripts_come_from_the_package() -> None:
     page = (STATIC / "index.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert sources and all(s.startswith("/static/") for s in sources), sources
-    for s in sources:
-        assert (STATIC / s.removeprefix("/static/")).is_file()
+    for s in sources:  # the look shared with the run report comes from the pipelines room
+        assert (STATIC / s.removeprefix("/static/")).is_file() or s == f"/static/{LOOK_CSS.name}"
     assert "uPlot" in (STATIC / "uPlot.iife.min.js").read_text()[:200]
     assert "MIT" in (STATIC / "uPlot.LICENSE").read_text()
     assert "http" not in (STATIC / "live.js").read_text()
@@ -177,6 +178,8 @@ def test_cryodaq_live_serves_a_finished_run(runs: dict[str, Path]) -> None:
         assert view["acquisition"]["name"] == "pulses" and view["acquisition"]["closed"]
         with urllib.request.urlopen(url, timeout=5) as r:
             assert b"/static/live.js" in r.read()
+        with urllib.request.urlopen(f"{url}static/{LOOK_CSS.name}", timeout=5) as r:
+            assert r.read() == LOOK_CSS.read_bytes()  # the look shared with the run report
         # the run has ended: a browser gets its content, then the end, and stops listening
         with urllib.request.urlopen(url + "api/events", timeout=20) as r:
             body = r.read().decode()

@@ -12,6 +12,7 @@ frequency and is left out.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import yaml
 
 from cryodaq.acquisition.pipelines import PipelineInput, get_pipeline
 from cryodaq.acquisition.pipelines.report import write_report
+from cryodaq.acquisition.pipelines.report_numbers import fmt
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
@@ -185,19 +187,26 @@ def test_figures_and_report(run: dict[str, Any]) -> None:
     assert len(figures) == 4
     for fig in figures:
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size > 5000
+    rels = [fig.relative_to(run["dir"]).as_posix() for fig in figures]
     summary = {
         "campaign": "pulses <test>",
-        "run": run["reader"].summary(),
-        "analyses": {"analyze pulses": run["out"].results},
-    }
-    report = write_report(run["dir"], summary, figures)
+        "steps": [{"kind": "analyze", "name": "analyze pulses",
+                   "result": {"pipeline": "pulses", "figures": [str(f) for f in figures]}}],
+        "analyze": {"analyze pulses": run["out"].results},
+        "figures": rels,
+    }  # fmt: skip
+    report = write_report(run["dir"], summary)
     text = report.read_text()
     assert report == run["dir"] / "report.html"
-    for fig in figures:
-        rel = fig.relative_to(run["dir"]).as_posix()
-        assert f'src="{rel}"' in text and (report.parent / rel).exists()
+    # the figures embedded in the pipeline's order, after the headline of every channel
+    assert re.findall(r'<span class="name">([^<]+)</span>', text) == rels
+    assert text.count('<img src="data:image/png;base64,') == len(figures)
+    for ch in run["out"].results["channels"].values():
+        if "error" not in ch:
+            assert f"<td>{fmt(ch['fwhm_eV'], ch['fwhm_err_eV'])}</td>" in text
+    assert text.find('<table class="headline">') < text.find("<figure")
     assert "pulses &lt;test&gt;" in text and "<test>" not in text
-    assert "baseline_fwhm_eV" in text and "fwhm_err_eV" in text
+    assert "baseline_fwhm_eV" in text and "fwhm_err_eV" in text  # every result, in the facts
 
 
 def test_channels_without_enough_records_are_reported(run: dict[str, Any]) -> None:

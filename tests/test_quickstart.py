@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from report_checks import check_report
 
 from cryodaq.acquisition.store.ljh import read_ljh
 from cryodaq.acquisition.store.reader import RunReader
@@ -61,6 +62,10 @@ def test_quickstart_writes_summary_figures_and_report(quickstart: Path) -> None:
         assert figure in report
     for name in ("campaign.json", "cryodaq.log", "progress.json"):
         assert (quickstart / name).exists()
+
+
+def test_report_reads_headline_first(quickstart: Path) -> None:
+    check_report(quickstart, "quickstart")
 
 
 def test_analyze_reproduces_the_stored_analysis(quickstart: Path) -> None:

@@ -1,43 +1,80 @@
-"""The HTML report: tables from any summary, escaped text, figures by relative path."""
+"""The run report rendered from a summary: results first, escaped text, figures embedded with
+their captions, problems stated plainly, the run facts (every step and result) last, folded."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from cryodaq.acquisition.pipelines.report import write_report
+from report_checks import synthetic_run, synthetic_summary
+
+from cryodaq.acquisition.pipelines.report_numbers import fmt
 
 
-def test_report_tables_escaping_and_relative_figures(tmp_path: Path) -> None:
-    figs = tmp_path / "figures"
-    figs.mkdir()
-    png = figs / "pulses_calib_spectrum.png"
-    png.write_bytes(b"\x89PNG\r\n\x1a\n")
-    summary = {
-        "campaign": "<script>alert(1)</script>",
-        "live_time_s": 30.0,
-        "steps": [
-            {"id": "0", "kind": "set", "result": {"set": {"tc.outputs.0.setpoint": "20 mK"}}},
-            {"id": "1", "kind": "acquire", "result": {"records": 2400, "drops": {}}},
-        ],
-        "analyze": {
-            "resolution": {
-                "line_eV": 5898.75,
-                "channels": {"1": {"fwhm_eV": 4.1234567, "a&b": None}, "2": {"error": "x < y"}},
-            }
-        },
-    }
-    report = write_report(tmp_path, summary, [png])
-    text = report.read_text()
-    assert report == tmp_path / "report.html"
-    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert "x &lt; y" in text and "a&amp;b" in text
-    assert 'src="figures/pulses_calib_spectrum.png"' in text
-    # One table row per step and per channel; small nested results fit in a cell.
-    steps = text.split("<h3>steps</h3>")[1].split("</table>")[0]
-    assert len(re.findall(r"<tr><td", steps)) == 2
-    assert "setpoint=20 mK" in steps and "drops=&ndash;" in steps
-    channels = text.split("<h5>channels</h5>")[1].split("</table>")[0]
-    assert len(re.findall(r"<tr><td", channels)) == 2 and "4.12346" in channels
-    assert "5898.75" in text
+def test_results_first_then_figures_problems_and_folded_facts(tmp_path: Path) -> None:
+    _, page = synthetic_run(tmp_path)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "30 s of 55Fe &amp; friends" in page
+    order = [page.find(s) for s in ('<table class="headline">', "<figure", "<h2>Problems",
+                                    '<section class="facts"><details>')]  # fmt: skip
+    assert order == sorted(order) and order[0] > 0
+    headline = page[order[0]:order[1]]
+    for channel in ("4.81 ± 0.32", "5.8 ± 0.4"):  # the physicist's format
+        assert f"<td>{channel}</td>" in headline
+    assert "mean of 2" in headline and "5.31 ± 0.26" in headline
+    # figures in the pipeline's order (the step's), embedded, each with its caption
+    shown = re.findall(r'<span class="name">(figures/[^<]+)</span>', page)
+    assert shown == ["figures/pulses_calib_pulses.png", "figures/pulses_calib_spectrum.png"]
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 2
+    assert '<figure class="wide">' in page  # the 3:1 panel row spans the page
+    assert "two-exponential fit" in page and "likelihood fit" in page
+    assert "None: the run completed" in page
+    # the facts: every step, every result, the rig and campaign as they ran
+    facts = page[order[3]:]
+    assert "setpoint=20 mK" in facts and "All results of resolution" in facts
+    assert "line_shape" in facts and "&quot;seed&quot;: 1" in facts
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_problems_are_stated_plainly(tmp_path: Path) -> None:
+    summary = synthetic_summary()
+    channels = summary["analyze"]["resolution"]["channels"]
+    channels["3"] = {"error": "only 4 pulses (need 20)"}
+    channels["2"]["pulses"] = 40  # of 151 triggers: the cuts removed far more than pile-up
+    acquisition = {**summary["acquisitions"]["calib"], "gaps": 2, "gap_samples": 4096,
+                   "records_lost_to_gaps": 3, "end_reason": "interrupted"}
+    _, page = synthetic_run(
+        tmp_path, status="failed", error="adc1: timeout on :DATA? (after 5 s)",
+        drops={"live": 12}, resumed=["2026-12-06T07:00:00+00:00"],
+        acquisitions={"calib": acquisition},
+        analyze={"resolution": {**summary["analyze"]["resolution"], "channels": channels}},
+        figures=[*summary["figures"], "figures/gone.png"],
+    )  # fmt: skip
+    assert 'class="status failed"' in page
+    header = page[: page.find("</header>")]
+    assert "The run did not complete (failed): adc1: timeout on :DATA? (after 5 s)" in header
+    problems = re.findall(r"<li>([^<]+)</li>", page[page.find("<h2>Problems"):])
+    expected = [
+        "The run did not complete: failed after 2 steps: adc1: timeout on :DATA? (after 5 s).",
+        "The run was interrupted and resumed 1 time(s), at 2026-12-06T07:00:00+00:00.",
+        "Sink live dropped 12 records (its queue was full).",
+        "Acquisition calib: 2 gap(s) in the sample stream, 4\u2009096 samples lost, 3 records "
+        "lost with them.",
+        "Acquisition calib ended early: interrupted.",
+        "resolution: channel 3 failed: only 4 pulses (need 20)",
+        f"resolution: channel 2: the cuts kept 40 of 151 pulse triggers (26.5 %); isolation "
+        f"from pile-up alone would keep {fmt(100 * 2.718281828 ** -0.12, digits=3)} %.",
+        "Figure figures/gone.png is missing from the run directory.",
+    ]
+    assert [p.replace("&#x27;", "'") for p in problems] == expected
+    assert "problem(s): see Problems below" in header
+
+
+def test_a_pipeline_without_headline_and_failed_entries_of_one_kind(tmp_path: Path) -> None:
+    results = {"pixels": {n: {"error": f"only {k} clean Ka pulses of pixel {n} (need 30)"}
+                          for k, n in enumerate(("A1", "B1", "C2"), start=20)}}  # fmt: skip
+    _, page = synthetic_run(tmp_path, analyze={"other": results}, figures=[])
+    assert "This pipeline defines no headline" in page
+    assert ("other: 3 pixels failed like A1 (only 20 clean Ka pulses of pixel A1 (need 30)): "
+            "A1, B1, C2") in page  # fmt: skip
+    assert "<figure" not in page

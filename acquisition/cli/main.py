@@ -9,6 +9,7 @@ from cryodaq.acquisition.cli.check_driver import check_driver
 from cryodaq.acquisition.cli.export import export
 from cryodaq.acquisition.cli.instruments import instruments, serve_sim
 from cryodaq.acquisition.cli.live import live
+from cryodaq.acquisition.cli.report import report
 from cryodaq.acquisition.cli.run import run
 from cryodaq.acquisition.cli.validate import validate
 
@@ -21,6 +22,7 @@ app.command("check-driver")(check_driver)
 app.command()(validate)
 app.command()(run)
 app.command()(analyze)
+app.command()(report)
 app.command()(export)
 app.command()(live)
 

@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from cryodaq.acquisition.live.hub import LiveHub, Selection
 from cryodaq.acquisition.live.watcher import UnknownChannel
+from cryodaq.acquisition.pipelines.look import LOOK_CSS
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: How often an event stream checks for new content (s).
@@ -36,6 +37,9 @@ def create_app(hub: LiveHub) -> Starlette:
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def look(request: Request) -> Response:
+        return FileResponse(LOOK_CSS, headers={"Cache-Control": "no-cache"})
 
     async def view(request: Request) -> Response:
         try:
@@ -82,6 +86,8 @@ def create_app(hub: LiveHub) -> Starlette:
             Route("/", index),
             Route("/api/view", view),
             Route("/api/events", events),
+            # the look shared with the run report (`cryodaq.acquisition.pipelines.look`)
+            Route(f"/static/{LOOK_CSS.name}", look),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )

@@ -1,0 +1,82 @@
+"""Headline of the `pulses` pipeline: resolution per channel at the calibration line, beside
+the baseline (noise) resolution, the optimal filter's prediction, pulse shape, rate and counts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from cryodaq.acquisition.pipelines.report_headline import Table, failed_entries, ok_entries
+from cryodaq.acquisition.pipelines.report_numbers import count, fmt, percent
+
+#: The pipeline's default isolation (decay times with no other trigger before a pulse): with
+#: it, a Poisson rate r keeps exp(-r * ISOLATION_DECAYS * decay) of the pulse triggers.
+ISOLATION_DECAYS = 8.0
+#: Cuts keeping less than this share of what the isolation alone keeps are reported.
+KEPT_LOW = 0.7
+
+CAPTIONS = {
+    "spectrum": "Each channel's spectrum at the calibration line with its likelihood fit: look "
+    "for one peak the fit follows, no shoulder or low-energy tail.",
+    "pulses": "Average pulse per channel with its two-exponential fit: the dashed fit should "
+    "lie on the pulse, rise and decay alike on every channel.",
+    "noise_psd": "Noise spectral density per channel: a flat white level with a 1/f rise at low "
+    "frequency; sharp lines are pick-up the filter cannot remove.",
+    "resolution": "Line, baseline and predicted FWHM per channel: the line should sit on the "
+    "baseline and the prediction; a line far above them means drift or a bad calibration.",
+}
+
+COLUMNS = (
+    "channel", "line FWHM (eV)", "baseline FWHM (eV)", "filter prediction (eV)",
+    "rise (µs)", "decay (ms)", "rate (Hz)", "counts in line",
+)  # fmt: skip
+
+
+def _row(name: str, c: Mapping[str, Any], counts: str) -> tuple[str, ...]:
+    """A channel's row; the mean row's values without errors at 3 significant digits."""
+    return (
+        name,
+        fmt(c.get("fwhm_eV"), c.get("fwhm_err_eV")),
+        fmt(c.get("baseline_fwhm_eV"), c.get("baseline_fwhm_err_eV"), digits=3),
+        fmt(c.get("predicted_fwhm_eV"), digits=3),
+        fmt(c.get("rise_s"), c.get("rise_err_s"), scale=1e-6, digits=3),
+        fmt(c.get("decay_s"), c.get("decay_err_s"), scale=1e-3, digits=3),
+        fmt(c.get("rate_hz"), c.get("rate_err_hz"), digits=3),
+        counts,
+    )
+
+
+def tables(results: Mapping[str, Any]) -> list[Table]:
+    channels = ok_entries(results.get("channels"))
+    rows = [_row(ch, c, count(c.get("counts"))) for ch, c in channels.items()]
+    mean = results.get("mean")
+    if isinstance(mean, Mapping) and len(channels) > 1:
+        total = sum(int(c.get("counts") or 0) for c in channels.values())
+        rows.append(_row(f"mean of {len(channels)}", mean, f"{count(total)} (total)"))
+    line = fmt(results.get("line_eV"), digits=6, unit="eV")
+    shape = results.get("line_shape", "gaussian")
+    return [Table(
+        f"Energy resolution at the {line} line ({shape} fit)",
+        COLUMNS,
+        tuple(rows),
+        "FWHM from a Poisson-likelihood fit of the line; baseline from the noise records "
+        "through the same filter; rate = pulse triggers per live second.",
+    )]  # fmt: skip
+
+
+def problems(results: Mapping[str, Any]) -> list[str]:
+    out = failed_entries(results.get("channels"), "channel")
+    for ch, c in ok_entries(results.get("channels")).items():
+        triggers, kept = c.get("pulse_triggers"), c.get("pulses")
+        rate, decay = c.get("rate_hz"), c.get("decay_s")
+        if not (triggers and kept is not None and rate and decay):
+            continue
+        expected = math.exp(-rate * ISOLATION_DECAYS * decay)
+        if kept / triggers < KEPT_LOW * expected:
+            out.append(
+                f"channel {ch}: the cuts kept {count(kept)} of {count(triggers)} pulse triggers "
+                f"({percent(kept / triggers)}); isolation from pile-up alone would keep "
+                f"{percent(expected)}."
+            )
+    return out
