@@ -32,6 +32,7 @@ from scipy.special import wofz
 
 from cryodaq.analysis.line_calibration import Calibration, KnownLine
 from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA
+from cryodaq.analysis.record_apply import rising_phases
 
 #: Fraction of each line's events given to a flat floor over its window.
 FLOOR_FRACTION = 0.01
@@ -49,17 +50,7 @@ def rising_phase(records: np.ndarray, pretrigger: int, sign: float = 1.0) -> np.
     """Fractional sample index where each record (n, L), baseline-subtracted (pretrigger
     mean) and times `sign`, first reaches half its peak after the pretrigger (linear
     interpolation between the two samples around the crossing)."""
-    x = sign * np.asarray(records, dtype=np.float64)
-    if x.ndim != 2 or not 1 <= pretrigger < x.shape[1] - 1:
-        raise ValueError(f"need records (n, L) and 1 <= pretrigger < L - 1, got {x.shape}")
-    x = x - x[:, :pretrigger].mean(axis=1, keepdims=True)
-    half = 0.5 * x[:, pretrigger:].max(axis=1)
-    above = x[:, pretrigger:] >= half[:, None]
-    i = np.argmax(above, axis=1) + pretrigger
-    rows = np.arange(x.shape[0])
-    lo, hi = x[rows, i - 1], x[rows, i]
-    step = np.where(hi > lo, hi - lo, np.inf)
-    return i - 1 + np.clip((half - lo) / step, 0.0, 1.0)
+    return rising_phases(records, pretrigger, sign)
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cryodaq.analysis.record_apply import (
+    amplitudes,
+    baseline_subtracted_sum,
+    rising_edges,
+    row_means,
+)
+
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-#: Records per chunk when filtering (bounds the float64 copy of integer records).
+#: Records per chunk when a float64 copy of integer records is needed (bounds its size).
 CHUNK = 4096
+#: Records per chunk of the noise PSD (their spectra stay in the cache).
+PSD_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -96,15 +105,13 @@ class OptimalFilter:
 
 
 def apply_weights(records: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """`records @ weights` in float64, in chunks; records (n, L) of any numeric dtype."""
+    """`records @ weights` in float64; records (n, L) of any numeric dtype (compiled: each
+    record is converted as it is read, `record_apply.amplitudes`)."""
     records = np.asarray(records)
     w = np.asarray(weights, dtype=np.float64)
     if records.ndim != 2 or records.shape[1] != w.size:
         raise ValueError(f"records must be (n, {w.size}), got shape {records.shape}")
-    out = np.empty(records.shape[0])
-    for i in range(0, records.shape[0], CHUNK):
-        out[i : i + CHUNK] = records[i : i + CHUNK].astype(np.float64, copy=False) @ w
-    return out
+    return amplitudes(records, w)
 
 
 def noise_psd(records: np.ndarray, sample_rate_hz: float) -> NoiseSpectrum:
@@ -120,21 +127,14 @@ def noise_psd(records: np.ndarray, sample_rate_hz: float) -> NoiseSpectrum:
     if length % 2:
         raise ValueError(f"record length must be even, got {length}")
     power = np.zeros(length // 2 + 1)
-    for i in range(0, n, CHUNK):
-        x = records[i : i + CHUNK].astype(np.float64)
+    for i in range(0, n, PSD_CHUNK):
+        x = records[i : i + PSD_CHUNK].astype(np.float64)
         x -= x.mean(axis=1, keepdims=True)
-        power += (np.abs(np.fft.rfft(x, axis=1)) ** 2).sum(axis=0)
+        spectrum = np.fft.rfft(x, axis=1)
+        power += (spectrum.real**2 + spectrum.imag**2).sum(axis=0)
     dt = 1.0 / sample_rate_hz
     psd = 2.0 * dt / length * power / n
     return NoiseSpectrum(np.fft.rfftfreq(length, dt), psd, n, float(sample_rate_hz))
-
-
-def rising_edge(records: np.ndarray, start: int) -> np.ndarray:
-    """First index >= start where each row reaches half its maximum after `start` (-1: none)."""
-    seg = np.asarray(records, dtype=np.float64)[:, start:]
-    above = seg >= 0.5 * seg.max(axis=1, keepdims=True)
-    idx = np.argmax(above, axis=1)
-    return np.where(above.any(axis=1) & (seg.max(axis=1) > 0), idx + start, -1)
 
 
 def average_pulse(
@@ -155,15 +155,14 @@ def average_pulse(
     length = records.shape[1]
     if not 1 <= pretrigger < length:
         raise ValueError(f"pretrigger must be in 1 .. {length - 1}, got {pretrigger}")
-    x = records.astype(np.float64)
-    x -= x[:, :pretrigger].mean(axis=1, keepdims=True)
-    sign = 1.0 if np.median(x[:, pretrigger:].mean(axis=1)) >= 0 else -1.0
-    edge = rising_edge(sign * x, max(pretrigger - max_shift, 0))
+    base = row_means(records, 0, pretrigger)
+    sign = 1.0 if np.median(row_means(records, pretrigger, length) - base) >= 0 else -1.0
+    edge = rising_edges(records, base, sign, max(pretrigger - max_shift, 0))
     ok = edge >= 0
     if not ok.any():
         raise ValueError("no pulse record has a rising edge after the pretrigger")
     keep = ok & (np.abs(edge - np.median(edge[ok])) <= max_shift)
-    avg = x[keep].mean(axis=0)
+    avg = baseline_subtracted_sum(records, base, keep) / keep.sum()
     peak = float(np.max(sign * avg))
     if not np.isfinite(peak) or peak <= 0.0:
         raise ValueError("average pulse has no peak")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cryodaq.analysis.record_apply import noise_stats, rises_after_peak
+
 
 def robust_sigma(x: np.ndarray) -> float:
     """Gaussian-equivalent sigma from the median absolute deviation."""
@@ -43,14 +45,10 @@ def isolated(
 
 def noise_record_stats(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rms about the mean, largest |deviation| from the mean) of each record."""
-    x = np.asarray(records, dtype=np.float64)
-    x = x - x.mean(axis=1, keepdims=True)
-    return np.sqrt((x * x).mean(axis=1)), np.abs(x).max(axis=1)
+    return noise_stats(records)
 
 
 def rise_after_peak(records: np.ndarray, sign: float = 1.0) -> np.ndarray:
-    """Largest one-sample rise (times `sign`) after each record's peak: pile-up shows here."""
-    x = sign * np.asarray(records, dtype=np.float64)
-    steps = np.diff(x, axis=1)
-    after = np.arange(steps.shape[1])[None, :] >= np.argmax(x, axis=1)[:, None]
-    return np.where(after, steps, -np.inf).max(axis=1)
+    """Largest one-sample rise (times `sign`, +1 or -1) after each record's peak: pile-up
+    shows here."""
+    return rises_after_peak(records, sign)

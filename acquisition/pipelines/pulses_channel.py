@@ -26,6 +26,7 @@ from cryodaq.analysis.optimal_filter import (
     optimal_filter,
 )
 from cryodaq.analysis.pulse_fit import PulseFit, fit_pulse
+from cryodaq.analysis.record_apply import row_means, template_residuals
 from cryodaq.analysis.record_cuts import (
     isolated,
     noise_record_stats,
@@ -38,6 +39,8 @@ from cryodaq.analysis.xray_lines import LINE_SHAPES
 #: Robust-sigma multiples of the record cuts.
 CUT_SIGMAS = 5.0
 NOISE_AMPLITUDE_SIGMAS = 6.0
+#: Records read at a time (a multiple of the store's chunk rows: 64 for 4096-sample records).
+BLOCK_ROWS = 4096
 
 
 class ChannelSkipped(Exception):
@@ -85,22 +88,38 @@ def _cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
 
 
 def read_stream(reader: RunReader, parts: list[str], ch: int) -> Stream:
-    """Edge and auto records of channel `ch` in acquisitions `parts` (skipping parts without it)."""
+    """Edge and auto records of channel `ch` in acquisitions `parts` (skipping parts without it).
+
+    Records are read in blocks of `BLOCK_ROWS` and sorted into the edge and auto arrays as
+    they come, so the channel's records are in memory once, not twice."""
     pulses, noise, p_at, n_at, n_edge = [], [], [], [], 0
     for part in parts:
         if ch not in reader.channels(part):
             continue
-        d = reader.read(part, ch, ["records", "trigger_kind", "sample_index"])
+        d = reader.read(part, ch, ["trigger_kind", "sample_index"])
         kind, at = d["trigger_kind"], d["sample_index"]
         edge, auto = kind == TriggerKind.EDGE, kind == TriggerKind.AUTO
         n_edge += int(edge.sum())
-        pulses.append(d["records"][edge])
-        noise.append(d["records"][auto])
+        info = reader.info(part)
+        shape, dtype = (info["record_length"],), np.dtype(info["dtype"])
+        pulses.append(np.empty((int(edge.sum()), *shape), dtype))
+        noise.append(np.empty((int(auto.sum()), *shape), dtype))
+        ip = ia = 0
+        for first, block in reader.iter_rows(part, ch, ["records"], BLOCK_ROWS, stop=kind.size):
+            rec = block["records"]
+            e, a = edge[first : first + len(rec)], auto[first : first + len(rec)]
+            pulses[-1][ip : ip + e.sum()] = rec[e]
+            noise[-1][ia : ia + a.sum()] = rec[a]
+            ip, ia = ip + int(e.sum()), ia + int(a.sum())
         p_at.append(at[edge])
         n_at.append(at[auto])
     if not pulses:
         raise ChannelSkipped("channel not in these acquisitions")
-    return Stream(np.concatenate(pulses), np.concatenate(noise), p_at, n_at, n_edge)
+    return Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def clean_noise(records: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -126,10 +145,9 @@ def without_pileup(records: np.ndarray, ok: np.ndarray, pre: int, fs: float) -> 
     sign = average_pulse(records[ok], pre, fs).sign
     ok[ok] = within(rise_after_peak(records[ok], sign), CUT_SIGMAS, upper_only=True)
     template = average_pulse(records[ok], pre, fs).template
-    x = records[ok].astype(np.float64)
-    x -= x[:, :pre].mean(axis=1, keepdims=True)
-    resid = x - np.outer(x @ template / (template @ template), template)
-    ok[ok] = within(np.sqrt((resid**2).mean(axis=1)), CUT_SIGMAS, upper_only=True)
+    x = records[ok]
+    resid = template_residuals(x, row_means(x, 0, pre), template)
+    ok[ok] = within(resid, CUT_SIGMAS, upper_only=True)
     return average_pulse(records[ok], pre, fs)
 
 

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import zarr
 from cryodaq.acquisition.atomic import replace_directory
 from cryodaq.acquisition.events import SUMMARY_DTYPE, Gap
 from cryodaq.acquisition.store.cf import column_dims
+from cryodaq.acquisition.store.chunk_reader import read_rows
 from cryodaq.acquisition.store.columns import Column, fill_for
 from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import (
@@ -160,8 +161,30 @@ class RunReader:
                 out[name] = self._read_array(acq, ch, name, start, stop)
         return out
 
+    def iter_rows(
+        self,
+        acq: str,
+        ch: int,
+        fields: Sequence[str] | None = None,
+        rows: int = 4096,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """`read` in blocks of `rows` committed rows: (first row, fields) per block, so a
+        channel's records are never all in memory at once (use a multiple of the store's
+        chunk rows, 64 for 4096-sample int16 records, 4096 for the event fields)."""
+        if rows < 1:
+            raise RunStoreError(f"{self.path}: rows per block must be >= 1, got {rows}")
+        n = self.committed(acq, ch)
+        stop = n if stop is None else min(int(stop), n)
+        for first in range(max(int(start), 0), stop, rows):
+            yield first, self.read(acq, ch, fields, first, min(first + rows, stop))
+
     def _read_array(self, acq: str, ch: int, field: str, start: int, stop: int) -> np.ndarray:
         path = self._array_path(acq, ch, field)
+        direct = read_rows(path, start, stop)
+        if direct is not None:
+            return direct
         arr = zarr.open_array(store=str(path), mode="r")
         if arr.shape[0] < stop:
             raise RunStoreError(
