@@ -62,8 +62,11 @@ class Field(Setting[Any]):
 
     @staticmethod
     def address(node: SCPINode) -> str:
-        """The input or output a command addresses: the channel id, none on the instrument."""
-        return str(node.ch) if isinstance(node, Channel) else ""
+        """The input or output a command addresses: the channel's `command_address` if it has
+        one (a zone: "0,3"), else its id; none on the instrument."""
+        if not isinstance(node, Channel):
+            return ""
+        return str(getattr(node, "command_address", node.ch))
 
     def query_text(self, node: SCPINode) -> str:
         return f"{self.mnemonic}? {self.address(node)}".rstrip()

@@ -3,9 +3,12 @@
 Inputs: measurement channels 1-16 and the control input A (`INSET`, `INTYPE`, `INNAME`,
 readings `KRDG?`, `RDGR?`, `RDGST?`). Outputs: 0 the sample heater and 1 the warm-up heater
 (current sources: `OUTMODE`, `HTRSET`, `RANGE`, `SETP`, `PID`, `MOUT`, `RAMP`, `RAMPST?`),
-2 the analog/still output (0-10 V). The 372's current ranges are shown as the power they
-mean in the configured heater resistance (`HTRSET`). TCP port 7777, CR LF line ends, errors
-from `*ESR?`, every setting read back after it is written.
+2 the analog/still output (0-10 V; `ANALOG` sets its monitor-out scaling). Zone tables of
+outputs 0 and 1 (`ZONE`, 10 zones each, used in mode ZONE), the warm-up heater's `WARMUP`
+rule (mode WARM_UP), the scanner (`SCAN`; `RDGSTL?` tells whether the connected channel is
+still settling after a switch), the rear monitor BNC (`MONITOR`). The 372's current ranges are
+shown as the power they mean in the configured heater resistance (`HTRSET`). TCP port 7777,
+CR LF line ends, errors from `*ESR?`, every setting read back after it is written.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ WARMUP_MAX_A = {1: 0.45, 2: 0.63}
 BAD_READING = {1: "CS OVL", 2: "VCM OVL", 4: "VMIX OVL", 8: "VDIF OVL", 16: "R. OVER",
                32: "R. UNDER", 64: "T. OVER", 128: "T. UNDER"}  # fmt: skip
 INPUT_CHOICES = OneOf(("0", "A", *(str(i) for i in range(1, 17))))
+ZONE_IDS = tuple(range(1, 11))
+#: `RDGSTL?`: settle status of the control input and of the connected measurement channel.
+SETTLE_STATES = ("VALID", "FILTER_SETTLING", "HARDWARE_SETTLING")
+MONITOR_SOURCES = ("OFF", "CS_NEG", "CS_POS", "VCM_NEG", "VCM_POS", "VDIF", "VAD_MEASUREMENT",
+                   "VAD_CONTROL")
 
 
 class Input372(ReadBack, Channel):
@@ -155,9 +163,51 @@ class HeaterOutput(LoopOutput):
 
 
 class AnalogOutput(LoopOutput):
-    """Output 2, the analog/still output (0-10 V): on or off."""
+    """Output 2, the analog/still output (0-10 V): on or off; in MONITOR_OUT mode it follows
+    its control input between `monitor_low` (0 V, or -10 V bipolar) and `monitor_high` (10 V).
+    `ANALOG`'s polarity, mode and input are `OUTMODE`'s (set them there)."""
 
     enabled = Field("RANGE", kind=bool, doc="Output on (RANGE 2,1)")
+    monitor_units = Field("ANALOG", 3, 7, names=("NONE", "KELVIN", "OHMS"),
+                          doc="The input's data monitored (KELVIN or OHMS)")
+    monitor_high = Field("ANALOG", 4, 7, doc="Input data at +100 % output")
+    monitor_low = Field("ANALOG", 5, 7, doc="Input data at 0 % (unipolar) or -100 % output")
+    analog_manual = Field("ANALOG", 6, 7, unit="%", allowed=Range(-100.0, 100.0),
+                          doc="ANALOG's manual value")
+
+
+class Zone(ReadBack, Channel):
+    """A zone (1-10) of an output's zone table (`ZONE out,zone,...`): in ZONE mode the zone
+    whose range holds the setpoint supplies the output's PID, manual output, range and ramp
+    rate."""
+
+    output = 0
+
+    upper_bound = Field("ZONE", 0, 9, unit="K", allowed=Range(0.0, 100.0),
+                        doc="Upper setpoint bound of the zone")
+    p = Field("ZONE", 1, 9, allowed=Range(0.0, 1000.0), doc="Gain")
+    i = Field("ZONE", 2, 9, unit="s", allowed=Range(0.0, 10000.0), doc="Integral (reset) time")
+    d = Field("ZONE", 3, 9, unit="s", allowed=Range(0.0, 2500.0), doc="Derivative (rate) time")
+    manual_output = Field("ZONE", 4, 9, unit="%", allowed=Range(0.0, 100.0))
+    range_index = Field("ZONE", 5, 9, int, allowed=Range(0, 8),
+                        doc="RANGE index: sample heater 1-8 (31.6 uA .. 100 mA), warm-up 0/1")
+    ramp_rate = Field("ZONE", 6, 9, unit="K/min", allowed=Range(0.0, 100.0))
+    relay_1 = Field("ZONE", 7, 9, bool, doc="Relay 1 on (relay in this output's zone mode)")
+    relay_2 = Field("ZONE", 8, 9, bool, doc="Relay 2 on (relay in this output's zone mode)")
+
+    @property
+    def command_address(self) -> str:
+        return f"{self.output},{self.ch}"
+
+    def _label(self, setting: Any) -> str:
+        return f"output {self.output} zone {self.ch} {setting.name}"
+
+
+class WarmupZone(Zone):
+    """A zone of the warm-up heater's (output 1) zone table; its range is off (0) or on (1)."""
+
+    output = 1
+    range_index = Field("ZONE", 5, 9, int, allowed=Range(0, 1), doc="RANGE: 0 off, 1 on")
 
 
 class LakeShore372(ReadBack, LakeShoreInstrument):
@@ -167,10 +217,21 @@ class LakeShore372(ReadBack, LakeShoreInstrument):
     default_timeout_s = 2.0
     scan_channel = Field("SCAN", 0, 2, int, allowed=Range(1, 16), doc="Channel measured now")
     autoscan = Field("SCAN", 1, 2, bool, doc="Step through the enabled channels")
+    control_settle = Field("RDGSTL", 0, 2, names=SETTLE_STATES, readonly=True,
+                           doc="Control input A: VALID or settling")
+    scan_settle = Field("RDGSTL", 1, 2, names=SETTLE_STATES, readonly=True,
+                        doc="The connected channel: HARDWARE_SETTLING during its pause time")
+    warmup_control = Field("WARMUP", 0, 2, names=("AUTO_OFF", "CONTINUOUS"),
+                           doc="Warm-up mode: off for good at the setpoint, or on/off around it")
+    warmup_current = Field("WARMUP", 1, 2, unit="%", allowed=Range(0.0, 100.0),
+                           doc="Warm-up heater current below the setpoint (% of its maximum)")
+    monitor_source = Field("MONITOR", names=MONITOR_SOURCES, doc="Rear-panel monitor BNC")
     channel_ids = INPUT_IDS
     channel_class = Input372
-    extra_channel_groups = {"outputs": (HEATER_IDS, HeaterOutput), "analog": (ANALOG_IDS,
-                                                                             AnalogOutput)}
+    extra_channel_groups = {"outputs": (HEATER_IDS, HeaterOutput),
+                            "analog": (ANALOG_IDS, AnalogOutput),
+                            "sample_zones": (ZONE_IDS, Zone),
+                            "warmup_zones": (ZONE_IDS, WarmupZone)}
 
     @property
     def loops(self) -> list[LoopOutput]:
@@ -187,6 +248,35 @@ class LakeShore372(ReadBack, LakeShoreInstrument):
         channel = self.channel(ch if ch == "A" else int(ch))
         assert isinstance(channel, Input372)
         return channel
+
+    @property
+    def analog_output(self) -> AnalogOutput:
+        """Output 2, the analog/still output."""
+        output = self.group_channel("analog", ANALOG_IDS[0])
+        assert isinstance(output, AnalogOutput)
+        return output
+
+    def zone(self, out: int, k: int) -> Zone:
+        """Zone `k` (1-10) of output `out` (0 or 1)."""
+        groups = {0: "sample_zones", 1: "warmup_zones"}
+        if out not in groups:
+            raise InstrumentError(self.name, f"ZONE {out},{k}", "only outputs 0 and 1 have "
+                                  "zone tables")
+        zone = self.group_channel(groups[out], k)
+        assert isinstance(zone, Zone)
+        return zone
+
+    def warm_up(self, setpoint_K: float, current_pct: float, continuous: bool = False,
+                input_channel: int | str | None = None) -> None:
+        """Warm-up heater (output 1) on at `current_pct` of its maximum current until the
+        control input reaches `setpoint_K` (then off for good, or on/off around it)."""
+        heater = self.loops[1]
+        self.warmup_control = "CONTINUOUS" if continuous else "AUTO_OFF"
+        self.warmup_current = current_pct
+        if input_channel is not None:
+            heater.input_channel = str(input_channel)
+        heater.setpoint = setpoint_K
+        heater.mode = "WARM_UP"
 
     def temperature(self, ch: int | str) -> float:
         """Kelvin reading of input `ch`; nan when flagged (open, overload) or not measured."""

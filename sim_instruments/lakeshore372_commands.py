@@ -2,8 +2,9 @@
 its fields with their allowed values, and their power-on values.
 
 A stored command holds fields per address (`OUTMODE 0,5,1,0,0,0,1` sets output 0's six fields;
-`OUTMODE? 0` returns them). Field checks raise `LakeShoreError`: a command error for text that
-is not a value of the field's kind, an execution error for a value outside its range.
+`OUTMODE? 0` returns them); `ZONE`'s address is two fields, output and zone (`ZONE? 0,3`).
+Field checks raise `LakeShoreError`: a command error for text that is not a value of the
+field's kind, an execution error for a value outside its range.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from cryodaq.sim_instruments.lakeshore_device import COMMAND_ERROR, EXECUTION_ER
 INPUTS = ("A", *(str(i) for i in range(1, 17)))
 OUTPUTS = ("0", "1", "2")
 HEATERS = ("0", "1")
+ANALOGS = ("1", "2")
 NONE = ("",)
+ZONES = tuple(f"{out},{zone}" for out in HEATERS for zone in range(1, 11))
 #: A field check: its text in, its canonical text out.
 Check = Callable[[str], str]
 
@@ -75,11 +78,13 @@ FLAG = integer(0, 1)
 
 @dataclass(frozen=True)
 class Stored:
-    """A command whose fields the instrument stores, per address (`NONE`: no address)."""
+    """A command whose fields the instrument stores, per address (`NONE`: no address); the
+    address is the first `address_fields` arguments, joined by commas."""
 
     addresses: tuple[str, ...]
     checks: tuple[Check, ...]
     defaults: tuple[str, ...]
+    address_fields: int = 1
 
 
 #: Outputs 0 (sample heater) and 1 (warm-up heater) set up differently: `HTRSET`.
@@ -107,6 +112,25 @@ STORED: dict[str, Stored] = {
     # scanner: the channel measured, autoscan on/off
     "SCAN": Stored(NONE, (integer(1, 16), FLAG), ("1", "0")),
     "EMUL": Stored(NONE, (FLAG,), ("0",)),
+    # zone table of outputs 0 and 1, zones 1-10: upper bound (K), P, I, D, manual output (%),
+    # heater range (sample 0-8, warm-up 0-1), ramp rate (K/min), relay 1, relay 2
+    "ZONE": Stored(ZONES, (real(0.0, 100.0), real(0.0, 1000.0), real(0.0, 10000.0),
+                           real(0.0, 2500.0), real(0.0, 100.0), integer(0, 8),
+                           real(0.0, 100.0), FLAG, FLAG),
+                   ("+0.00000E+00", "+1.00000E+01", "+2.00000E+01", "+0.00000E+00",
+                    "+0.00000E+00", "0", "+1.00000E-01", "0", "0"), address_fields=2),
+    # warm-up heater (output 1) in warm-up mode: 0 auto off, 1 continuous; current (%)
+    "WARMUP": Stored(NONE, (FLAG, real(0.0, 100.0)), ("0", "+0.00000E+00")),
+    # outputs 1 and 2: polarity, mode, input (shared with OUTMODE), source (1 K, 2 ohm),
+    # high and low value (monitor out: the data at 100 % and at 0 % / -100 %), manual value (%)
+    "ANALOG": Stored(ANALOGS, (FLAG, integer(0, 6), choice("0", *INPUTS), integer(1, 2),
+                               real(-1e9, 1e9), real(-1e9, 1e9), real(-100.0, 100.0)),
+                     ("0", "0", "1", "1", "+1.00000E+00", "+0.00000E+00", "+0.00000E+00")),
+    # the rear-panel monitor BNC: 0 off, 1 CS-, 2 CS+, 3 VCM-, 4 VCM+, 5 VDIF, 6 VAD measurement,
+    # 7 VAD control
+    "MONITOR": Stored(NONE, (integer(0, 7),), ("0",)),
 }
+#: `ANALOG` fields that are `OUTMODE`'s (polarity, mode, input): ANALOG index -> OUTMODE index.
+ANALOG_SHARES_OUTMODE = {0: 3, 1: 0, 2: 1}
 #: Warm-up heater's `HTRSET`: 25 ohm, 0.45 A, current display.
 WARMUP_HTRSET_DEFAULTS = ("1", "1", "+0.00000E+00", "1")

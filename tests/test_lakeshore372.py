@@ -146,7 +146,7 @@ def ask(device: LakeShoreDevice, message: str) -> bytes:
         ("PID 0,20,10,0;PID? 0", b"+2.00000E+01,+1.00000E+01,+0.00000E+00\r\n"),
         ("OUTMODE? 0;RANGE? 0;HTRSET? 0", b"0,1,0,0,0,1;0;+1.00000E+02,0,+0.00000E+00,1\r\n"),
         ('INNAME 1,"mixing chamber";INNAME? 1', b'"mixing chamber"\r\n'),
-        ("RDGST? 1;RDGST? 5;KRDG? 5", b"0;16;+0.00000E+00\r\n"),
+        ("RDGST? 1;RDGST? 5;KRDG? 5", b"000;016;+0.00000E+00\r\n"),  # format nnn
         ("FOO 1;*ESR?;*ESR?", b"32;0\r\n"),  # reading clears it
         ("SETP 0,500;*ESR?", b"16\r\n"),  # out of range: execution error
         ("RANGE 1,3;*ESR?", b"16\r\n"),  # the warm-up heater is off (0) or on (1)
