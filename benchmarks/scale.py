@@ -18,13 +18,22 @@ Prints one JSON object:
   reference `host_parallel_efficiency` (before, after): what two processes spinning at once
   get from this host (1.0 with two free cores; a shared or hyper-threaded host gives less),
   a snapshot of the ceiling of any wall-clock efficiency measured here;
-- `acquisition`: for 1, 2 and 4 boards (32 tones each, one Dask worker process per board):
-  `realtime_factor` (stream seconds per wall second of the slowest board) of the full simulated
-  path (uMUX simulator + trigger + run store, as `cryodaq run` does it), and
-  `replay_realtime_factor`: blocks the simulator produced once (`--replay` s, repeated
-  `--repeats` times), replayed per board through the trigger engine and the run store (the
-  acquisition code's own cost, as with a real board), its CPU per channel-sample, the worker's
-  peak memory and the bytes stored per channel-second;
+- `acquisition`: `per_core`, one board's blocks (32 tones: `--replay` s the simulator
+  produced once, replayed `--repeats` times back to back) in one Dask worker process, in
+  `--acq-rounds` alternating rounds of: `kernel`, the trigger engine alone on those blocks (the
+  numba scan and record extraction with the engine's per-block bookkeeping; no sinks, no
+  store), and `path`, the same blocks through a board task's acquisition (engine, the store's
+  sink thread, the run store's writer: chunks, compression, commits, as `cryodaq run` with
+  boards does it), each as channel-samples per CPU second of the worker process (best round
+  and median), and `path_over_kernel`, their ratio (target >= 0.6), and `path_fixed_cpu_s`,
+  the CPU of creating and closing one such acquisition (inside the path's figure: paid once
+  per acquisition, not per sample; `path_over_kernel_per_sample_median` leaves it out); then
+  for each of `--boards` (default 1, 2 and 4 boards, one worker process per board):
+  `realtime_factor` (stream seconds per wall second of the slowest board) of the full
+  simulated path (uMUX simulator + trigger + run store, as `cryodaq run` does it), and
+  `replay_realtime_factor` of the replayed blocks through the board task's path, its CPU per
+  channel-sample, the worker's peak memory and the bytes stored per channel-second
+  (`--acquisition-only` skips the stored run and its analysis, `--boards ""` these);
 - `per_core`: the single-worker figures per core, for docs/scaling.md;
 - `cores`, `load_average` (before, after): the host is shared; figures scale with what is free.
 """
@@ -55,7 +64,7 @@ from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.engine import Acquisition
 from cryodaq.acquisition.stream.sources import ReplaySource
-from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
+from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig, TriggerEngine
 from cryodaq.analysis.resonator import find_dips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,27 +177,110 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def replay_board(
-    args: tuple[str, str, str, int, float, int],
-) -> tuple[float, float, float, float]:
-    """One board's blocks replayed through trigger + run store: stream s, wall s, CPU s of the
-    worker process (all its threads), its peak memory (MB)."""
-    data_path, store, name, offset, rate_hz, repeats = args
-    data = np.tile(np.load(data_path), repeats)  # the same stretch again: the same cost
+def replayed(
+    data_path: str, offset: int, rate_hz: float, repeats: int
+) -> tuple[ReplaySource, TriggerConfig]:
+    """One board's stored blocks as a source (played `repeats` times back to back: the same
+    stretch again costs the same) and the benchmark's trigger on its channels."""
+    data = np.load(data_path)
     channels = tuple(range(offset + 1, offset + 1 + data.shape[0]))
-    source = ReplaySource(data, rate_hz, 8192, channels, units_per_value=1 / (2 * np.pi))
+    source = ReplaySource(
+        data, rate_hz, 8192, channels, units_per_value=1 / (2 * np.pi), repeat=repeats
+    )
     trigger = ChannelTrigger(
         edge_threshold=EDGE_PHI0 * 2 * np.pi, auto_period=round(0.01 * rate_hz)
     )
-    acq = Acquisition(
-        source,
-        TriggerConfig(RECORD, PRETRIGGER, dict.fromkeys(channels, trigger)),
-        name=name,
-        store=BoardStore(Path(store)),
-    )
+    return source, TriggerConfig(RECORD, PRETRIGGER, dict.fromkeys(channels, trigger))
+
+
+def replay_board(
+    args: tuple[str, str, str, int, float, int],
+) -> tuple[float, float, float, float]:
+    """One board's blocks replayed through a board task's acquisition (trigger, sinks, run
+    store): stream s, wall s, CPU s of the worker process (all its threads), its peak memory
+    (MB)."""
+    data_path, store, name, offset, rate_hz, repeats = args
+    source, config = replayed(data_path, offset, rate_hz, repeats)
+    acq = Acquisition(source, config, name=name, store=BoardStore(Path(store)))
     cpu0 = time.process_time()
     result = acq.run()
     return result.live_time_s, result.wall_time_s, time.process_time() - cpu0, peak_rss_mb()
+
+
+def replay_kernel(args: tuple[str, int, float, int]) -> tuple[float, float]:
+    """The same blocks through the trigger engine alone (no sinks, no store): stream s and CPU
+    s of the worker process."""
+    data_path, offset, rate_hz, repeats = args
+    source, config = replayed(data_path, offset, rate_hz, repeats)
+    source.start()
+    engine = TriggerEngine(config, source.channels, rate_hz)
+    cpu0 = time.process_time()
+    while (block := source.read()) is not None:
+        engine.process(block)
+    return engine.samples_processed / rate_hz, time.process_time() - cpu0
+
+
+def fixed_cost(args: tuple[str, str]) -> float:
+    """CPU s of the worker process to create and close one board's acquisition with no rows
+    (its 32 channels' arrays, first and last commit, shapes trimmed): per acquisition, not
+    per sample."""
+    data_path, store = args
+    source, config = replayed(data_path, 0, 250e3, 1)
+    cpu0 = time.process_time()
+    BoardStore(Path(store)).acquisition(
+        "empty", source.channels, RECORD, source.dtype, 250e3, PRETRIGGER
+    ).close()
+    return time.process_time() - cpu0
+
+
+def kernel_and_path(args: argparse.Namespace, data_path: Path) -> dict[str, Any]:
+    """Channel-samples per CPU second of the kernel alone and of a board task's path on the
+    same blocks, in alternating rounds in one worker process; best and median rounds."""
+    store = args.base / "per-core"
+    rates: dict[str, list[float]] = {"kernel": [], "path": []}
+    fixed: list[float] = []
+    path_cpu: list[float] = []
+    loads = [os.getloadavg()[0]]
+    with connect(ClusterSpec(workers=1)) as client:
+        kernel = (str(data_path), 0, 250e3, args.repeats)
+        client.submit(replay_kernel, (*kernel[:3], 1), pure=False).result()  # imports and JIT
+        for k in range(args.acq_rounds):
+            stream_s, cpu_s = client.submit(replay_kernel, kernel, pure=False).result()
+            rates["kernel"].append(TONES * stream_s * 250e3 / cpu_s)
+            shutil.rmtree(store, ignore_errors=True)
+            writer = RunStore.create(store)
+            task = (str(data_path), str(store), f"round-{k}", 0, 250e3, args.repeats)
+            stream_s, _, cpu_s, _ = client.submit(replay_board, task, pure=False).result()
+            writer.close()
+            rates["path"].append(TONES * stream_s * 250e3 / cpu_s)
+            path_cpu.append(cpu_s)
+            loads.append(os.getloadavg()[0])
+            shutil.rmtree(store, ignore_errors=True)
+            writer = RunStore.create(store)
+            fixed.append(
+                client.submit(fixed_cost, (str(data_path), str(store)), pure=False).result()
+            )
+            writer.close()
+    shutil.rmtree(store, ignore_errors=True)
+    out: dict[str, Any] = {"rounds": args.acq_rounds, "stream_s": round(stream_s, 2)}
+    for name, values in rates.items():
+        out[f"{name}_channel_samples_per_cpu_s"] = round(max(values))
+        out[f"{name}_channel_samples_per_cpu_s_median"] = round(float(np.median(values)))
+    out["path_over_kernel"] = round(max(rates["path"]) / max(rates["kernel"]), 3)
+    out["path_over_kernel_median"] = round(
+        float(np.median(rates["path"])) / float(np.median(rates["kernel"])), 3
+    )
+    out["path_over_kernel_rounds"] = [
+        round(p / k, 3) for p, k in zip(rates["path"], rates["kernel"], strict=True)
+    ]
+    out["target_path_over_kernel"] = 0.6
+    out["path_fixed_cpu_s"] = fixed_s = round(float(np.median(fixed)), 3)
+    # Per sample: the path's CPU without its acquisition's creation and closing.
+    samples = TONES * stream_s * 250e3
+    steady = [samples / (c - fixed_s) / k for c, k in zip(path_cpu, rates["kernel"], strict=True)]
+    out["path_over_kernel_per_sample_median"] = round(float(np.median(steady)), 3)
+    out["load_average"] = [round(x, 2) for x in loads]
+    return out
 
 
 def board_blocks(path: Path, seed: int, seconds: float, rate_hz: float) -> tuple[float, float]:
@@ -262,13 +354,40 @@ def measure_analysis(
     return analysis
 
 
+def measure_stored_run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored 64-channel run (made once) and its analysis on 1 and 2 workers."""
+    run_dir = stored_run(args.base, args.seed, args.duration, args.rate)
+    reader = RunReader(run_dir / STORE)
+    parts = reader.acquisitions()
+    channels = sorted({c for p in parts for c in reader.channels(p)})
+    events = sum(reader.committed(p, c) for p in parts for c in reader.channels(p))
+    store_bytes = sum(f.stat().st_size for f in (run_dir / STORE).rglob("*") if f.is_file())
+    analysis = measure_analysis(run_dir, channels, events, args.rounds)
+    run = {
+        "rig": "holmes_boards_sim (simulated uMUX, 2 boards x 32 TES)",
+        "channels": len(channels),
+        "stream_s": args.duration,
+        "pulse_rate_hz": args.rate,
+        "events": events,
+        "records_per_channel": round(events / len(channels), 1),
+        "store_bytes_per_record": round(store_bytes / events),
+        "record_length": RECORD,
+        "pipeline": "pulses",
+        "channels_failed": analysis.pop("channels_failed"),
+    }
+    return run, analysis
+
+
 def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
-    """Real-time factors of the full simulated path and of replayed blocks, 1, 2, 4 boards."""
+    """The kernel and a board task's path per core; real-time factors of the full simulated
+    path and of replayed blocks for each of `args.boards`."""
     acquisition: dict[str, Any] = {}
+    args.base.mkdir(parents=True, exist_ok=True)
     data_path = args.base / "board.npy"
     sim_s, sim_wall = board_blocks(data_path, args.seed, args.replay, args.rate)
     acquisition["simulator_alone_realtime_factor"] = round(sim_s / sim_wall, 4)
-    for boards in (1, 2, 4):
+    acquisition["per_core"] = kernel_and_path(args, data_path)
+    for boards in args.boards:
         names = [f"roach{i}" for i in range(1, boards + 1)]
         out = campaign(
             args.base / f"acquire-{boards}", names, args.acq_duration, args.rate, args.seed
@@ -293,6 +412,7 @@ def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
             for f in (store / "acquisitions" / t[2]).rglob("*")
             if f.is_file()
         )
+        shutil.rmtree(store, ignore_errors=True)
         acquisition[f"{boards}_boards"] = {
             "channels": boards * TONES,
             "realtime_factor": round(min(rtf), 4),
@@ -316,12 +436,24 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="pulses/s per TES")
     parser.add_argument("--acq-duration", type=float, default=0.25, help="stream s per board")
     parser.add_argument("--replay", type=float, default=0.5, help="simulated s to replay")
-    parser.add_argument("--repeats", type=int, default=8, help="times the replay is repeated")
+    parser.add_argument("--repeats", type=int, default=240, help="times the replay is repeated")
+    parser.add_argument(
+        "--acq-rounds", type=int, default=3, help="alternating kernel and path rounds"
+    )
+    parser.add_argument(
+        "--boards",
+        type=lambda text: [int(b) for b in text.split(",") if b],
+        default=[1, 2, 4],
+        help="board counts to acquire with (comma-separated; empty: none)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating analysis rounds (best and median)"
     )
     parser.add_argument(
         "--analysis-only", action="store_true", help="skip the acquisition measurements"
+    )
+    parser.add_argument(
+        "--acquisition-only", action="store_true", help="skip the stored run and its analysis"
     )
     parser.add_argument(
         "--base",
@@ -330,39 +462,27 @@ def main() -> None:
         help="where the stored run is made once and reused",
     )
     args = parser.parse_args()
+    if args.analysis_only and args.acquisition_only:
+        parser.error("--analysis-only and --acquisition-only exclude each other")
     load_before = os.getloadavg()
-
-    run_dir = stored_run(args.base, args.seed, args.duration, args.rate)
-    reader = RunReader(run_dir / STORE)
-    parts = reader.acquisitions()
-    channels = sorted({c for p in parts for c in reader.channels(p)})
-    events = sum(reader.committed(p, c) for p in parts for c in reader.channels(p))
-    store_bytes = sum(f.stat().st_size for f in (run_dir / STORE).rglob("*") if f.is_file())
-
-    analysis = measure_analysis(run_dir, channels, events, args.rounds)
+    run: dict[str, Any] = {}
+    analysis: dict[str, Any] = {}
+    per_core: dict[str, Any] = {}
+    if not args.acquisition_only:
+        run, analysis = measure_stored_run(args)
+        eps1 = analysis["events_per_s_1_workers"]
+        per_core["analysis_events_per_s"] = eps1
+        per_core["analysis_events_per_cpu_s"] = analysis["events_per_cpu_s_1_workers"]
+        per_core["analysis_channels_per_s"] = round(eps1 / run["events"] * run["channels"], 3)
     acquisition = {} if args.analysis_only else measure_acquisition(args)
-    eps1 = analysis["events_per_s_1_workers"]
-    per_core: dict[str, Any] = {
-        "analysis_events_per_s": eps1,
-        "analysis_events_per_cpu_s": analysis["events_per_cpu_s_1_workers"],
-        "analysis_channels_per_s": round(eps1 / events * len(channels), 3),
-    }
     if acquisition:
-        one = acquisition["1_boards"]
-        per_core["replay_channel_samples_per_cpu_s"] = one["replay_channel_samples_per_cpu_s"]
-        per_core["simulated_channel_samples_per_s"] = round(TONES * 250e3 * one["realtime_factor"])
-    run = {
-        "rig": "holmes_boards_sim (simulated uMUX, 2 boards x 32 TES)",
-        "channels": len(channels),
-        "stream_s": args.duration,
-        "pulse_rate_hz": args.rate,
-        "events": events,
-        "records_per_channel": round(events / len(channels), 1),
-        "store_bytes_per_record": round(store_bytes / events),
-        "record_length": RECORD,
-        "pipeline": "pulses",
-        "channels_failed": analysis.pop("channels_failed"),
-    }
+        kp = acquisition["per_core"]
+        per_core["kernel_channel_samples_per_cpu_s"] = kp["kernel_channel_samples_per_cpu_s"]
+        per_core["replay_channel_samples_per_cpu_s"] = kp["path_channel_samples_per_cpu_s"]
+        per_core["replay_over_kernel"] = kp["path_over_kernel"]
+        if "1_boards" in acquisition:
+            rtf = acquisition["1_boards"]["realtime_factor"]
+            per_core["simulated_channel_samples_per_s"] = round(TONES * 250e3 * rtf)
     print(
         json.dumps(
             {

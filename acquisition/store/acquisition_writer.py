@@ -132,6 +132,8 @@ class AcquisitionWriter:
             )
             for ch in self.channels
         }
+        self._known = np.zeros(max(self.channels) + 1, dtype=bool)  # channel -> in this one
+        self._known[list(self.channels)] = True
         self._state = Commit.empty(self.channels)
         self._commit(self._state)
         self._buf_lock = threading.Lock()
@@ -308,8 +310,11 @@ class AcquisitionWriter:
                 raise RunStoreError(f"{where}: {field} has shape {getattr(batch, field).shape}")
         if batch.summaries.dtype != SUMMARY_DTYPE or batch.summaries.shape != (n,):
             raise RunStoreError(f"{where}: summaries must be ({n},) of SUMMARY_DTYPE")
-        unknown = np.setdiff1d(batch.channel, self.channels)
-        if unknown.size:
+        known = self._known
+        ch = batch.channel
+        inside = (ch >= 0) & (ch < known.size)
+        if not (inside.all() and known[ch].all()):
+            unknown = np.setdiff1d(ch, self.channels)
             raise RunStoreError(
                 f"{where}: channels {unknown.tolist()} are not in the acquisition {self.channels}"
             )
@@ -367,19 +372,24 @@ class AcquisitionWriter:
         """Write the rows of `batches` to their channels' arrays; the rows per channel after."""
         rows = dict(self._state.rows)
         table = _concat(batches, self._extra_specs)
-        for ch, chan in self._chans.items():
-            idx = np.flatnonzero(table["channel"] == ch)
-            if idx.size == 0:
-                continue
-            key = channel_group(ch)
+        if table["channel"].size == 0:
+            return rows
+        # The rows ordered by channel (stably: each channel's rows keep their order); each
+        # column takes its channel's rows straight from the table.
+        order = np.argsort(table["channel"], kind="stable")
+        channel = table["channel"][order]
+        bounds = np.r_[np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]), channel.size]
+        extra = table["extra"]
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            ch = int(channel[lo])
+            chan, key, picks = self._chans[ch], channel_group(ch), order[lo:hi]
             start = rows[key]
             for name, col in chan.columns.items():
-                col.write(start, table[name][idx])
-            for name in table["extra"]:
-                values = table["extra"][name][idx]
+                col.write(start, table[name], picks)
+            for name, values in extra.items():
                 col = chan.extra_column(name, values.dtype, values.shape[1:], start)
-                col.write(start, values)
-            rows[key] = start + int(idx.size)
+                col.write(start, values, picks)
+            rows[key] = start + hi - lo
         return rows
 
     def _commit(self, state: Commit) -> None:

@@ -130,7 +130,9 @@ class ReplaySource:
     """Stored continuous data (`channels x samples`) replayed in blocks.
 
     `gaps` lists (first_sample, missing) pairs: samples that were lost when the data were
-    taken, so the counter jumps there as it did live.
+    taken, so the counter jumps there as it did live. `repeat` plays the data that many times
+    back to back, the counter running on (a long stream from a short recording; a block ends
+    where the data do).
     """
 
     def __init__(
@@ -145,9 +147,12 @@ class ReplaySource:
         name: str = "replay",
         units_per_value: float = 1.0,
         unit: str = "",
+        repeat: int = 1,
     ) -> None:
         if data.ndim != 2:
             raise ValueError(f"{name}: data must be channels x samples, got shape {data.shape}")
+        if repeat < 1:
+            raise ValueError(f"{name}: repeat must be >= 1, got {repeat}")
         self.name = name
         self.data = data
         self.sample_rate_hz = float(sample_rate_hz)
@@ -159,6 +164,7 @@ class ReplaySource:
         self.unit = unit
         self._first = first_sample
         self._gaps = dict(gaps)
+        self._repeat = int(repeat)
         self._pos = 0
         self._counter = first_sample
 
@@ -167,7 +173,7 @@ class ReplaySource:
         self._counter = self._first
 
     def read(self) -> Block | None:
-        if self._pos >= self.data.shape[1]:
+        if self._pos >= self.data.shape[1] * self._repeat:
             return None
         n = self.block_samples
         for at, missing in self._gaps.items():
@@ -178,7 +184,8 @@ class ReplaySource:
                     del self._gaps[at]
                     n = self.block_samples
                 break
-        chunk = self.data[:, self._pos : self._pos + n]
+        offset = self._pos % self.data.shape[1]
+        chunk = self.data[:, offset : offset + n]
         block = Block(self._counter, self.sample_rate_hz, self.channels, chunk)
         self._pos += chunk.shape[1]
         self._counter += chunk.shape[1]

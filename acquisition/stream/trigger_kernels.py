@@ -1,8 +1,10 @@
 """numba kernels of the trigger engine: the scan for triggers and the record extraction.
 
 Both work on `work`, a `channels x W` array: the tail kept from the previous block followed by
-the new block. They release the GIL, and run channels (scan) or records (extraction) in
-parallel.
+the new block. They release the GIL and run serially: a board's whole stream needs a few per
+cent of one core, boards run in parallel as tasks of their own, and numba's parallel loops cost
+more than they saved (on a shared two-core host its OpenMP threads spinning between the short
+loops of each block made the engine 5-7x dearer per CPU second: `benchmarks/scale.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
 
 EDGE, LEVEL, AUTO = 1, 2, 3
 #: After an edge trigger, the kernel must fall below this fraction of the threshold (once the
@@ -38,7 +39,7 @@ def _edge_at(work, c, i, w):  # pragma: no cover - numba
     return d
 
 
-@numba.njit(nogil=True, cache=True, parallel=True)
+@numba.njit(nogil=True, cache=True)
 def scan(
     work,
     scan_from,
@@ -79,7 +80,7 @@ def scan(
     """
     channels, width_all = work.shape
     cap = out_index.shape[1]
-    for c in prange(channels):
+    for c in range(channels):
         n = 0
         last = last_trigger[c]
         pol = polarity[c]
@@ -143,7 +144,7 @@ def scan(
         out_count[c] = n
 
 
-@numba.njit(nogil=True, cache=True, parallel=True)
+@numba.njit(nogil=True, cache=True)
 def extract(
     work, rows, starts, pretrigger, polarity, dt, records, summaries_f, summaries_i
 ):  # pragma: no cover - numba
@@ -153,7 +154,7 @@ def extract(
     pulse_average; summaries_i[r] = peak_index (see `cryodaq.acquisition.events.SUMMARY_DTYPE`).
     """
     n_rec, length = records.shape
-    for r in prange(n_rec):
+    for r in range(n_rec):
         row = rows[r]
         s0 = starts[r]
         pol = polarity[r]
