@@ -224,7 +224,7 @@ HOLMES_TUNED = """\
       - acquire:
           name: calib
           source: roach
-          duration: 8 s
+          duration: 30 s
           record_length: 1024
           pretrigger: 256
           trigger: {all: {edge_threshold: 0.01 Phi0}}

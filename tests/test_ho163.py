@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cryodaq.acquisition.pipelines.ho163_options import SPECTRUM_DEFAULTS
 from cryodaq.acquisition.pipelines.ho163_spectrum import (
-    SPECTRUM_DEFAULTS,
     SpectrumInput,
     SpectrumResult,
     analyze_spectrum,

@@ -55,7 +55,7 @@ def _run(tmp: Path, name: str, watched: bool) -> tuple[Path, int]:
     if not watched:
         assert runner.run() == 0
         return tmp / name, 0
-    server = LiveServer(tmp / name, interval_s=0.25).start()
+    server = LiveServer(tmp / name, interval_s=0.1).start()
     got = [0, 0]
 
     def watch(i: int) -> None:

@@ -3,8 +3,9 @@
 A pipeline reads a stored run, calls the pure functions of `analysis`, writes its figures
 (PNG) and returns JSON-serialisable results that go into `summary.json` under the step.
 
-Every pipeline module also exposes `options(given) -> dict`: the step's options over its
-defaults, checked (`PipelineError`), so `cryodaq validate` finds a bad option before a run.
+Every pipeline has a light `<module>_options` module beside it with `DEFAULTS` and
+`options(given) -> dict` (the step's options over the defaults, checked: `PipelineError`), so
+`cryodaq validate` finds a bad option before a run without importing the analysis.
 
 Per-channel pipelines (the distribution protocol). A pipeline module whose work splits into
 independent per-channel pieces exposes, besides `run`, a function
@@ -118,6 +119,15 @@ def get_pipeline(name: str) -> Pipeline:
         ) from None
     module, _, function = ref.partition(":")
     return getattr(importlib.import_module(module), function)
+
+
+def pipeline_options(name: str) -> Callable[[Mapping[str, Any] | None], dict[str, Any]]:
+    """The option check of pipeline `name` (`options` of its `<module>_options`), imported
+    without the pipeline's analysis; `UnknownPipeline` lists the known ones."""
+    if name not in PIPELINES:
+        get_pipeline(name)
+    module = PIPELINES[name].partition(":")[0]
+    return importlib.import_module(f"{module}_options").options
 
 
 def pipeline_module(name: str) -> Any:

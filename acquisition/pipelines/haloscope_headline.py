@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from cryodaq.acquisition.pipelines.haloscope_options import LOSSES
 from cryodaq.acquisition.pipelines.report_headline import Table
 from cryodaq.acquisition.pipelines.report_numbers import count, fmt, percent
 from cryodaq.acquisition.pipelines.yfactor_headline import yfactor_table
@@ -16,7 +17,6 @@ from cryodaq.acquisition.pipelines.yfactor_headline import yfactor_table
 #: A fit whose chi2 exceeds its dof by more than this many standard deviations (sqrt(2 dof))
 #: does not describe the spectra: reported.
 CHI2_SIGMAS = 5.0
-LOSSES = ("A1", "A_cir", "A2")
 
 CAPTIONS = {
     "s11": "Reflection S11 of the cavity with its fit (amplitude and phase): the fit should "

@@ -36,15 +36,14 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     PipelineResult,
     run_plan,
-    with_defaults,
 )
 from cryodaq.acquisition.pipelines.ho163_detector import (
     Ho163Detector,
     analyze_stored_ho163_detector,
 )
 from cryodaq.acquisition.pipelines.ho163_figures import figure_jobs
+from cryodaq.acquisition.pipelines.ho163_options import options
 from cryodaq.acquisition.pipelines.ho163_spectrum import (
-    SPECTRUM_DEFAULTS,
     SpectrumInput,
     analyze_spectrum,
 )
@@ -54,32 +53,6 @@ from cryodaq.acquisition.pipelines.stored_runs import (
     jsonable,
 )
 from cryodaq.analysis.ho163_fit import Resolution
-
-DEFAULTS: dict[str, Any] = {
-    **SPECTRUM_DEFAULTS,
-    "lines": ["AlKa", "CaKa", "MnKa", "MnKb"],
-    "activity_Bq": None,
-    "isolation_s": 1e-3,
-    "isolation_decays": 8.0,
-    "fwhm_guess_eV": 5.0,
-    "pairs": 60,
-    "min_pulses": 50,
-    "min_noise": 20,
-    "channels": None,
-    "seed": 0,
-}
-
-
-def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "ho163")
-    for key in ("isolation_s", "exclude_eV", "target_m_nu_eV"):
-        if not float(opts[key]) >= 0:
-            raise PipelineError(f"ho163: {key} must be >= 0, got {opts[key]}")
-    if not 0 < float(opts["fit_from_eV"]) < float(opts["q_guess_eV"]):
-        raise PipelineError(f"ho163: fit_from_eV must be in (0, q_guess_eV = "
-                            f"{opts['q_guess_eV']}), got {opts['fit_from_eV']}")
-    return opts
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from cryodaq.analysis.ho163 import Q_EV
 from cryodaq.analysis.ho163_fit import (
     EndpointFit,
     EndpointModel,
@@ -35,15 +34,6 @@ from cryodaq.analysis.time_resolution import pileup_fraction
 
 #: Seconds per year (Julian), for exposures in detector-years.
 YEAR_S = 365.25 * 86400.0
-
-SPECTRUM_DEFAULTS: dict[str, Any] = {
-    "q_guess_eV": Q_EV,
-    "fit_from_eV": 1700.0,
-    "fit_to_eV": None,
-    "bin_eV": None,
-    "exclude_eV": 200.0,
-    "target_m_nu_eV": 2.0,
-}
 
 
 @dataclass(frozen=True)

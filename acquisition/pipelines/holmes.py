@@ -45,15 +45,14 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     PipelineResult,
     run_plan,
-    with_defaults,
 )
 from cryodaq.acquisition.pipelines.holmes_detector import DetectorResult, analyze_stored_detector
 from cryodaq.acquisition.pipelines.holmes_figures import figure_jobs
+from cryodaq.acquisition.pipelines.holmes_options import options
 from cryodaq.acquisition.pipelines.pulses import Selection, channel_plan
 from cryodaq.acquisition.pipelines.stored_runs import (
     jsonable,
 )
-from cryodaq.analysis.ho163 import Q_EV
 from cryodaq.analysis.line_calibration import KnownLine
 from cryodaq.analysis.line_fit import reference_energy
 from cryodaq.analysis.time_resolution import pileup_fraction
@@ -63,28 +62,6 @@ from cryodaq.analysis.xray_lines import LINE_SHAPES
 #: `cryodaq.analysis.xray_lines` has no natural shape for them.
 KA_EV = {"AlKa": 1486.7, "ClKa": 2622.4, "CaKa": 3691.7, "MnKa": 5898.853, "MnKb": 6490.89}
 
-DEFAULTS: dict[str, Any] = {
-    "lines": ["AlKa", "ClKa", "CaKa", "MnKa", "MnKb"],
-    "resolution_line": "MnKa",
-    "shape_line": "ClKa",
-    "pair_energy_eV": Q_EV / 2.0,
-    "pairs": 100,
-    "activity_Bq": None,
-    "smooth_samples": 1,
-    "phase_correction": True,
-    "isolation_decays": 8.0,
-    "isolation_s": 4e-3,
-    "baseline_window_s": 0.15,
-    "tes": None,
-    "artefact_hz": 62.5e3,
-    "fwhm_guess_eV": 5.0,
-    "min_pulses": 50,
-    "min_noise": 20,
-    "channels": None,
-    "designs": None,
-    "tune": "tune",
-    "seed": 0,
-}
 
 
 def known_line(name: str) -> KnownLine:
@@ -100,22 +77,6 @@ def known_line(name: str) -> KnownLine:
     return KnownLine(name, KA_EV[name])
 
 
-def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "holmes")
-    for key in ("resolution_line", "shape_line"):
-        if opts[key] not in opts["lines"]:
-            raise PipelineError(f"holmes: {key} {opts[key]!r} is not among lines {opts['lines']}")
-    if not 1 <= int(opts["smooth_samples"]) <= 64:
-        raise PipelineError(f"holmes: smooth_samples must be 1 .. 64, got {opts['smooth_samples']}")
-    if not float(opts["baseline_window_s"]) >= 0:
-        raise PipelineError(f"holmes: baseline_window_s must be >= 0, got "
-                            f"{opts['baseline_window_s']}")
-    if not float(opts["pair_energy_eV"]) > 0:
-        raise PipelineError(f"holmes: pair_energy_eV must be > 0, got {opts['pair_energy_eV']}")
-    if opts["designs"] is not None:
-        opts["designs"] = {int(k): str(v) for k, v in dict(opts["designs"]).items()}
-    return opts
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:

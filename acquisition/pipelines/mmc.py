@@ -45,10 +45,10 @@ from cryodaq.acquisition.pipelines import (
     PipelineResult,
     mmc_lines,
     run_plan,
-    with_defaults,
 )
 from cryodaq.acquisition.pipelines.mmc_background_group import background_group
 from cryodaq.acquisition.pipelines.mmc_figures import figure_jobs
+from cryodaq.acquisition.pipelines.mmc_options import options
 from cryodaq.acquisition.pipelines.mmc_pixel import (
     PartInfo,
     PixelOutcome,
@@ -57,62 +57,6 @@ from cryodaq.acquisition.pipelines.mmc_pixel import (
 )
 from cryodaq.acquisition.pipelines.pulses_channel import ChannelSkipped
 from cryodaq.acquisition.pipelines.stored_runs import geometry, jsonable
-
-ROWS = "ABCDEFGH"
-
-
-def maxs30_layout() -> dict[str, list[str]]:
-    """FLL channel -> [positive pixel, negative pixel] of the maXs30 chip: channel k reads
-    column (k - 1) % 8 + 1 of the row pair (A, B), (C, D), (E, F), (G, H) number (k - 1) // 8."""
-    out = {}
-    for k in range(1, 33):
-        pair, col = divmod(k - 1, 8)
-        out[str(k)] = [f"{ROWS[2 * pair]}{col + 1}", f"{ROWS[2 * pair + 1]}{col + 1}"]
-    return out
-
-
-DEFAULTS: dict[str, Any] = {
-    "background": {},
-    "wiring": {"adc1": 1, "adc2": 17},
-    "layout": None,  # maxs30_layout()
-    "thermometers": [1, 8, 25, 32],
-    "reject_fraction": 0.01,
-    "burst_per_minute": 30,
-    "burst_guard_minutes": 1,
-    "minute_s": 60.0,
-    "band_eV": [1000.0, 10000.0],
-    "pixel_area_cm2": 0.05 * 0.05,  # 500 um x 500 um absorbers
-    "noisy_factor": 1.5,
-    "min_pulses": 30,
-    "min_noise": 20,
-    "isolation_decays": 8.0,
-    "thermometer_smoothing_s": 0.2,
-    "thermometer_guard_s": 0.03,
-    "channels": None,
-    "spectrum_bin_eV": 200.0,
-    "spectrum_max_eV": 20000.0,
-    "sources": ["fe55"],  # in front during the calibration acquisitions: fe55 [, am241]
-    "absorber_thickness_um": 20.0,  # Au: the expected rates of the calibration lines
-}
-
-
-def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "mmc")
-    opts["layout"] = {str(k): list(v) for k, v in (opts["layout"] or maxs30_layout()).items()}
-    if not isinstance(opts["background"], dict):
-        raise PipelineError("mmc: option background must map labels to acquisition lists")
-    if not 0 < float(opts["reject_fraction"]) < 1:
-        raise PipelineError(
-            f"mmc: reject_fraction must be in (0, 1), got {opts['reject_fraction']}"
-        )
-    lo, hi = (float(x) for x in opts["band_eV"])
-    if not 0 <= lo < hi:
-        raise PipelineError(
-            f"mmc: band_eV must be [lo, hi] with 0 <= lo < hi, got {opts['band_eV']}"
-        )
-    mmc_lines.calibration_lines(opts)  # PipelineError on a bad `sources`
-    return opts
 
 
 def _parts(inp: PipelineInput, names: list[str], what: str) -> tuple[PartInfo, ...]:

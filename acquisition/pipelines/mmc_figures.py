@@ -12,13 +12,13 @@ import numpy as np
 from scipy.special import voigt_profile
 
 from cryodaq.acquisition.pipelines import plots
+from cryodaq.acquisition.pipelines.mmc_options import ROWS
 from cryodaq.analysis.xray_lines import MN_KA
 
 if TYPE_CHECKING:
     from cryodaq.acquisition.pipelines import FigureJob
     from cryodaq.acquisition.pipelines.mmc_pixel import PixelOutcome
 
-ROWS = "ABCDEFGH"
 
 
 def figure_jobs(

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cryodaq.acquisition.pipelines import PipelineError, plots
-from cryodaq.analysis.calibration_sources import SOURCES, fe55_lines, source_lines
+from cryodaq.acquisition.pipelines import plots
+from cryodaq.acquisition.pipelines.mmc_options import calibration_sources
+from cryodaq.analysis.calibration_sources import fe55_lines, source_lines
 from cryodaq.analysis.line_calibration import KnownLine
 from cryodaq.analysis.multiline_calibration import MultilineResult
 
@@ -36,18 +37,7 @@ def _lines(sources: tuple[str, ...], thickness_um: float) -> tuple[KnownLine, ..
 def calibration_lines(opts: dict[str, Any]) -> tuple[KnownLine, ...]:
     """The lines of option `sources` (a name or a list) for absorbers of
     `absorber_thickness_um`; `PipelineError` names what is allowed."""
-    raw = opts["sources"]
-    sources = (raw,) if isinstance(raw, str) else tuple(str(s) for s in raw or ())
-    if ("fe55" not in sources or any(s not in SOURCES for s in sources)
-            or len(set(sources)) != len(sources)):
-        raise PipelineError(
-            f"mmc: option sources must list the calibration sources once each, fe55 among them "
-            f"(Mn Ka gives the template and the resolution) and optionally am241; got {raw!r}"
-        )
-    thickness = float(opts["absorber_thickness_um"])
-    if not 0.0 < thickness <= 1000.0:
-        raise PipelineError(f"mmc: absorber_thickness_um must be in (0, 1000], got {thickness}")
-    return _lines(sources, thickness)
+    return _lines(*calibration_sources(opts))
 
 
 def calibration_numbers(res: MultilineResult) -> dict[str, Any]:

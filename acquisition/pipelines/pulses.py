@@ -31,11 +31,9 @@ from cryodaq.acquisition.pipelines import (
     ChannelFailure,
     ChannelPlan,
     Draw,
-    PipelineError,
     PipelineInput,
     PipelineResult,
     run_plan,
-    with_defaults,
 )
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelResult,
@@ -44,6 +42,7 @@ from cryodaq.acquisition.pipelines.pulses_channel import (
     read_stream,
 )
 from cryodaq.acquisition.pipelines.pulses_figures import figure_jobs
+from cryodaq.acquisition.pipelines.pulses_options import options
 from cryodaq.acquisition.pipelines.stored_runs import (
     geometry,
     jsonable,
@@ -52,20 +51,7 @@ from cryodaq.acquisition.pipelines.stored_runs import (
 )
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.stream.online_analysis import ChannelFilter, StoredFilter
-from cryodaq.analysis.xray_lines import LINE_SHAPES
 
-DEFAULTS: dict[str, Any] = {
-    "line_eV": 5898.75,
-    "line_shape": "gaussian",
-    "bin_eV": None,
-    "window_eV": None,
-    "background": False,
-    "min_pulses": 20,
-    "min_noise": 20,
-    "isolation_decays": 8.0,
-    "channels": None,
-    "save_filter": True,
-}
 #: Means over channels are taken of these results.
 MEAN_KEYS = (
     "rate_hz",
@@ -76,19 +62,6 @@ MEAN_KEYS = (
     "predicted_fwhm_eV",
     "gain_eV_per_unit",
 )
-
-
-def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "pulses")
-    if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
-        raise PipelineError(
-            f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
-            + ", ".join(LINE_SHAPES)
-        )
-    if not float(opts["line_eV"]) > 0:
-        raise PipelineError(f"pulses: line_eV must be > 0, got {opts['line_eV']}")
-    return opts
 
 
 def _mean(channels: dict[str, dict[str, Any]]) -> dict[str, Any]:

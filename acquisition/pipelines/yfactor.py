@@ -16,24 +16,13 @@ temperatures `T_hot_K`, `T_cold_K` and their Eq 3 values, and the spectra used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult, with_defaults
+from cryodaq.acquisition.pipelines import PipelineInput, PipelineResult
 from cryodaq.acquisition.pipelines.stored_data import PipelineError, StoredSpectrum, read_spectra
+from cryodaq.acquisition.pipelines.yfactor_options import options
 from cryodaq.analysis.yfactor import y_factor
-
-DEFAULTS: dict[str, Any] = {
-    "spectra": "yspec",
-    "load": "tc.4",
-    "thermometers": {"cav": "tc.3", "mx": "tc.1"},
-}
-
-
-def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    return with_defaults(given, DEFAULTS, "yfactor")
 
 
 def yfactor_results(spectra: list[StoredSpectrum], opts: dict[str, Any]) -> dict[str, Any]:

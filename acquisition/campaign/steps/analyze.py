@@ -22,7 +22,7 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     PipelineResult,
     UnknownPipeline,
-    pipeline_module,
+    pipeline_options,
 )
 from cryodaq.acquisition.store.layout import FIGURES, STORE
 from cryodaq.acquisition.store.reader import RunReader
@@ -76,7 +76,7 @@ class AnalyzeHandler(StepHandler):
                          f"{did_you_mean(pipeline, known)}; known: {', '.join(known) or 'none'}")
         elif isinstance(pipeline, str) and isinstance(body.get("options", {}), dict):
             try:
-                pipeline_module(pipeline).options(body.get("options"))
+                pipeline_options(pipeline)(body.get("options"))
             except (PipelineError, ValueError, TypeError) as exc:
                 where = (*path, "options") if "options" in body else path
                 checker.fail(where, str(exc))

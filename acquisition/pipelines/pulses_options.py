@@ -1,0 +1,37 @@
+"""The `pulses` pipeline's options: its defaults and their checks, with no analysis imported,
+so `cryodaq validate` checks a campaign's options cheaply."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cryodaq.acquisition.pipelines import PipelineError, with_defaults
+from cryodaq.analysis.xray_lines import LINE_SHAPES
+
+DEFAULTS: dict[str, Any] = {
+    "line_eV": 5898.75,
+    "line_shape": "gaussian",
+    "bin_eV": None,
+    "window_eV": None,
+    "background": False,
+    "min_pulses": 20,
+    "min_noise": 20,
+    "isolation_decays": 8.0,
+    "channels": None,
+    "save_filter": True,
+}
+
+
+
+def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The step's options over DEFAULTS, checked (`PipelineError`)."""
+    opts = with_defaults(given, DEFAULTS, "pulses")
+    if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
+        raise PipelineError(
+            f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
+            + ", ".join(LINE_SHAPES)
+        )
+    if not float(opts["line_eV"]) > 0:
+        raise PipelineError(f"pulses: line_eV must be > 0, got {opts['line_eV']}")
+    return opts
