@@ -5,9 +5,11 @@ end: a short quickstart run (`config/campaigns/quickstart.yaml`, 8 simulated maX
 55Fe pulses and noise records of 4096 int16 samples, `--source-s` of acquisition) is simulated
 (or `--source`, the store of an existing run, is used), and its records (all channels, pulse and
 noise) are tiled into `--records` records per channel for `--channels` channels, written
-through the run store's own writer (RunStore, Zstd level 1 as `cryodaq run` writes), so that
-they are read back through the real path. The filter, the template and the polarity are learned
-by the `pulses` pipeline's `learn_filter` on channel 1 of the source run (not measured here).
+through the run store's own writer (RunStore, with the records codec `--codec`: `zstd`, Zstd
+level 1, what `cryodaq run` writes by default, or `lz4`, Blosc LZ4 with byte shuffle; the JSON's
+`run.records_codec`), so that they are read back through the real path. The filter, the
+template and the polarity are learned by the `pulses` pipeline's `learn_filter` on channel 1 of
+the source run (not measured here).
 
 Measured, each on every record of the tiled channels, single-threaded, in blocks of `--block`
 rows (`RunReader.iter_rows`), `--rounds` rounds alternating, best round reported (`_median`
@@ -22,9 +24,10 @@ too); records/s per core = records / CPU seconds of this process:
   of float64 records in memory (and of the int16 block, which NumPy converts first);
 - `read_zarr`: the same records through Zarr's own reader (what `RunReader` used before), on
   the first `--zarr-records` records;
-- `decompression`: why reading costs what it does: Zstd decoding of the stored chunk bytes
-  (already in memory) against a memcpy of the decoded bytes, the compression ratio, and the
-  same chunks encoded by other codecs (for a format decision; the store's format is unchanged);
+- `decompression`: why reading costs what it does: decoding the stored chunk bytes (already in
+  memory, with the run's codec, `codec`) against a memcpy of the decoded bytes, the compression
+  ratio, and the same chunks encoded by other codecs (`zstd1` is the default records codec,
+  `blosc_lz4_byteshuffle` the `lz4` one);
 - `cores`, `load_average` (before, after): the host is shared; figures scale with what is free.
 """
 
@@ -48,8 +51,10 @@ from numcodecs import LZ4, Blosc, Zstd
 from cryodaq.acquisition.campaign.runner import CampaignRunner
 from cryodaq.acquisition.campaign.validate import load_campaign
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch
-from cryodaq.acquisition.pipelines.pulses import DEFAULTS
 from cryodaq.acquisition.pipelines.pulses_channel import learn_filter, read_stream
+from cryodaq.acquisition.pipelines.pulses_options import DEFAULTS
+from cryodaq.acquisition.store.codecs import DECODERS, RECORDS_CODECS
+from cryodaq.acquisition.store.format import read_json
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.analysis.record_apply import amplitudes, record_features
@@ -82,9 +87,11 @@ def learned(store: Path) -> dict[str, Any]:
             "pre": geo["pre"], "fs": geo["fs"]}  # fmt: skip
 
 
-def tiled_run(source: Path, out: Path, channels: int, records: int) -> tuple[Path, str]:
+def tiled_run(
+    source: Path, out: Path, channels: int, records: int, codec: str
+) -> tuple[Path, str]:
     """`records` records per channel for `channels` channels, tiled from every record of the
-    source run, written through the run store's writer."""
+    source run, written through the run store's writer with records codec `codec`."""
     reader = RunReader(source)
     part = reader.acquisitions()[0]
     info = reader.info(part)
@@ -93,7 +100,7 @@ def tiled_run(source: Path, out: Path, channels: int, records: int) -> tuple[Pat
     kind = np.concatenate([b["trigger_kind"] for b in blocks])
     length, pre = int(info["record_length"]), int(info["pretrigger"])
     batch_rows = 4096
-    with RunStore.create(out, {"benchmark": "analysis_throughput"}) as run:
+    with RunStore.create(out, {"benchmark": "analysis_throughput"}, records_codec=codec) as run:
         acq = run.acquisition("tiled", list(range(1, channels + 1)), length, rec.dtype,
                               info["sample_rate_hz"], pre)  # fmt: skip
         for first in range(0, records, batch_rows):
@@ -124,12 +131,14 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def decompression(store: Path, sample_chunks: int) -> dict[str, Any]:
-    """Zstd decoding of stored record chunks (bytes in memory) against memcpy; other codecs."""
-    cdir = store / "acquisitions" / "tiled" / "ch001" / "records" / "c"
-    files = sorted(cdir.iterdir(), key=lambda p: int(p.name))[:sample_chunks]
+    """Decoding of stored record chunks (bytes in memory, the run's codec) against memcpy;
+    other codecs."""
+    array = store / "acquisitions" / "tiled" / "ch001" / "records"
+    codec = read_json(array / "zarr.json")["codecs"][1]
+    decoder = DECODERS[codec["name"]]
+    files = sorted((array / "c").iterdir(), key=lambda p: int(p.name))[:sample_chunks]
     stored = [(f / "0").read_bytes() for f in files]
-    zstd = Zstd(level=1)
-    raw = [zstd.decode(b) for b in stored]
+    raw = [decoder.decode(b) for b in stored]
     nbytes = sum(len(r) for r in raw)
 
     def rate(fn: Callable[[], Any]) -> float:
@@ -144,12 +153,14 @@ def decompression(store: Path, sample_chunks: int) -> dict[str, Any]:
     src = np.frombuffer(b"".join(raw), np.uint8)
     out: dict[str, Any] = {
         "chunks": len(stored),
+        "codec": codec,
         "ratio": nbytes / sum(len(b) for b in stored),
-        "zstd1_decode_MB_per_s": rate(lambda: [zstd.decode(b) for b in stored]),
+        "decode_MB_per_s": rate(lambda: [decoder.decode(b) for b in stored]),
         "memcpy_MB_per_s": rate(lambda: np.copyto(dst, src)),
         "other_codecs": {},
     }
     codecs = {
+        "zstd1": Zstd(level=1),
         "lz4": LZ4(acceleration=1),
         "blosc_zstd1_byteshuffle": Blosc("zstd", 1, Blosc.SHUFFLE, typesize=2),
         "blosc_lz4_byteshuffle": Blosc("lz4", 5, Blosc.SHUFFLE, typesize=2),
@@ -173,6 +184,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--zarr-records", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--codec", choices=list(RECORDS_CODECS), default="zstd",
+                    help="the tiled run's records codec")  # fmt: skip
     args = ap.parse_args()
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="cryodaq-analysis-throughput-"))
@@ -180,7 +193,7 @@ def main() -> None:
         source = args.source or simulate_source(tmp / "source", args.source_s, args.seed)
         filt = learned(source)
         t0 = time.perf_counter()
-        store, part = tiled_run(source, tmp / "tiled", args.channels, args.records)
+        store, part = tiled_run(source, tmp / "tiled", args.channels, args.records, args.codec)
         write_s = time.perf_counter() - t0
         reader = RunReader(store)
         chans = reader.channels(part)
@@ -232,6 +245,7 @@ def main() -> None:
                 "channels": len(chans),
                 "record_length": int(block.shape[1]),
                 "dtype": str(block.dtype),
+                "records_codec": args.codec,
                 "stored_MB": sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 1e6,
                 "write_s": write_s,
                 "block_rows": args.block,

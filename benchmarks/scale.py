@@ -34,6 +34,8 @@ Prints one JSON object:
   `replay_realtime_factor` of the replayed blocks through the board task's path, its CPU per
   channel-sample, the worker's peak memory and the bytes stored per channel-second
   (`--acquisition-only` skips the stored run and its analysis, `--boards ""` these);
+- `records_codec`: what every run store here compresses its records with (`--codec`: `zstd`,
+  Zstd level 1, the default, or `lz4`, Blosc LZ4 with byte shuffle: `store.codecs`);
 - `per_core`: the single-worker figures per core, for docs/scaling.md;
 - `cores`, `load_average` (before, after): the host is shared; figures scale with what is free.
 """
@@ -60,6 +62,7 @@ from cryodaq.acquisition.cluster.boards import BoardStore
 from cryodaq.acquisition.cluster.connection import ClusterSpec, connect
 from cryodaq.acquisition.pipelines import PipelineInput
 from cryodaq.acquisition.rig import Rig, load_rig
+from cryodaq.acquisition.store.codecs import RECORDS_CODECS
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.engine import Acquisition
@@ -75,8 +78,11 @@ EDGE_PHI0 = 0.05
 TRIGGER = {"all": {"edge_threshold": f"{EDGE_PHI0} Phi0", "noise_every": "10 ms"}}
 
 
-def campaign(out: Path, boards: list[str], duration_s: float, rate_hz: float, seed: int) -> Path:
-    """Run a multi-board campaign (tune every board, then one acquisition on all of them)."""
+def campaign(
+    out: Path, boards: list[str], duration_s: float, rate_hz: float, seed: int, codec: str
+) -> Path:
+    """Run a multi-board campaign (tune every board, then one acquisition on all of them),
+    its run store's records compressed with `codec`."""
     steps: list[dict[str, Any]] = [
         {"tune": {"instrument": b, "channels": TONES, "points": 5001}} for b in boards
     ]
@@ -95,7 +101,8 @@ def campaign(out: Path, boards: list[str], duration_s: float, rate_hz: float, se
         }
     )
     path = out.parent / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump({"name": "scale", "rig": str(RIG), "steps": steps}))
+    doc = {"name": "scale", "rig": str(RIG), "store": {"records_codec": codec}, "steps": steps}
+    path.write_text(yaml.safe_dump(doc))
     loaded = load_campaign(
         path, [f"rig.world.seed={seed}", f"rig.world.detectors.tes.rate_hz={rate_hz}"]
     )
@@ -108,14 +115,14 @@ def campaign(out: Path, boards: list[str], duration_s: float, rate_hz: float, se
     return out
 
 
-def stored_run(base: Path, seed: int, duration_s: float, rate_hz: float) -> Path:
+def stored_run(base: Path, seed: int, duration_s: float, rate_hz: float, codec: str) -> Path:
     """The 64-channel run (made once, then reused from `base`)."""
-    run_dir = base / f"stored-64ch-seed{seed}-{duration_s:g}s-{rate_hz:g}Hz"
+    run_dir = base / f"stored-64ch-seed{seed}-{duration_s:g}s-{rate_hz:g}Hz-{codec}"
     summary = run_dir / "summary.json"
     if summary.exists() and json.loads(summary.read_text()).get("status") == "completed":
         return run_dir
     base.mkdir(parents=True, exist_ok=True)
-    return campaign(run_dir, ["roach1", "roach2"], duration_s, rate_hz, seed)
+    return campaign(run_dir, ["roach1", "roach2"], duration_s, rate_hz, seed, codec)
 
 
 def time_analysis(run_dir: Path, client: Any, channels: list[int]) -> dict[str, float]:
@@ -194,14 +201,15 @@ def replayed(
 
 
 def replay_board(
-    args: tuple[str, str, str, int, float, int],
+    args: tuple[str, str, str, int, float, int, str],
 ) -> tuple[float, float, float, float]:
     """One board's blocks replayed through a board task's acquisition (trigger, sinks, run
-    store): stream s, wall s, CPU s of the worker process (all its threads), its peak memory
-    (MB)."""
-    data_path, store, name, offset, rate_hz, repeats = args
+    store with records codec `codec`): stream s, wall s, CPU s of the worker process (all its
+    threads), its peak memory (MB)."""
+    data_path, store, name, offset, rate_hz, repeats, codec = args
     source, config = replayed(data_path, offset, rate_hz, repeats)
-    acq = Acquisition(source, config, name=name, store=BoardStore(Path(store)))
+    board_store = BoardStore(Path(store), records_codec=codec)
+    acq = Acquisition(source, config, name=name, store=board_store)
     cpu0 = time.process_time()
     result = acq.run()
     return result.live_time_s, result.wall_time_s, time.process_time() - cpu0, peak_rss_mb()
@@ -220,14 +228,14 @@ def replay_kernel(args: tuple[str, int, float, int]) -> tuple[float, float]:
     return engine.samples_processed / rate_hz, time.process_time() - cpu0
 
 
-def fixed_cost(args: tuple[str, str]) -> float:
+def fixed_cost(args: tuple[str, str, str]) -> float:
     """CPU s of the worker process to create and close one board's acquisition with no rows
     (its 32 channels' arrays, first and last commit, shapes trimmed): per acquisition, not
     per sample."""
-    data_path, store = args
+    data_path, store, codec = args
     source, config = replayed(data_path, 0, 250e3, 1)
     cpu0 = time.process_time()
-    BoardStore(Path(store)).acquisition(
+    BoardStore(Path(store), records_codec=codec).acquisition(
         "empty", source.channels, RECORD, source.dtype, 250e3, PRETRIGGER
     ).close()
     return time.process_time() - cpu0
@@ -248,18 +256,17 @@ def kernel_and_path(args: argparse.Namespace, data_path: Path) -> dict[str, Any]
             stream_s, cpu_s = client.submit(replay_kernel, kernel, pure=False).result()
             rates["kernel"].append(TONES * stream_s * 250e3 / cpu_s)
             shutil.rmtree(store, ignore_errors=True)
-            writer = RunStore.create(store)
-            task = (str(data_path), str(store), f"round-{k}", 0, 250e3, args.repeats)
+            writer = RunStore.create(store, records_codec=args.codec)
+            task = (str(data_path), str(store), f"round-{k}", 0, 250e3, args.repeats, args.codec)
             stream_s, _, cpu_s, _ = client.submit(replay_board, task, pure=False).result()
             writer.close()
             rates["path"].append(TONES * stream_s * 250e3 / cpu_s)
             path_cpu.append(cpu_s)
             loads.append(os.getloadavg()[0])
             shutil.rmtree(store, ignore_errors=True)
-            writer = RunStore.create(store)
-            fixed.append(
-                client.submit(fixed_cost, (str(data_path), str(store)), pure=False).result()
-            )
+            writer = RunStore.create(store, records_codec=args.codec)
+            fixed_args = (str(data_path), str(store), args.codec)
+            fixed.append(client.submit(fixed_cost, fixed_args, pure=False).result())
             writer.close()
     shutil.rmtree(store, ignore_errors=True)
     out: dict[str, Any] = {"rounds": args.acq_rounds, "stream_s": round(stream_s, 2)}
@@ -356,7 +363,7 @@ def measure_analysis(
 
 def measure_stored_run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """The stored 64-channel run (made once) and its analysis on 1 and 2 workers."""
-    run_dir = stored_run(args.base, args.seed, args.duration, args.rate)
+    run_dir = stored_run(args.base, args.seed, args.duration, args.rate, args.codec)
     reader = RunReader(run_dir / STORE)
     parts = reader.acquisitions()
     channels = sorted({c for p in parts for c in reader.channels(p)})
@@ -390,19 +397,21 @@ def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
     for boards in args.boards:
         names = [f"roach{i}" for i in range(1, boards + 1)]
         out = campaign(
-            args.base / f"acquire-{boards}", names, args.acq_duration, args.rate, args.seed
-        )
+            args.base / f"acquire-{boards}", names, args.acq_duration, args.rate, args.seed,
+            args.codec,
+        )  # fmt: skip
         parts = json.loads((out / "summary.json").read_text())["acquisitions"]
         rtf = [p["live_time_s"] / p["wall_time_s"] for p in parts.values()]
         store = args.base / f"replay-{boards}"
         shutil.rmtree(store, ignore_errors=True)
-        writer = RunStore.create(store)
+        writer = RunStore.create(store, records_codec=args.codec)
         tasks = [
-            (str(data_path), str(store), f"replay-part-{b}", 64 * i, 250e3, args.repeats)
+            (str(data_path), str(store), f"replay-part-{b}", 64 * i, 250e3, args.repeats,
+             args.codec)
             for i, b in enumerate(names)
-        ]
+        ]  # fmt: skip
         with connect(ClusterSpec(workers=boards)) as client:
-            warm = [(*t[:2], f"warm-{t[2]}", *t[3:5], 1) for t in tasks]
+            warm = [(*t[:2], f"warm-{t[2]}", *t[3:5], 1, t[6]) for t in tasks]
             client.gather(client.map(replay_board, warm, pure=False))  # JIT in every worker
             replay = client.gather(client.map(replay_board, tasks, pure=False))
         writer.close()
@@ -432,6 +441,9 @@ def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--codec", choices=list(RECORDS_CODECS), default="zstd", help="records codec of the stores"
+    )
     parser.add_argument("--duration", type=float, default=2.0, help="stored run, stream s")
     parser.add_argument("--rate", type=float, default=50.0, help="pulses/s per TES")
     parser.add_argument("--acq-duration", type=float, default=0.25, help="stream s per board")
@@ -487,6 +499,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "scale",
+                "records_codec": args.codec,
                 "run": run,
                 "analysis": analysis,
                 "acquisition": acquisition,

@@ -1,8 +1,9 @@
 """Writes a run continuously until killed; the SIGKILL test of the run store runs it.
 
-Usage: python store_writer_child.py STORE_PATH. Prints `committed <rows> <monotonic s>` when a
-new commit is visible and `appended <rows> <monotonic s>` every few batches. Every value is a
-function of the batch number, so the parent can check any committed prefix exactly.
+Usage: python store_writer_child.py STORE_PATH [RECORDS_CODEC]. Prints `committed <rows>
+<monotonic s>` when a new commit is visible and `appended <rows> <monotonic s>` every few
+batches. Every value is a function of the batch number, so the parent can check any committed
+prefix exactly.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def batch(k: int) -> EventBatch:
     )
 
 
-def main(path: str) -> None:
-    run = RunStore.create(path, {"rig": {"name": "sigkill-test"}, "campaign": {"steps": 1}})
+def main(path: str, codec: str = "zstd") -> None:
+    meta = {"rig": {"name": "sigkill-test"}, "campaign": {"steps": 1}}
+    run = RunStore.create(path, meta, records_codec=codec)
     acq = run.acquisition(ACQ, CHANNELS, RECORD_LENGTH, "int16", RATE_HZ, PRETRIGGER)
     seen = 0
     k = 0
@@ -106,4 +108,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -24,6 +24,7 @@ from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap, TriggerKi
 from cryodaq.acquisition.store import acquisition_writer
 from cryodaq.acquisition.store import columns as store_columns
 from cryodaq.acquisition.store import format as store_format
+from cryodaq.acquisition.store.codecs import RECORDS_CODECS
 from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import RunStoreError
 from cryodaq.acquisition.store.reader import RunReader
@@ -338,11 +339,12 @@ def test_interrupt_leaves_a_complete_store(tmp_path: Path, exc: BaseException) -
     np.testing.assert_array_equal(r.read("acq", 2)["records"], rows_of(batches, 2)["records"])
 
 
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
 def test_interrupted_flush_is_retried_without_holes_or_duplicates(
-    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch, codec: str
 ) -> None:
     path = tmp_path / "run"
-    run = open_writer(path)
+    run = open_writer(path, records_codec=codec)
     acq = run.acquisition("acq", [0, 1], 64, "int16", RATE, PRE)
     batches = [make_batch([0, 1, 0], [k * 10, k * 10 + 1, k * 10 + 2], length=64) for k in (1, 2)]
     acq.append(batches[0])
@@ -492,7 +494,8 @@ def _poll_while_writing(path: Path, stop: threading.Event, seen: list[int]) -> N
         time.sleep(0.05)
 
 
-def test_sigkill_leaves_everything_committed_readable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_sigkill_leaves_everything_committed_readable(tmp_path: Path, codec: str) -> None:
     script = Path(child.__file__)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     rng = random.Random()
@@ -501,7 +504,8 @@ def test_sigkill_leaves_everything_committed_readable(tmp_path: Path) -> None:
     for i in range(3):
         path = tmp_path / f"run{i}"
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, str(script), str(path), codec],
+            stdout=subprocess.PIPE, text=True, env=env,
         )
         lines: list[tuple[str, int, float]] = []
 
@@ -553,6 +557,9 @@ def test_sigkill_leaves_everything_committed_readable(tmp_path: Path) -> None:
         pumper.join(timeout=10)
         assert proc.returncode == -signal.SIGKILL
         found = _check_child_store(path)
+        records = path / "acquisitions" / child.ACQ / "ch000" / "records"
+        meta = json.loads((records / "zarr.json").read_text())
+        assert RECORDS_CODECS[codec].matches(meta["codecs"][1])
         old = t_kill - 1.0
         reported = max((n for w, n, t in lines if w == "committed" and t < old), default=0)
         appended = max((n for w, n, t in lines if w == "appended" and t < old), default=0)

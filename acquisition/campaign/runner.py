@@ -133,7 +133,8 @@ class CampaignRunner:
                 try:
                     resumable = self.resume and (self.run_dir / STORE).exists()
                     store = (RunStore.resume if resumable else RunStore.create)(
-                        self.run_dir / STORE, RunStore.snapshots(self.resolved)
+                        self.run_dir / STORE, RunStore.snapshots(self.resolved),
+                        records_codec=self.campaign.store.records_codec,
                     )
                     ctx = RunContext(
                         rig, clock, store, self.run_dir, on_monitor=self.display.monitor

@@ -4,6 +4,7 @@
 name: quickstart
 rig: ../rigs/maxs30_sim.yaml          # a rig file (relative to this file) or an inline mapping
 output: runs/{name}-{start:%Y%m%d-%H%M%S}
+store: {records_codec: zstd}          # optional: zstd or lz4 (less CPU; docs/run_store.md)
 steps:
   - set: {tc.outputs.1.setpoint: 20 mK, fll.channels.1-32.mode: FLL}
   - wait: 30 s
@@ -22,13 +23,14 @@ module holds the step's model. Quantities are unit strings parsed by
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from cryodaq.acquisition.campaign.fields import Model, Name
 from cryodaq.acquisition.campaign.output_pattern import check_output
 from cryodaq.acquisition.campaign.steps.table import HANDLERS, STEP_KINDS
+from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC, RECORDS_CODECS
 
 #: The model of each step kind.
 STEP_MODELS = {kind: handler.model for kind, handler in HANDLERS.items()}
@@ -58,6 +60,14 @@ AnyStep = Annotated[
 ]
 
 
+class StoreSpec(Model):
+    """How the run store writes this campaign's run."""
+
+    #: What the records chunks are compressed with (`store.codecs`): zstd stores less, lz4
+    #: costs less CPU to write and to read.
+    records_codec: Literal[tuple(RECORDS_CODECS)] = DEFAULT_RECORDS_CODEC  # type: ignore[valid-type]
+
+
 class Campaign(Model):
     """A measurement campaign: a rig and the steps to run on it."""
 
@@ -65,6 +75,7 @@ class Campaign(Model):
     description: str = ""
     rig: str | dict[str, Any]
     output: str = "runs/{name}-{start:%Y%m%d-%H%M%S}"
+    store: StoreSpec = Field(default_factory=StoreSpec)
     steps: list[AnyStep] = Field(min_length=1)
 
     @field_validator("output")

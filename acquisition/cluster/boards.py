@@ -15,9 +15,10 @@ campaign's open instruments:
   the campaign's instruments at dispatch: rig settings, `set` and `tune` steps alike);
 - it writes its own acquisition `<name>-part-<board>` (a resumed one `...-<k>`) of the run
   store through the store's `AcquisitionWriter` (same chunk and commit protocol, so the same
-  crash safety); channel numbers are offset per board (`offset` + the board's own number) so
-  parts never share a channel. Only the campaign's `RunWriter` writes the run's root
-  attributes: it lists a part (`RunWriter.adopt`) as soon as the task has created it;
+  crash safety; the run's records codec); channel numbers are offset per board (`offset` +
+  the board's own number) so parts never share a channel. Only the campaign's `RunWriter`
+  writes the run's root attributes: it lists a part (`RunWriter.adopt`) as soon as the
+  task has created it;
 - a failure (driver error, lost connection, store) ends that board's task with what it stored
   kept, and is returned, never raised, so the other boards run on.
 """
@@ -36,6 +37,7 @@ from cryodaq.acquisition.clock import clock_for
 from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.rig import Rig, RigSpec
 from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
+from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC
 from cryodaq.acquisition.store.format import check_name, group_attrs
 from cryodaq.acquisition.store.writer import RunWriter
 from cryodaq.acquisition.stream.engine import Acquisition, AcquisitionError, AcquisitionResult
@@ -93,6 +95,7 @@ class BoardStore:
             "buffer_bytes": 64 * 1024 * 1024,
             "compress_records": True,
             "background_flush": True,
+            "records_codec": DEFAULT_RECORDS_CODEC,
             **options,
         }
 
@@ -140,6 +143,7 @@ class BoardTask:
     duration_s: float
     stop_event: str | None = None  # name of a distributed.Event that stops the acquisition
     epoch_ns: int = 0  # the campaign's clock epoch (a simulated rig's time stamps)
+    records_codec: str = DEFAULT_RECORDS_CODEC  # the run's (`RunWriter.records_codec`)
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ def _acquire(task: BoardTask) -> AcquisitionResult:
             rig.instruments[task.board],
             task.store_name,
             task.duration_s,
-            BoardStore(task.store),
+            BoardStore(task.store, records_codec=task.records_codec),
             clock,
             offset=task.offset,
             metadata={"board": task.board, "channel_offset": task.offset},

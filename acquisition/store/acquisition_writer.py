@@ -24,6 +24,7 @@ import numpy as np
 
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch, Gap
 from cryodaq.acquisition.store.cf import GAP, GAP_BOUND, GAPS_ATTRS, data_units
+from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC, codec_named
 from cryodaq.acquisition.store.columns import ChannelColumns, Column, fill_for
 from cryodaq.acquisition.store.commit import Commit
 from cryodaq.acquisition.store.format import (
@@ -57,7 +58,8 @@ class AcquisitionWriter:
     `append` only buffers (cheap, thread-safe); a background thread flushes once
     `flush_interval_s` has passed since the last flush, and `append` itself flushes when the
     buffer exceeds `buffer_bytes` (so memory stays bounded and a slow disk applies
-    back-pressure). Errors of a background flush are raised by the next call.
+    back-pressure). Errors of a background flush are raised by the next call. Records are
+    compressed with `records_codec` (`store.codecs`) unless `compress_records` is False.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class AcquisitionWriter:
         buffer_bytes: int,
         compress_records: bool,
         background_flush: bool,
+        records_codec: str = DEFAULT_RECORDS_CODEC,
     ) -> None:
         self.run = run
         self.name = name
@@ -87,6 +90,7 @@ class AcquisitionWriter:
         self.flush_interval_s = float(flush_interval_s)
         self.buffer_bytes = int(buffer_bytes)
         where = f"{self.directory}"
+        codec = codec_named(records_codec, f"{where}: records_codec")
         if not self.channels or min(self.channels) < 0:
             raise RunStoreError(f"{where}: channels must be a non-empty list of integers >= 0")
         if self.record_length < 1 or not 0 <= self.pretrigger < self.record_length:
@@ -121,7 +125,7 @@ class AcquisitionWriter:
                 self.directory / channel_group(ch),
                 self.record_length,
                 self.dtype,
-                compress_records,
+                codec if compress_records else None,
                 data,
                 {
                     "acquisition": name,

@@ -1,11 +1,11 @@
 """Reading rows of a run-store array straight from its chunk files, one decompression per chunk.
 
 The arrays the run-store writer makes (`store.columns.Column`) have one layout: a regular grid
-of whole-row chunks, little-endian bytes, optionally one Zstd frame per chunk, chunk keys
-`c/<index>/0...`. For them the rows are decoded here directly into the output array (no
-intermediate copies, no Zarr machinery per chunk: Zarr costs ~3x the decompression itself on
-64-row record chunks). Any other layout, or a missing chunk file (a fill value), is left to
-Zarr: `read_rows` returns None.
+of whole-row chunks, little-endian bytes, optionally one Zstd or Blosc frame per chunk
+(`store.codecs`), chunk keys `c/<index>/0...`. For them the rows are decoded here directly into
+the output array (no intermediate copies, no Zarr machinery per chunk: Zarr costs ~3x the
+decompression itself on 64-row record chunks). Any other layout, or a missing chunk file (a
+fill value), is left to Zarr: `read_rows` returns None.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numcodecs.zstd import Zstd
 
+from cryodaq.acquisition.store.codecs import DECODERS
 from cryodaq.acquisition.store.format import RunStoreError, read_json
-
-_ZSTD = Zstd()
 
 
 def plain_layout(meta: dict[str, Any]) -> bool:
@@ -33,7 +31,8 @@ def plain_layout(meta: dict[str, Any]) -> bool:
     except (KeyError, IndexError, TypeError):
         return False
     return (
-        names in (["bytes"], ["bytes", "zstd"])
+        names[0] == "bytes"
+        and (len(names) == 1 or len(names) == 2 and names[1] in DECODERS)
         and endian == "little"
         and grid["name"] == "regular"
         and keys.get("name") == "default"
@@ -55,7 +54,8 @@ def read_rows(path: Path, start: int, stop: int) -> np.ndarray | None:
     dtype = np.dtype(meta["data_type"]).newbyteorder("<")
     row_shape = tuple(meta["shape"][1:])
     rows = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
-    compressed = len(meta["codecs"]) == 2
+    codecs = meta["codecs"]
+    decoder = DECODERS[codecs[1]["name"]] if len(codecs) == 2 else None
     out = np.empty((stop - start, *row_shape), dtype)
     if stop <= start:
         return out
@@ -69,13 +69,13 @@ def read_rows(path: Path, start: int, stop: int) -> np.ndarray | None:
         except FileNotFoundError:
             return None
         whole = lo == index * rows and hi == (index + 1) * rows
-        if compressed and whole:
-            _ZSTD.decode(data, out=flat[lo - start : hi - start])
+        if decoder is not None and whole:
+            decoder.decode(data, out=flat[lo - start : hi - start])
             continue
-        if compressed:
+        if decoder is not None:
             if chunk is None:
                 chunk = np.empty(rows * flat.shape[1], np.uint8)
-            data = _ZSTD.decode(data, out=chunk)
+            data = decoder.decode(data, out=chunk)
         if len(data) != rows * flat.shape[1]:
             raise RunStoreError(f"{path}: chunk {index} holds {len(data)} bytes, not {rows} rows")
         rows_of = np.frombuffer(data, np.uint8).reshape(rows, -1)

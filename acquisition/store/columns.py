@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import zarr
-from numcodecs.zstd import Zstd
 
 from cryodaq.acquisition.atomic import write_atomic
 from cryodaq.acquisition.events import SUMMARY_DTYPE
 from cryodaq.acquisition.store.cf import RECORD, SAMPLE, column_dims, field_attrs
+from cryodaq.acquisition.store.codecs import RecordsCodec
 from cryodaq.acquisition.store.format import (
     CHUNK_BYTES,
     EVENT_CHUNK_ROWS,
@@ -41,10 +41,11 @@ class Column:
 
     Committed rows' bytes never change (`_write_chunk`): compressed chunks are replaced whole,
     uncompressed ones get their new rows in place. The current (partial) chunk is kept in
-    memory, so appending never reads the disk. `rows` counts the rows on disk; the array's
-    `shape` runs ahead of it (`FIRST_CHUNKS`, `GROWTH`) and is trimmed to `rows` by
-    `finish()`. `dims` are its Zarr v3 `dimension_names` (xarray needs them), `attrs` its
-    attributes (units, long_name, ...; `store.cf`).
+    memory, so appending never reads the disk. `codec` compresses the chunks (`store.codecs`;
+    None: raw bytes). `rows` counts the rows on disk; the array's `shape` runs ahead of it
+    (`FIRST_CHUNKS`, `GROWTH`) and is trimmed to `rows` by `finish()`. `dims` are its Zarr v3
+    `dimension_names` (xarray needs them), `attrs` its attributes (units, long_name, ...;
+    `store.cf`).
     """
 
     def __init__(
@@ -55,7 +56,7 @@ class Column:
         chunk_rows: int,
         *,
         dims: Sequence[str],
-        compress: bool = False,
+        codec: RecordsCodec | None = None,
         fill: Any = 0,
         initial_rows: int = 0,
         attrs: Mapping[str, Any] | None = None,
@@ -67,11 +68,12 @@ class Column:
         self.dtype = dt.newbyteorder("<") if dt.itemsize > 1 else dt
         self.row_shape = row_shape
         self.chunk_rows = chunk_rows
-        self._zstd = Zstd(level=1) if compress else None
+        self._codec = codec
+        self._encoder = codec.encoder() if codec else None
         self.capacity = self._grown(initial_rows, FIRST_CHUNKS * chunk_rows)
         self._meta = _array_metadata(
             directory, self.dtype, (self.capacity, *row_shape), chunk_rows, tuple(dims),
-            compress, fill, attrs,
+            codec, fill, attrs,
         )  # fmt: skip
         self._check_codecs()
         self._fill = fill
@@ -87,8 +89,11 @@ class Column:
             codecs[0]["name"] == "bytes"
             and codecs[0].get("configuration", {}).get("endian", "little") == "little"
         )
-        expected = ["zstd"] if self._zstd else []
-        if not ok or [c["name"] for c in codecs[1:]] != expected:
+        if self._codec is None:
+            ok = ok and len(codecs) == 1
+        else:
+            ok = ok and len(codecs) == 2 and self._codec.matches(codecs[1], self.dtype.itemsize)
+        if not ok:
             raise RunStoreError(f"{self.directory}: unexpected zarr codecs {codecs}")
 
     def _grown(self, rows: int, at_least: int) -> int:
@@ -118,7 +123,7 @@ class Column:
         commit, which no reader reads.
         """
         path = self._chunk_path(index)
-        if self._zstd is None and self._on_disk == index:
+        if self._encoder is None and self._on_disk == index:
             fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
             try:
                 os.lseek(fd, first * self._row_bytes, os.SEEK_SET)
@@ -131,7 +136,7 @@ class Column:
         if path.parent not in self._made_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(path.parent)
-        data = self._zstd.encode(self._tail) if self._zstd else self._tail.tobytes()
+        data = self._encoder.encode(self._tail) if self._encoder else self._tail.tobytes()
         write_atomic(path, data, fsync=False)
         self._on_disk = index
 
@@ -179,7 +184,7 @@ def _array_metadata(
     shape: tuple[int, ...],
     chunk_rows: int,
     dims: tuple[str, ...],
-    compress: bool,
+    codec: RecordsCodec | None,
     fill: Any,
     attrs: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
@@ -191,7 +196,7 @@ def _array_metadata(
     """
     if (directory / "zarr.json").exists():
         raise RunStoreError(f"{directory}: an array or group exists there already")
-    key = (dtype.str, shape[1:], chunk_rows, dims, compress, repr(fill))
+    key = (dtype.str, shape[1:], chunk_rows, dims, codec and codec.name, repr(fill))
     template = _TEMPLATES.get(key)
     if template is None:
         zarr.create_array(
@@ -199,7 +204,7 @@ def _array_metadata(
             shape=shape,
             chunks=(chunk_rows, *shape[1:]),
             dtype=dtype,
-            compressors=[zarr.codecs.ZstdCodec(level=1)] if compress else None,
+            compressors=[codec.zarr_codec()] if codec else None,
             filters=None,
             chunk_key_encoding={"name": "default", "separator": "/"},
             fill_value=fill,
@@ -227,14 +232,15 @@ def fill_for(dtype: np.dtype) -> Any:
 
 class ChannelColumns:
     """The columns of one channel of an acquisition; `data` holds the units (and scale) of the
-    source's values (`cf.data_units`), given to the records and their summaries."""
+    source's values (`cf.data_units`), given to the records and their summaries; `codec`
+    compresses the records (None: raw)."""
 
     def __init__(
         self,
         directory: Path,
         record_length: int,
         dtype: np.dtype,
-        compress: bool,
+        codec: RecordsCodec | None,
         data: Mapping[str, Any],
         group_attrs: Mapping[str, Any],
     ) -> None:
@@ -249,7 +255,7 @@ class ChannelColumns:
                 (record_length,),
                 records_chunk_rows(record_length, dtype),
                 dims=(RECORD, SAMPLE),
-                compress=compress,
+                codec=codec,
                 attrs=field_attrs("records", data),
             )
         }

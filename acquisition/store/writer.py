@@ -25,6 +25,7 @@ from typing import Any, Self
 import numpy as np
 
 from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
+from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC, codec_named
 from cryodaq.acquisition.store.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -47,6 +48,7 @@ class RunWriter:
     On leaving the `with` block normally the run is closed with end_reason "completed"; on
     KeyboardInterrupt or any exception every acquisition is still flushed and closed, and the
     run records "interrupted: <exception>" as its end_reason before the exception goes on.
+    Its acquisitions' records are compressed with `records_codec` (`store.codecs`).
     """
 
     def __init__(
@@ -59,13 +61,16 @@ class RunWriter:
         compress_records: bool,
         background_flush: bool,
         resume: bool = False,
+        records_codec: str = DEFAULT_RECORDS_CODEC,
     ) -> None:
         self.path = path
+        self.records_codec = codec_named(records_codec, f"{path}: records_codec").name
         self._options = {
             "flush_interval_s": flush_interval_s,
             "buffer_bytes": buffer_bytes,
             "compress_records": compress_records,
             "background_flush": background_flush,
+            "records_codec": self.records_codec,
         }
         self._lock = threading.Lock()
         self._open: dict[str, AcquisitionWriter] = {}
@@ -216,11 +221,13 @@ class RunStore:
         buffer_bytes: int = 64 * 1024 * 1024,
         compress_records: bool = True,
         background_flush: bool = True,
+        records_codec: str = DEFAULT_RECORDS_CODEC,
     ) -> RunWriter:
         """Create a new run directory (refuses an existing non-empty one).
 
         `metadata` (JSON-serialisable) holds the rig and campaign snapshots, conventionally
-        under the keys "rig" and "campaign".
+        under the keys "rig" and "campaign". `records_codec` (`store.codecs`: "zstd" or "lz4")
+        compresses the records.
         """
         p = Path(path)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
@@ -234,6 +241,7 @@ class RunStore:
             buffer_bytes=buffer_bytes,
             compress_records=compress_records,
             background_flush=background_flush,
+            records_codec=records_codec,
         )
 
     @staticmethod
@@ -254,6 +262,7 @@ class RunStore:
             "buffer_bytes": 64 * 1024 * 1024,
             "compress_records": True,
             "background_flush": True,
+            "records_codec": DEFAULT_RECORDS_CODEC,
             **options,
         }
         return RunWriter(Path(path), metadata or {}, resume=True, **options)

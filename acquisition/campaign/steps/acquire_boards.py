@@ -109,6 +109,7 @@ def board_tasks(
             duration_s,
             stop_event,
             getattr(ctx.clock, "epoch_ns", 0),
+            ctx.store.records_codec,
         )
         for board, (part, duration_s) in todo.items()
     ]
