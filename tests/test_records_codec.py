@@ -26,6 +26,7 @@ from cryodaq.acquisition.campaign.validate import load_campaign
 from cryodaq.acquisition.cli.main import app
 from cryodaq.acquisition.clock import WorldClock
 from cryodaq.acquisition.cluster.boards import acquire_board
+from cryodaq.acquisition.live.chunks import ChunkedArray
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.acquisition.store import columns as store_columns
 from cryodaq.acquisition.store.chunk_reader import read_rows
@@ -90,6 +91,8 @@ def test_records_are_plain_zarr_byte_for_byte(
             for start, stop in ((0, n), (1, n - 1), (39, 41), (n - 1, n), (5, 5)):
                 got = read_rows(array, start, stop)
                 assert got is not None and np.array_equal(got, want[start:stop])
+                live = ChunkedArray(array)  # the live view's reader of a growing store
+                assert live.direct and np.array_equal(live.rows(start, stop), want[start:stop])
             assert np.array_equal(RunReader(path).read(name, ch, ["records"])["records"], want)
     assert checked > 10
 

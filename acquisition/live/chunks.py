@@ -1,5 +1,6 @@
-"""Rows of a run-store array read straight from its chunk files (the run store's own encoding:
-`bytes`, optionally `zstd`), without zarr's per-call machinery (~1 ms an array)."""
+"""Rows of a run-store array read straight from its chunk files (the run store's own layout,
+`store.chunk_reader.plain_layout`: bytes, optionally zstd or blosc), without zarr's per-call
+machinery (~1 ms an array); a chunk not written yet reads as the fill value."""
 
 from __future__ import annotations
 
@@ -8,38 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from numcodecs.zstd import Zstd
 
-_ZSTD = Zstd()
+from cryodaq.acquisition.store.chunk_reader import plain_layout
+from cryodaq.acquisition.store.codecs import DECODERS
 
 
 class ChunkedArray:
-    """One array of a run store, read by rows; anything but the store's own codecs is read
-    through zarr."""
+    """One array of a run store, read by rows; any other layout is read through zarr."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         meta = json.loads((self.path / "zarr.json").read_text())
-        codecs = [c["name"] for c in meta["codecs"]]
         self.shape_tail = tuple(meta["shape"][1:])
         self.chunk_rows = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
         self.dtype = np.dtype(zarr.open_array(store=str(self.path), mode="r").dtype)
         self.fill = meta.get("fill_value", 0)
-        separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
-        self.direct = (
-            codecs in (["bytes"], ["bytes", "zstd"])
-            and meta["codecs"][0].get("configuration", {}).get("endian", "little") == "little"
-            and separator == "/"
-            and all(
-                int(c) == int(s)
-                for c, s in zip(
-                    meta["chunk_grid"]["configuration"]["chunk_shape"][1:],
-                    self.shape_tail,
-                    strict=True,
-                )
-            )
-        )
-        self.zstd = "zstd" in codecs
+        self.direct = plain_layout(meta)
+        codecs = meta["codecs"]
+        self.decoder = DECODERS[codecs[1]["name"]] if self.direct and len(codecs) == 2 else None
 
     def _chunk(self, index: int) -> np.ndarray:
         key = "/".join(["c", str(index), *("0" * len(self.shape_tail))])
@@ -48,8 +35,8 @@ class ChunkedArray:
             raw = (self.path / key).read_bytes()
         except FileNotFoundError:
             return np.full(shape, self.fill, self.dtype)
-        if self.zstd:
-            raw = _ZSTD.decode(raw)
+        if self.decoder is not None:
+            raw = self.decoder.decode(raw)
         return np.frombuffer(raw, self.dtype.newbyteorder("<")).reshape(shape)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
