@@ -78,3 +78,21 @@ def test_a_pipeline_without_headline_and_failed_entries_of_one_kind(tmp_path: Pa
     assert ("other: 3 pixels failed like A1 (only 20 clean Ka pulses of pixel A1 (need 30)): "
             "A1, B1, C2") in page  # fmt: skip
     assert "<figure" not in page
+
+
+def test_a_one_line_mmc_calibration_reports_no_nonlinearity() -> None:
+    """With Mn Ka alone the calibration is a line through it and zero: its 'nonlinearity'
+    is 0 by construction, which the headline must not show as a measured 0.00 %."""
+    from cryodaq.acquisition.pipelines.mmc_headline import problems, tables
+
+    one = {"lines": {"MnKa": {"pixels": 4}},
+           "nonlinearity": {"energy_eV": 5898.853, "mean": 0.0, "mean_err": 0.0}}
+    results = {"pixels": {"A1": {"fwhm_eV": 7.0}}, "calibration_lines": one}
+    rows = dict(row for table in tables(results) for row in table.rows if len(row) == 2)
+    assert rows["nonlinearity"] == "not measured: one calibration line"
+    assert any("found only MnKa" in p for p in problems(results))
+    two = {**one, "lines": {"MnKa": {}, "NpLa1": {}},
+           "nonlinearity": {"energy_eV": 13946.0, "mean": 0.004, "mean_err": 0.0003}}
+    rows = dict(row for table in tables({**results, "calibration_lines": two})
+                for row in table.rows if len(row) == 2)  # fmt: skip
+    assert rows["nonlinearity at 13\u2009946 eV"] == "0.400 ± 0.030 %"

@@ -80,7 +80,9 @@ def _summary(results: Mapping[str, Any]) -> Table:
         ("Kα events removed by the ellipse cut",
          percent((results.get("cuts") or {}).get("calibration_ellipse_rejected_fraction"))),
     ]  # fmt: skip
-    if nl.get("energy_eV"):
+    if nl.get("energy_eV") and len(lines.get("lines") or {}) < 2:
+        rows.append(("nonlinearity", "not measured: one calibration line"))
+    elif nl.get("energy_eV"):
         rows.append((
             f"nonlinearity at {fmt(nl['energy_eV'], unit='eV', digits=5)}",
             percent(nl.get("mean"), nl.get("mean_err")),
@@ -144,6 +146,10 @@ def problems(results: Mapping[str, Any]) -> list[str]:
     noisy = results.get("noisy") or []
     if noisy:
         out.append(f"noisy pixels left out of the means: {', '.join(map(str, noisy))}.")
+    found = (results.get("calibration_lines") or {}).get("lines") or {}
+    if len(found) == 1:
+        out.append(f"the energy calibration found only {next(iter(found))}: a line through it "
+                   "and zero, no nonlinearity measured (too few counts in the other lines?).")
     cuts = results.get("cuts") or {}
     ellipse = cuts.get("calibration_ellipse_rejected_fraction")
     if isinstance(ellipse, float) and ellipse > 3 * ELLIPSE_EXPECTED:
