@@ -37,6 +37,8 @@ Prints one JSON object:
 - `records_codec`: what every run store here compresses its records with (`--codec`: `zstd`,
   Zstd level 1, the default, or `lz4`, Blosc LZ4 with byte shuffle: `store.codecs`);
 - `per_core`: the single-worker figures per core, for docs/scaling.md;
+- `store_filesystem`: the file system the run stores are written to (`--base`): the path's
+  cost is mostly file creates and renames, so tmpfs and a disk differ (docs/scaling.md);
 - `cores`, `load_average` (before, after): the host is shared; figures scale with what is free.
 """
 
@@ -438,6 +440,22 @@ def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
     return acquisition
 
 
+def filesystem(path: Path) -> str:
+    """Type and device of the mount holding `path` (from /proc/mounts; '?' elsewhere)."""
+    best, found = "", "?"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return found
+    target = str(path.resolve())
+    for line in mounts:
+        device, point, kind = line.split()[:3]
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, found = point, f"{kind} ({device} on {point})"
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=3)
@@ -500,6 +518,7 @@ def main() -> None:
             {
                 "benchmark": "scale",
                 "records_codec": args.codec,
+                "store_filesystem": filesystem(args.base),
                 "run": run,
                 "analysis": analysis,
                 "acquisition": acquisition,
