@@ -78,7 +78,7 @@ def serve_sim(
             spec.world["seed"] = derived_seed(base, f"served{time.time_ns()}")
         opened = Rig(spec, realtime=True)
         _compile_streams(rig)
-    except CryodaqError as exc:
+    except (CryodaqError, InstrumentError) as exc:
         raise fail(str(exc)) from None
     if opened.library is None:
         raise fail(f"{rig}: no instrument has backend 'sim'; nothing to serve")
