@@ -20,6 +20,7 @@ from cryodaq.analysis.optimal_filter import (
     optimal_filter,
 )
 from cryodaq.analysis.pulse_shapes import unit_pulse
+from cryodaq.analysis.xray_lines import MN_KA
 from cryodaq.sim_instruments.mmc_array import MmcArray, channel_pixels, mmc_array
 from cryodaq.sim_instruments.world import World
 
@@ -52,9 +53,10 @@ def baseline(chip_K: float, detector: dict[str, Any], seconds: float = 64.0,
 
     Measured as a lab would: 55Fe in front (3 photons/s per pixel), the average of the
     isolated Mn Ka pulses of the upper pixel is the template, the optimal filter is learned on
-    event-free records of the same stream, and the gain is the Ka amplitudes' (true energy /
-    filtered amplitude, median): so the pulse height the simulator renders at this
-    temperature and heat capacity sets the eV scale. Predicted: the model's optimal-filter
+    event-free records of the same stream, and the gain is the Mn Ka line's mean energy over
+    the pulses' mean filtered amplitude (truth only picks the clean Ka events of the pixel):
+    so the pulse height the simulator renders at this temperature and heat capacity sets the
+    eV scale. Predicted: the model's optimal-filter
     limit for the same record length (REFERENCE section 6, the model's pulse and PSD)."""
     arr = array(chip_K, {**detector, "source": "fe55"},
                 sources={"fe55": {"rate_per_pixel_hz": 3.0}})  # fmt: skip
@@ -81,7 +83,9 @@ def baseline(chip_K: float, detector: dict[str, Any], seconds: float = 64.0,
     assert len(noise) > 2000 and len(pulses) > 60, (len(noise), len(pulses))
     template = (pulses - pulses[:, :PRE].mean(axis=1, keepdims=True)).mean(axis=0)
     of = optimal_filter(template, noise_psd(noise, RATE))
-    ev_per_unit = float(np.median(truth["energy_eV"][ka][keep] / of.apply(pulses)))
+    # eV per unit from the Mn Ka line's mean energy (Holzer components), as a lab calibrates
+    ka_eV = sum(c.energy_eV * c.weight for c in MN_KA) / sum(c.weight for c in MN_KA)
+    ev_per_unit = ka_eV / float(np.mean(of.apply(pulses)))
     measured = FWHM_PER_SIGMA * float(np.std(of.apply(noise))) * ev_per_unit
     t = (np.arange(LENGTH) - PRE) / RATE
     pulse = unit_pulse(t, pix["rise_s"][up], pix["decay_s"][up]) * pix["phi0_per_eV"][up] * K
