@@ -157,6 +157,34 @@ def test_features_recover_the_physics(data: dict) -> None:
     assert abs(np.median(n) - NOISE) < 0.1 * NOISE
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["positive", "negative"])
+def test_kernels_pin_every_sample_index(sign: float) -> None:
+    """Records worked by hand, whose answers move if a kernel starts or ends a sample early or
+    late: a peak whose largest later step is the one leaving it, a second equal peak after a
+    rise (the first peak counts), a half-height crossing on the first sample after the
+    pretrigger and one between two samples."""
+    pre = 2  # the third record's baseline is 3: its rise 0, its half height 3 at sample 3
+    shapes = np.array([[0, 0, 10, 9, 7, 4, 2, 0],  # rise: step leaving the peak, -1
+                       [0, 0, 4, 10, 3, 10, 9, 8],  # first peak at 3: rise 7
+                       [2, 4, 3, 9, 8, 8, 8, 0]])  # fmt: skip
+    records = (100 + sign * shapes).astype(np.int16)
+    base = np.array([0.0, 0.0, 3.0])
+    rise = np.array([-1.0, 7.0, 0.0])
+    # Crossing at sample i between lo (i - 1) and hi (i), relative to the baseline, half h:
+    # i - 1 + (h - lo) / (hi - lo).
+    phase = np.array([1 + (5 - 0) / 10, 2 + (5 - 4) / 6, 2 + (3 - 0) / 6])
+    template = np.linspace(1.0, 0.2, 8)
+    feat = ra.record_features(records, np.ones(8), template, pre, sign)
+    for got in (feat.baseline, ra.row_means(records, 0, pre)):
+        np.testing.assert_allclose(got, 100 + sign * base, rtol=1e-15)
+    for got in (feat.rise_after_peak, ra.rises_after_peak(records, sign),
+                ref_rise_after_peak(records, sign)):  # fmt: skip
+        assert np.array_equal(got, rise)
+    for got in (feat.phase, ra.rising_phases(records, pre, sign)):
+        np.testing.assert_allclose(got, phase, rtol=0, atol=1e-12)
+    assert np.array_equal(feat.amplitude, records.sum(axis=1).astype(np.float64))
+
+
 def test_kernels_refuse_bad_shapes() -> None:
     with pytest.raises(ValueError, match="records must be"):
         ra.amplitudes(np.zeros(5), np.zeros(5))

@@ -176,3 +176,21 @@ def test_a_killed_lz4_run_resumes_with_every_committed_row(tmp_path: Path) -> No
         stored = zarr.open_array(str(_records(path, child.ACQ, ch)), mode="r")
         assert stored.shape[0] == n
         assert np.array_equal(stored[:], child.expected(ch, np.arange(n))["records"])
+
+
+@pytest.mark.parametrize("codec", [*RECORDS_CODECS, None])
+def test_a_truncated_chunk_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str | None
+) -> None:
+    """A records chunk cut short (a full disk, a bad copy) is a RunStoreError naming the array
+    and the chunk, not a numcodecs traceback nor rows of uninitialised memory."""
+    monkeypatch.setattr(store_columns, "CHUNK_BYTES", 4 * 32 * 2)  # 4 records a chunk
+    path = tmp_path / "run"
+    options = {"records_codec": codec} if codec else {"compress_records": False}
+    with open_writer(path, **options) as run:
+        run.acquisition("acq", [0], 32, "int16", 250e3, 8).append(make_batch([0] * 9, range(9)))
+    chunk = _records(path, "acq", 0) / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-7])
+    for start, stop in ((0, 9), (1, 3)):  # chunk 0 whole, and part of it
+        with pytest.raises(RunStoreError, match=r"records: chunk 0 is truncated or corrupt"):
+            RunReader(path).read("acq", 0, ["records"], start, stop)

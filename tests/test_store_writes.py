@@ -3,7 +3,9 @@ never rewritten, and a replayed stream played several times over."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,68 @@ def test_committed_bytes_are_never_rewritten(
             committed = min(max(reader.committed("acq", ch) - index * rows, 0), rows)
             before[chunk] = data[: committed * row_bytes]
     assert len(before) > 2 * 12  # several chunks per array
+    run.close()
+    r = RunReader(path)
+    for ch in (0, 1):
+        want, got = rows_of(batches, ch), r.read("acq", ch)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+class _FullDisk:
+    """`os` for `store.columns` whose in-place writes fail from the `after`-th on, each after
+    putting half its bytes on disk (a disk filling up mid-write)."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.calls = after, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: memoryview) -> int:
+        self.calls += 1
+        if self.calls < self.after:
+            return os.write(fd, data)
+        os.write(fd, data[: max(1, len(data) // 2)])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _chunk_bytes(path: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(path.rglob("c/**/*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("after", [1, 3])
+def test_a_failed_in_place_write_leaves_committed_rows_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: int
+) -> None:
+    """A flush whose in-place writes fail half way changes no committed byte and commits
+    nothing; the retried flush then stores every row once."""
+    monkeypatch.setattr(store_columns, "CHUNK_BYTES", 200 * 32 * 2)  # 200 records a chunk
+    path = tmp_path / "run"
+    run = open_writer(path, compress_records=False)
+    acq = run.acquisition("acq", [0, 1], 32, "int16", 250e3, 8)
+    batches = [make_batch([0, 1, 0] * 10, range(k * 30, k * 30 + 30)) for k in range(3)]
+    acq.append(batches[0])
+    acq.flush()
+    committed = {ch: RunReader(path).committed("acq", ch) for ch in (0, 1)}
+    before = _chunk_bytes(path)
+    acq.append(batches[1])
+    disk = _FullDisk(after)
+    monkeypatch.setattr(store_columns, "os", disk)
+    with pytest.raises(OSError, match="No space left"):
+        acq.flush()
+    assert disk.calls >= after
+    monkeypatch.setattr(store_columns, "os", os)
+    reader = RunReader(path)
+    assert {ch: reader.committed("acq", ch) for ch in (0, 1)} == committed
+    for chunk, data in before.items():  # bytes of committed rows: a prefix of each chunk file
+        array = next(p for p in chunk.parents if p.name == "c").parent
+        meta = json.loads((array / "zarr.json").read_text())
+        rows = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
+        ch = int(chunk.relative_to(path / "acquisitions" / "acq").parts[0][2:])
+        keep = min(committed[ch], rows) * (len(data) // rows)
+        assert chunk.read_bytes()[:keep] == data[:keep], chunk
+    acq.append(batches[2])
     run.close()
     r = RunReader(path)
     for ch in (0, 1):

@@ -5,7 +5,8 @@ of whole-row chunks, little-endian bytes, optionally one Zstd or Blosc frame per
 (`store.codecs`), chunk keys `c/<index>/0...`. For them the rows are decoded here directly into
 the output array (no intermediate copies, no Zarr machinery per chunk: Zarr costs ~3x the
 decompression itself on 64-row record chunks). Any other layout, or a missing chunk file (a
-fill value), is left to Zarr: `read_rows` returns None.
+fill value), is left to Zarr: `read_rows` returns None. A chunk file cut short, or a compressed
+one that does not decode, is one RunStoreError naming the array and the chunk.
 """
 
 from __future__ import annotations
@@ -69,15 +70,21 @@ def read_rows(path: Path, start: int, stop: int) -> np.ndarray | None:
         except FileNotFoundError:
             return None
         whole = lo == index * rows and hi == (index + 1) * rows
-        if decoder is not None and whole:
-            decoder.decode(data, out=flat[lo - start : hi - start])
-            continue
-        if decoder is not None:
-            if chunk is None:
-                chunk = np.empty(rows * flat.shape[1], np.uint8)
-            data = decoder.decode(data, out=chunk)
+        try:
+            if decoder is not None and whole:
+                decoder.decode(data, out=flat[lo - start : hi - start])
+                continue
+            if decoder is not None:
+                if chunk is None:
+                    chunk = np.empty(rows * flat.shape[1], np.uint8)
+                data = decoder.decode(data, out=chunk)
+        except (RuntimeError, ValueError) as e:  # numcodecs' errors for a bad frame
+            raise RunStoreError(f"{path}: chunk {index} is truncated or corrupt ({e})") from None
         if len(data) != rows * flat.shape[1]:
-            raise RunStoreError(f"{path}: chunk {index} holds {len(data)} bytes, not {rows} rows")
+            raise RunStoreError(
+                f"{path}: chunk {index} is truncated or corrupt: {len(data)} bytes, "
+                f"not {rows} rows of {flat.shape[1]} bytes"
+            )
         rows_of = np.frombuffer(data, np.uint8).reshape(rows, -1)
         flat[lo - start : hi - start] = rows_of[lo - index * rows : hi - index * rows]
     return out
