@@ -259,9 +259,9 @@ class LakeShore372(ReadBack, LakeShoreInstrument):
     def zone(self, out: int, k: int) -> Zone:
         """Zone `k` (1-10) of output `out` (0 or 1)."""
         groups = {0: "sample_zones", 1: "warmup_zones"}
-        if out not in groups:
+        if out not in groups or k not in ZONE_IDS:
             raise InstrumentError(self.name, f"ZONE {out},{k}", "only outputs 0 and 1 have "
-                                  "zone tables")
+                                  "zone tables, of zones 1-10")
         zone = self.group_channel(groups[out], k)
         assert isinstance(zone, Zone)
         return zone

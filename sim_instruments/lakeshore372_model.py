@@ -144,7 +144,9 @@ class LakeShore372Model(SimModel):
             return ""
         address = ",".join(a.strip().upper() for a in args[: stored.address_fields])
         if address not in stored.addresses:
-            raise LakeShoreError(EXECUTION_ERROR, f"{mnemonic}: no input or output {address!r}")
+            first, last = stored.addresses[0], stored.addresses[-1]
+            raise LakeShoreError(EXECUTION_ERROR, f"{mnemonic}: no address {address!r} (has "
+                                 f"{first} .. {last})")
         return address
 
     def _fields(self, mnemonic: str, address: str) -> tuple[str, ...]:

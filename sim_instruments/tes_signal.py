@@ -42,9 +42,11 @@ NO_INJECTION = np.zeros(0, dtype=np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
-def _noise_and_tails(out, x, phi, gain, c, sigma, inj_at, inj_x, state):  # pragma: no cover
+def _noise_and_tails(out, x, phi, lam, gain, c, sigma, inj_at, inj_x, state):  # pragma: no cover
     """out[k] = c . x_k + sigma e_k, x_{k+1} = phi x_k + gain e_k (e_k standard normal: the
-    innovations form); inj_x[j] added to x at sample inj_at[j] (ascending)."""
+    innovations form); inj_x[j] added to x at sample inj_at[j] (ascending). `lam` not None: phi
+    is diagonal, `lam` its diagonal (modal coordinates: 2 multiplications a mode; numba compiles
+    each case on its own)."""
     s0, s1, s2, s3 = ziggurat.load(state)
     m = x.shape[0]
     nxt = np.empty(m)
@@ -56,35 +58,18 @@ def _noise_and_tails(out, x, phi, gain, c, sigma, inj_at, inj_x, state):  # prag
             j += 1
         e, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
         y = sigma * e
-        for a in range(m):
-            y += c[a] * x[a]
-        out[k] = y
-        for a in range(m):
-            acc = gain[a] * e
-            for b in range(m):
-                acc += phi[a, b] * x[b]
-            nxt[a] = acc
-        for a in range(m):
-            x[a] = nxt[a]
-    ziggurat.store(state, s0, s1, s2, s3)
-
-
-@numba.njit(cache=True, nogil=True)
-def _modal_noise_and_tails(out, x, lam, gain, c, sigma, inj_at, inj_x, state):  # pragma: no cover
-    """`_noise_and_tails` for a diagonal phi (modal coordinates): x_{k+1} = lam x_k + gain e_k."""
-    s0, s1, s2, s3 = ziggurat.load(state)
-    m = x.shape[0]
-    j = 0
-    for k in range(out.shape[0]):
-        while j < inj_at.shape[0] and inj_at[j] == k:
+        if lam is not None:
             for a in range(m):
-                x[a] += inj_x[j, a]
-            j += 1
-        e, s0, s1, s2, s3 = ziggurat.normal(s0, s1, s2, s3)
-        y = sigma * e
-        for a in range(m):
-            y += c[a] * x[a]
-            x[a] = lam[a] * x[a] + gain[a] * e
+                y += c[a] * x[a]
+                x[a] = lam[a] * x[a] + gain[a] * e
+        else:
+            for a in range(m):
+                y += c[a] * x[a]
+                acc = gain[a] * e
+                for b in range(m):
+                    acc += phi[a, b] * x[b]
+                nxt[a] = acc
+            x[:] = nxt
         out[k] = y
     ziggurat.store(state, s0, s1, s2, s3)
 
@@ -149,7 +134,7 @@ class TesSignal:
             self.c = np.ascontiguousarray(self.c @ vec_d)
         else:
             self._to_modal = self._from_modal = np.eye(ss.size)
-        self.lam = np.ascontiguousarray(np.diag(self.phi))
+        self.lam = np.ascontiguousarray(np.diag(self.phi)) if self._diagonal else None
         lam, vec = np.linalg.eig(a)
         self._lam, self._vec, self._vec_inv = lam, vec, np.linalg.inv(vec)
         self.table = table
@@ -182,12 +167,8 @@ class TesSignal:
         self.x = self._to_modal @ (np.asarray(x, dtype=float) / self.unit)
 
     def _run(self, out: np.ndarray, at: np.ndarray, inj: np.ndarray) -> None:
-        if self._diagonal:
-            _modal_noise_and_tails(out, self.x, self.lam, self.gain, self.c, self.sigma, at,
-                                   inj, self.state)
-        else:
-            _noise_and_tails(out, self.x, self.phi, self.gain, self.c, self.sigma, at, inj,
-                             self.state)
+        _noise_and_tails(out, self.x, self.phi, self.lam, self.gain, self.c, self.sigma,
+                         at, inj, self.state)
 
     def block(self, t0: float, n: int, t_a: np.ndarray, epos: np.ndarray, scale: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,8 @@ from tests.fridge import BASE_K, PLATES, make, sample_full_W
 from tests.protocol import Exchange, expected_protocol, serve
 
 OK = ("*ESR?", "0")
-ZONE_0_3 = "+0.00000E+00,+1.00000E+01,+2.00000E+01,+0.00000E+00,+0.00000E+00,0,+1.00000E-01,0,0"
+#: A zone's fields at power-on: the simulator's own defaults, not taken from the manual.
+ZONE_RESET = "+0.00000E+00,+1.00000E+01,+2.00000E+01,+0.00000E+00,+0.00000E+00,0,+1.00000E-01,0,0"
 #: A third plate for the warm-up heater (output 1), like the attenuator's link.
 STAGE = {"gamma_J_per_K2": 1e-4, "link_W_per_Kn": 5e-5, "link_exponent": 2.0}
 HEATERS = {0: "attenuator", 1: {"plate": "stage", "resistance_ohm": 25.0},
@@ -64,14 +65,14 @@ def _scanner(tc: LakeShore372) -> None:
 
 TABLES: dict[str, tuple[list[Exchange], Callable[[LakeShore372], None]]] = {
     "zone": ([
-        ("ZONE? 0,3", ZONE_0_3),
+        ("ZONE? 0,3", ZONE_RESET),
         ("ZONE 0,3,0.05,+1.00000E+01,+2.00000E+01,+0.00000E+00,+0.00000E+00,0,+1.00000E-01,"
          "0,0", None), OK,
-        ("ZONE? 0,3", ZONE_0_3.replace("+0.00000E+00", "+5.00000E-02", 1)),
-        ("ZONE? 1,2", ZONE_0_3),
+        ("ZONE? 0,3", ZONE_RESET.replace("+0.00000E+00", "+5.00000E-02", 1)),
+        ("ZONE? 1,2", ZONE_RESET),
         ("ZONE 1,2,+0.00000E+00,+1.00000E+01,+2.00000E+01,+0.00000E+00,+0.00000E+00,1,"
          "+1.00000E-01,0,0", None), OK,
-        ("ZONE? 1,2", ZONE_0_3.replace(",0,+1", ",1,+1")),
+        ("ZONE? 1,2", ZONE_RESET.replace(",0,+1", ",1,+1")),
     ], _zone),
     "warmup": ([
         ("WARMUP?", "0,+0.00000E+00"), ("WARMUP 1,+0.00000E+00", None), OK,
@@ -144,6 +145,9 @@ def test_zone_mode_takes_pid_and_range_from_the_setpoint_s_zone(closing: list[An
         world.advance(90.0)
         assert tc.temperature(2) == pytest.approx(setpoint, abs=1e-3)
     assert heater.mode == "ZONE"
+    heater.setpoint = 0.25  # above every bound: the zone with the highest (3), not an unused
+    assert (heater.p, heater.i) == (80.0, 2.0)  # zone 4-10 (bound 0)
+    assert heater.heater_range == pytest.approx(sample_full_W(5))
 
 
 def test_warm_up_heats_to_the_setpoint_then_switches_itself_off(closing: list[Any]) -> None:
@@ -159,7 +163,9 @@ def test_warm_up_heats_to_the_setpoint_then_switches_itself_off(closing: list[An
     rise_per_period_K = (power_W - link_W) / capacity * 0.1
     fall_per_period_K = link_W / capacity * 0.1  # checked up to one period after it stopped
     tc.warm_up(0.1, 20.0, input_channel=4)
-    assert tc.heater_power(1) == 0.0 or tc.loops[1].mode == "WARM_UP"
+    assert tc.loops[1].mode == "WARM_UP"
+    world.advance(0.1)  # one loop period: the rule has run
+    assert tc.heater_power(1) == pytest.approx(power_W, rel=1e-3)
     for _ in range(300):
         world.advance(0.1)
         if tc.loops[1].mode == "OFF":
@@ -263,3 +269,5 @@ def test_driver_refuses_a_warm_up_zone_range_before_sending() -> None:
             tc.zone(1, 4).range_index = 3
         with pytest.raises(InstrumentError, match="only outputs 0 and 1"):
             tc.zone(2, 1)
+        with pytest.raises(InstrumentError, match=r"'ZONE 0,11': .*zones 1-10"):
+            tc.zone(0, 11)
