@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from starlette.requests import Request
 from typer.testing import CliRunner
 
 from cryodaq.acquisition.campaign.runner import CampaignRunner
 from cryodaq.acquisition.campaign.validate import load_campaign
 from cryodaq.acquisition.cli.main import app
 from cryodaq.acquisition.errors import CryodaqError
-from cryodaq.acquisition.live.app import STATIC
+from cryodaq.acquisition.live.app import STATIC, selection
 from cryodaq.acquisition.live.histogram import GrowingHistogram
 from cryodaq.acquisition.live.server import LiveServer, bind
 from cryodaq.acquisition.pipelines.look import LOOK_CSS
@@ -225,3 +226,13 @@ def test_no_live_names_its_replacement(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["run", str(tmp_path / "c.yaml"), "--no-live"])
     assert done.exit_code == 2
     assert "--no-live is gone: the terminal display is --no-display" in done.output
+
+
+@pytest.mark.parametrize(
+    ("query", "chosen"),
+    [(b"", (None, True)), (b"channel=-2&spectrum=channel", (-2, False)),
+     (b"channel=--5", (None, True)), (b"channel=%C2%B2", (None, True))],
+)  # fmt: skip
+def test_a_channel_that_is_no_whole_number_is_the_first(query: bytes, chosen: tuple) -> None:
+    """`--5` and `²` once passed the digit check and broke `int` (a server error)."""
+    assert selection(Request({"type": "http", "query_string": query, "headers": []})) == chosen

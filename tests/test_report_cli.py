@@ -25,6 +25,9 @@ def _report(run_dir: Path) -> tuple[int, str]:
         ("{", "{run}/summary.json: not a cryodaq run summary (Expecting property name"),
         ("[1, 2]", "{run}/summary.json: not a cryodaq run summary (not a JSON object)"),
         ('{"status": "completed"}', "{run}/summary.json: not a cryodaq run summary ("),
+        ('{"campaign": "c", "rig": "r", "simulated": true, "run_dir": ".", "versions": {},'
+         ' "started": "2026-12-06T06:35:27+00:00", "analyze": [1]}',
+         "{run}/summary.json: not a cryodaq run summary (AttributeError"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, content: str | None, line: str) -> None:
@@ -51,3 +54,12 @@ def test_a_run_with_only_its_summary_gets_its_report(tmp_path: Path) -> None:
     page = (tmp_path / "report.html").read_text()
     assert "The run did not complete (interrupted): interrupted by the user (Ctrl-C)" in page
     assert "This run has no analysis results." in page
+
+
+def test_a_run_still_running_is_said_so(tmp_path: Path) -> None:
+    RunSummary("quickstart", "mmc_simple_sim", True, str(tmp_path), {"cryodaq": "0"},
+               "2026-12-06T06:35:27+00:00").write(tmp_path / "summary.json")
+    code, output = _report(tmp_path)
+    assert code == 0 and output.count("\n") == 1
+    assert "(the run is running: the report shows it so far)" in output
+    assert "The run did not complete (running)" in (tmp_path / "report.html").read_text()

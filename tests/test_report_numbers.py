@@ -67,3 +67,14 @@ def test_every_error_keeps_one_or_two_significant_digits() -> None:
         lead = int(f"{err:.2e}".replace(".", "")[:3])
         assert (digits >= 10) == (lead < 355 or lead >= 950), (err, lead, digits)
         assert math.isfinite(shown)
+
+
+def test_halves_round_up_and_round_off_is_no_error() -> None:
+    assert fmt(1.0, 0.0095) == "1.000 ± 0.010"  # 950 goes up, though the float is 0.00949...
+    assert fmt(2.0, 0.0305) == "2.000 ± 0.031"  # 305: two digits, the half up
+    assert fmt(9.9996) == "10.00" and fmt(999999.7) == "1.000 × 10⁶"  # rounding carries over
+    assert fmt(1.0, 1e-17) == "1.000"  # a fit's round-off, not an uncertainty
+    assert fmt_asymmetric(1.0, 1e-30, 0.2) == "1.000"
+    assert fmt(np.float32(1.5), np.float64(0.1)) == "1.50 ± 0.10"  # numpy scalars are numbers
+    assert fmt(np.int64(35461)) == count(np.int64(35461)) == "35\u2009461"
+    assert fmt(True) == "–"

@@ -35,4 +35,8 @@ def report(
         written = write_run_report(run_dir, summary)
     except OSError as exc:
         raise fail(f"{run_dir}: cannot write the report: {exc.strerror or exc}") from None
-    console.print(f"report: {written}", highlight=False, soft_wrap=True)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # an entry of the wrong kind
+        raise fail(f"{path}: not a cryodaq run summary ({type(exc).__name__}: {exc})") from None
+    status = summary.status
+    note = "" if status == "completed" else f" (the run is {status}: the report shows it so far)"
+    console.print(f"report: {written}{note}", highlight=False, soft_wrap=True)

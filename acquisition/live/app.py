@@ -27,8 +27,10 @@ _subscribers = itertools.count()
 def selection(request: Request) -> Selection:
     """The page's selection from the query: `channel` (pulses, and the spectrum of one channel)
     and `spectrum` (`sum`, the default, or `channel`)."""
-    raw = request.query_params.get("channel", "")
-    channel = int(raw) if raw.lstrip("-").isdigit() else None
+    try:
+        channel: int | None = int(request.query_params.get("channel", ""))
+    except ValueError:  # none, or not a whole number (`--5`, `²` pass isdigit, not int)
+        channel = None
     return channel, request.query_params.get("spectrum", "sum") != "channel"
 
 

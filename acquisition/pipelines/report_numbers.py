@@ -9,6 +9,8 @@ shown values take a common power of ten: `(1.23 ± 0.05) × 10⁴`. A missing va
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Context, Decimal
+from numbers import Integral, Real
 from typing import Any
 
 DASH = "–"
@@ -20,19 +22,25 @@ GROUPED = 10_000
 THIN = "\u2009"
 #: Significant digits of a value given without an error.
 DIGITS = 4
+#: An error below this fraction of its value is round-off of a fit, not an uncertainty.
+ROUNDOFF = 1e-12
+_PRECISION = 800  # digits a quantized number may need (a double spans ~10^±308)
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _number(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float):
+    if isinstance(x, bool) or not isinstance(x, Real):
         return None
-    return None if math.isnan(x) or math.isinf(x) else float(x)
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
 
 
 def _text(x: float, decimals: int) -> str:
     """`x` at `decimals` places (rounded to tens, hundreds... if negative), thousands of
-    10 000 and more set apart by thin spaces."""
-    x = round(x, decimals)
+    10 000 and more set apart by thin spaces. Halves round up, as written (`0.0095` at three
+    places is `0.010`, though the binary float is a hair below it)."""
+    place = Decimal(1).scaleb(-decimals)
+    x = float(Decimal(repr(x)).quantize(place, ROUND_HALF_UP, Context(prec=_PRECISION)))
     group = "," if abs(x) >= GROUPED else ""
     out = f"{x:{group}.{max(decimals, 0)}f}".replace(",", THIN)
     if out.lstrip("-").strip("0.") == "":
@@ -58,7 +66,7 @@ def _power(shown: float) -> int:
     size = abs(shown)
     if size == 0 or SMALL <= size < LARGE:
         return 0
-    return math.floor(math.log10(size))
+    return max(math.floor(math.log10(size)), -300)  # 10^-324 would be 0
 
 
 def _with_unit(text: str, unit: str) -> str:
@@ -72,11 +80,13 @@ def fmt(value: Any, err: Any = None, unit: str = "", scale: float = 1.0,
     v = _number(value)
     if v is None:
         return DASH
-    if isinstance(value, int) and err is None and scale == 1.0:
+    if isinstance(value, Integral) and err is None and scale == 1.0:
         return _with_unit(count(value), unit)
     shown = v / scale
     e = _number(err)
-    e = abs(e) / scale if e is not None and e != 0 else None
+    e = abs(e) / scale if e is not None and abs(e) > ROUNDOFF * abs(v) else None
+    if e is None:  # rounded first, so that 9.99996 is 10.00, not 10.000
+        shown = float(f"{shown:.{digits - 1}e}")
     power = _power(shown if e is None or abs(shown) >= e else e)
     factor = 10.0**power
     shown /= factor
@@ -100,7 +110,7 @@ def fmt_asymmetric(value: Any, err_low: Any, err_high: Any, unit: str = "",
     v, lo, hi = _number(value), _number(err_low), _number(err_high)
     if v is None:
         return DASH
-    if lo is None or hi is None or lo <= 0 or hi <= 0:
+    if lo is None or hi is None or min(lo, hi) <= ROUNDOFF * abs(v):
         return fmt(value, None, unit, scale)
     shown, lo, hi = v / scale, lo / scale, hi / scale
     power = _power(max(abs(shown), lo, hi))
