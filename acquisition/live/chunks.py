@@ -12,6 +12,7 @@ import zarr
 
 from cryodaq.acquisition.store.chunk_reader import plain_layout
 from cryodaq.acquisition.store.codecs import DECODERS
+from cryodaq.acquisition.store.format import RunStoreError
 
 
 class ChunkedArray:
@@ -35,9 +36,13 @@ class ChunkedArray:
             raw = (self.path / key).read_bytes()
         except FileNotFoundError:
             return np.full(shape, self.fill, self.dtype)
-        if self.decoder is not None:
-            raw = self.decoder.decode(raw)
-        return np.frombuffer(raw, self.dtype.newbyteorder("<")).reshape(shape)
+        try:
+            if self.decoder is not None:
+                raw = self.decoder.decode(raw)
+            return np.frombuffer(raw, self.dtype.newbyteorder("<")).reshape(shape)
+        except (RuntimeError, ValueError) as exc:  # numcodecs' errors, or a chunk cut short
+            msg = f"{self.path}: chunk {index} is truncated or corrupt ({exc})"
+            raise RunStoreError(msg) from None
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) (the caller keeps `stop` within the committed rows)."""
