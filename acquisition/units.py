@@ -78,7 +78,7 @@ def _to_si(value: Any, unit: str) -> float:
         return float(quantity.to(unit).magnitude)
     except pint.errors.DimensionalityError:
         target = ureg.Unit(unit)
+        expected = unit if target.dimensionless else f"{target.dimensionality} ({unit})"
         raise UnitError(
-            f"{value!r} has the dimension of {quantity.dimensionality}, "
-            f"expected {target.dimensionality} ({unit})"
+            f"{value!r} has the dimension of {quantity.dimensionality}, expected {expected}"
         ) from None

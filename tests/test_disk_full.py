@@ -1,6 +1,7 @@
 """A full disk ends a run in a state `--resume` continues from, with exactly what the store holds.
 
-A campaign writes its run onto a small tmpfs the test mounts until the disk is full: the run
+A campaign writes its run onto a small tmpfs the test mounts until the disk is full (after some
+commits: the store's buffer is small): the run
 fails with one line naming the path, "no space left on device" and how to continue (exit 1, no
 traceback, no logging errors). Once the filesystem is grown, `--resume` completes the run, and
 the summary, the progress and the store agree: the parts hold exactly the duration, in order,
@@ -26,6 +27,7 @@ DURATION_S = 4.0
 CAMPAIGN = f"""\
 name: full
 rig: {RIGS / "maxs30_sim.yaml"}
+store: {{buffer: 256 KiB}}  # commits every 256 KiB of batches, however fast the simulation
 steps:
   - set: {{adc1.channels.5-16.enabled: false}}
   - acquire:

@@ -127,7 +127,7 @@ def test_broken_channel_is_reported_and_the_others_complete(
 ) -> None:
     broken = tmp_path / "run"
     shutil.copytree(run_dir, broken)
-    chunk = broken / STORE / "acquisitions" / "calib" / "ch002" / "records" / "c" / "0" / "0"
+    chunk = broken / STORE / "acquisitions" / "calib" / "ch002" / "records" / "c.0.0"
     chunk.write_bytes(b"not a zstd frame")
     out = analyze("pulses", _input(broken), client).results
     assert "error" in out["channels"]["2"] and out["channels"]["2"]["error"]

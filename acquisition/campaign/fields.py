@@ -35,6 +35,8 @@ Seconds = Annotated[float, _quantity(lambda v: to_span_s(v, zero=True))]
 #: A duration, window, timeout or period: above 0, at most a year.
 Duration = Annotated[float, _quantity(to_span_s)]
 Hertz = Annotated[float, _quantity(_positive("Hz"))]
+#: A size in bytes ("64 MiB", "1 MB"), above 0.
+Bytes = Annotated[float, _quantity(_positive("byte", zero=False))]
 Kelvin = Annotated[float, _quantity(_positive("K"))]
 #: A temperature difference that must not be 0 (a tolerance).
 KelvinAboveZero = Annotated[float, _quantity(_positive("K", zero=False))]

@@ -135,6 +135,7 @@ class CampaignRunner:
                     store = (RunStore.resume if resumable else RunStore.create)(
                         self.run_dir / STORE, RunStore.snapshots(self.resolved),
                         records_codec=self.campaign.store.records_codec,
+                        buffer_bytes=int(self.campaign.store.buffer),
                     )
                     ctx = RunContext(
                         rig, clock, store, self.run_dir, on_monitor=self.display.monitor

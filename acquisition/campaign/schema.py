@@ -4,7 +4,7 @@
 name: quickstart
 rig: ../rigs/maxs30_sim.yaml          # a rig file (relative to this file) or an inline mapping
 output: runs/{name}-{start:%Y%m%d-%H%M%S}
-store: {records_codec: zstd}          # optional: zstd or lz4 (less CPU; docs/run_store.md)
+store: {records_codec: lz4, buffer: 64 MiB}  # optional (defaults; docs/run_store.md)
 steps:
   - set: {tc.outputs.1.setpoint: 20 mK, fll.channels.1-32.mode: FLL}
   - wait: 30 s
@@ -27,10 +27,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
-from cryodaq.acquisition.campaign.fields import Model, Name
+from cryodaq.acquisition.campaign.fields import Bytes, Model, Name
 from cryodaq.acquisition.campaign.output_pattern import check_output
 from cryodaq.acquisition.campaign.steps.table import HANDLERS, STEP_KINDS
 from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC, RECORDS_CODECS
+from cryodaq.acquisition.store.format import DEFAULT_BUFFER_BYTES
 
 #: The model of each step kind.
 STEP_MODELS = {kind: handler.model for kind, handler in HANDLERS.items()}
@@ -63,9 +64,12 @@ AnyStep = Annotated[
 class StoreSpec(Model):
     """How the run store writes this campaign's run."""
 
-    #: What the records chunks are compressed with (`store.codecs`): zstd stores less, lz4
-    #: costs less CPU to write and to read.
+    #: What the records chunks are compressed with (`store.codecs`): lz4 stores less and costs
+    #: less CPU; zstd is for readers without Blosc.
     records_codec: Literal[tuple(RECORDS_CODECS)] = DEFAULT_RECORDS_CODEC  # type: ignore[valid-type]
+    #: The most acquired data the store holds in memory before it writes and commits it (it
+    #: also commits every 0.5 s): what a crash can lose, at most.
+    buffer: Bytes = DEFAULT_BUFFER_BYTES
 
 
 class Campaign(Model):

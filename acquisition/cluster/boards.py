@@ -38,7 +38,7 @@ from cryodaq.acquisition.errors import CryodaqError
 from cryodaq.acquisition.rig import Rig, RigSpec
 from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
 from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC
-from cryodaq.acquisition.store.format import check_name, group_attrs
+from cryodaq.acquisition.store.format import DEFAULT_BUFFER_BYTES, check_name, group_attrs
 from cryodaq.acquisition.store.writer import RunWriter
 from cryodaq.acquisition.stream.engine import Acquisition, AcquisitionError, AcquisitionResult
 from cryodaq.drivers.base import Instrument
@@ -92,7 +92,7 @@ class BoardStore:
         self.path = Path(path)
         self._options = {
             "flush_interval_s": 0.5,
-            "buffer_bytes": 64 * 1024 * 1024,
+            "buffer_bytes": DEFAULT_BUFFER_BYTES,
             "compress_records": True,
             "background_flush": True,
             "records_codec": DEFAULT_RECORDS_CODEC,
@@ -144,6 +144,7 @@ class BoardTask:
     stop_event: str | None = None  # name of a distributed.Event that stops the acquisition
     epoch_ns: int = 0  # the campaign's clock epoch (a simulated rig's time stamps)
     records_codec: str = DEFAULT_RECORDS_CODEC  # the run's (`RunWriter.records_codec`)
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES  # the run's (`RunWriter.buffer_bytes`)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,9 @@ def _acquire(task: BoardTask) -> AcquisitionResult:
             rig.instruments[task.board],
             task.store_name,
             task.duration_s,
-            BoardStore(task.store, records_codec=task.records_codec),
+            BoardStore(
+                task.store, records_codec=task.records_codec, buffer_bytes=task.buffer_bytes
+            ),
             clock,
             offset=task.offset,
             metadata={"board": task.board, "channel_offset": task.offset},

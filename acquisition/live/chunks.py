@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from cryodaq.acquisition.store.chunk_reader import plain_layout
-from cryodaq.acquisition.store.codecs import DECODERS
-from cryodaq.acquisition.store.format import RunStoreError
+from cryodaq.acquisition.store.chunk_reader import key_separator, plain_layout
+from cryodaq.acquisition.store.format import RunStoreError, chunk_key
+from cryodaq.acquisition.store.frames import decode_chunk
 
 
 class ChunkedArray:
@@ -26,21 +26,24 @@ class ChunkedArray:
         self.dtype = np.dtype(zarr.open_array(store=str(self.path), mode="r").dtype)
         self.fill = meta.get("fill_value", 0)
         self.direct = plain_layout(meta)
+        self.separator = key_separator(meta) if self.direct else "/"
         codecs = meta["codecs"]
-        self.decoder = DECODERS[codecs[1]["name"]] if self.direct and len(codecs) == 2 else None
+        self.codec = codecs[1]["name"] if self.direct and len(codecs) == 2 else None
 
     def _chunk(self, index: int) -> np.ndarray:
-        key = "/".join(["c", str(index), *("0" * len(self.shape_tail))])
+        key = chunk_key(index, len(self.shape_tail), self.separator)
         shape = (self.chunk_rows, *self.shape_tail)
         try:
             raw = (self.path / key).read_bytes()
         except FileNotFoundError:
             return np.full(shape, self.fill, self.dtype)
         try:
-            if self.decoder is not None:
-                raw = self.decoder.decode(raw)
+            if self.codec is not None:
+                out = np.empty(int(np.prod(shape)) * self.dtype.itemsize, np.uint8)
+                decode_chunk(self.codec, raw, out)
+                raw = out
             return np.frombuffer(raw, self.dtype.newbyteorder("<")).reshape(shape)
-        except (RuntimeError, ValueError) as exc:  # numcodecs' errors, or a chunk cut short
+        except ValueError as exc:  # a frame cut short or corrupt, or a raw chunk cut short
             msg = f"{self.path}: chunk {index} is truncated or corrupt ({exc})"
             raise RunStoreError(msg) from None
 

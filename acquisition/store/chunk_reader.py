@@ -2,11 +2,12 @@
 
 The arrays the run-store writer makes (`store.columns.Column`) have one layout: a regular grid
 of whole-row chunks, little-endian bytes, optionally one Zstd or Blosc frame per chunk
-(`store.codecs`), chunk keys `c/<index>/0...`. For them the rows are decoded here directly into
-the output array (no intermediate copies, no Zarr machinery per chunk: Zarr costs ~3x the
-decompression itself on 64-row record chunks). Any other layout, or a missing chunk file (a
-fill value), is left to Zarr: `read_rows` returns None. A chunk file cut short, or a compressed
-one that does not decode, is one RunStoreError naming the array and the chunk.
+(`store.codecs`), chunk keys `c.<index>.0...` (earlier stores: `c/<index>/0...`). For them the
+rows are decoded here directly into the output array (no intermediate copies, no Zarr
+machinery per chunk: Zarr costs ~3x the decompression itself on 64-row record chunks). Any
+other layout, or a missing chunk file (a fill value), is left to Zarr: `read_rows` returns
+None. A chunk file cut short, or a compressed one that does not decode, is one RunStoreError
+naming the array and the chunk.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from cryodaq.acquisition.store.codecs import DECODERS
-from cryodaq.acquisition.store.format import RunStoreError, read_json
+from cryodaq.acquisition.store.format import RunStoreError, chunk_key, read_json
+from cryodaq.acquisition.store.frames import decode_chunk
+
+
+def key_separator(meta: dict[str, Any]) -> str:
+    """The separator of an array's `default` chunk key encoding."""
+    return meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
 
 
 def plain_layout(meta: dict[str, Any]) -> bool:
@@ -37,7 +44,7 @@ def plain_layout(meta: dict[str, Any]) -> bool:
         and endian == "little"
         and grid["name"] == "regular"
         and keys.get("name") == "default"
-        and keys.get("configuration", {}).get("separator", "/") == "/"
+        and key_separator(meta) in ("/", ".")
         and list(shape[1:]) == list(meta["shape"][1:])
         and not meta.get("storage_transformers")
     )
@@ -56,35 +63,40 @@ def read_rows(path: Path, start: int, stop: int) -> np.ndarray | None:
     row_shape = tuple(meta["shape"][1:])
     rows = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
     codecs = meta["codecs"]
-    decoder = DECODERS[codecs[1]["name"]] if len(codecs) == 2 else None
+    codec = codecs[1]["name"] if len(codecs) == 2 else None
     out = np.empty((stop - start, *row_shape), dtype)
     if stop <= start:
         return out
     flat = out.reshape(stop - start, -1).view(np.uint8)
-    tail = ("0",) * len(row_shape)
+    separator = key_separator(meta)
+    chunk_bytes = rows * flat.shape[1]
     chunk: np.ndarray | None = None
     for index in range(start // rows, -(-stop // rows)):
         lo, hi = max(start, index * rows), min(stop, (index + 1) * rows)
         try:
-            data = path.joinpath("c", str(index), *tail).read_bytes()
+            data = (path / chunk_key(index, len(row_shape), separator)).read_bytes()
         except FileNotFoundError:
             return None
-        whole = lo == index * rows and hi == (index + 1) * rows
-        try:
-            if decoder is not None and whole:
-                decoder.decode(data, out=flat[lo - start : hi - start])
-                continue
-            if decoder is not None:
-                if chunk is None:
-                    chunk = np.empty(rows * flat.shape[1], np.uint8)
-                data = decoder.decode(data, out=chunk)
-        except (RuntimeError, ValueError) as e:  # numcodecs' errors for a bad frame
-            raise RunStoreError(f"{path}: chunk {index} is truncated or corrupt ({e})") from None
-        if len(data) != rows * flat.shape[1]:
-            raise RunStoreError(
-                f"{path}: chunk {index} is truncated or corrupt: {len(data)} bytes, "
-                f"not {rows} rows of {flat.shape[1]} bytes"
-            )
-        rows_of = np.frombuffer(data, np.uint8).reshape(rows, -1)
-        flat[lo - start : hi - start] = rows_of[lo - index * rows : hi - index * rows]
+        if codec is None:
+            if len(data) != chunk_bytes:
+                raise RunStoreError(
+                    f"{path}: chunk {index} is truncated or corrupt: {len(data)} bytes, "
+                    f"not {rows} rows of {flat.shape[1]} bytes"
+                )
+            rows_of = np.frombuffer(data, np.uint8).reshape(rows, -1)
+        elif lo == index * rows and hi == (index + 1) * rows:  # whole: straight into `out`
+            rows_of = None
+        else:
+            if chunk is None:
+                chunk = np.empty(chunk_bytes, np.uint8)
+            rows_of = chunk.reshape(rows, -1)
+        if codec is not None:
+            target = flat[lo - start : hi - start] if rows_of is None else rows_of
+            try:
+                decode_chunk(codec, data, target.reshape(-1))
+            except ValueError as e:
+                msg = f"{path}: chunk {index} is truncated or corrupt ({e})"
+                raise RunStoreError(msg) from None
+        if rows_of is not None:
+            flat[lo - start : hi - start] = rows_of[lo - index * rows : hi - index * rows]
     return out

@@ -1,14 +1,16 @@
-"""The codecs a run's records chunks may be compressed with: a lab trades disk for CPU per run.
+"""The codecs a run's records chunks may be compressed with.
 
-- `zstd` (the default): Zstd level 1. On int16 ADC records (4096-sample pulses and noise) it
-  stores 2.0x less than the raw samples and decodes at ~0.8 GB/s a core (on this host).
-- `lz4`: Blosc with LZ4 (clevel 5) after a byte shuffle. On the same records 1.46x less than
-  raw, but it decodes ~2x faster and the writer takes ~0.6x the time: more disk, less CPU.
-  On float32 records (uMUX phase) it stores less than Zstd too: the shuffle groups the
-  floats' sign and exponent bytes.
-Measured trade-off: docs/run_store.md.
+- `lz4` (the default): Blosc with LZ4 (clevel 5) after a bit shuffle. The bit shuffle puts the
+  same bit of every sample together, so the bits that noise-dominated samples share (an int16
+  ADC sample's high bits, a float's sign and exponent) compress to almost nothing. On int16
+  ADC records (4096-sample pulses and noise) it stores 2.6x less than the raw samples, on
+  float32 uMUX records 2.4x less; it encodes at 1.3-1.6 GB/s and decodes at 2.7-3.1 GB/s a
+  core (on this host).
+- `zstd`: Zstd level 1, for a reader with no Blosc. On the same records 2.1x and 1.7x less
+  than raw; it encodes at 0.3-0.6 GB/s and decodes at 1.1-1.8 GB/s.
+Measured: docs/run_store.md.
 
-Both are core Zarr v3 codecs (`zstd`, `blosc`): any zarr reader opens either. The writer
+Both are core Zarr v3 codecs (`blosc`, `zstd`): any zarr reader opens either. The writer
 encodes chunks itself (`store.columns`) with the same numcodecs codec zarr uses, so each chunk
 file is byte for byte what zarr would write; `store.chunk_reader` decodes them directly.
 """
@@ -61,13 +63,13 @@ RECORDS_CODECS: dict[str, RecordsCodec] = {
     ),
     "lz4": RecordsCodec(
         "lz4",
-        lambda: zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", blocksize=0),
-        lambda: Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, blocksize=0),
+        lambda: zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", blocksize=0),
+        lambda: Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE, blocksize=0),
         "blosc",
-        {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0},
+        {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle", "blocksize": 0},
     ),
 }
-DEFAULT_RECORDS_CODEC = "zstd"
+DEFAULT_RECORDS_CODEC = "lz4"
 
 #: Decoders of the chunk codecs `store.chunk_reader` reads directly, by `zarr.json` name (a
 #: Zstd or Blosc frame describes itself: any level, compressor or shuffle decodes).

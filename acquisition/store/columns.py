@@ -19,10 +19,12 @@ from cryodaq.acquisition.store.cf import RECORD, SAMPLE, column_dims, field_attr
 from cryodaq.acquisition.store.codecs import RecordsCodec
 from cryodaq.acquisition.store.format import (
     CHUNK_BYTES,
+    CHUNK_KEY_SEPARATOR,
     EVENT_CHUNK_ROWS,
     EVENT_FIELDS,
     SUMMARY_FIELDS,
     RunStoreError,
+    chunk_key,
     read_json,
     write_group,
     write_json,
@@ -39,13 +41,13 @@ GROWTH = 8
 class Column:
     """An append-only Zarr v3 array whose chunks the writer encodes and writes itself.
 
-    Committed rows' bytes never change (`_write_chunk`): compressed chunks are replaced whole,
-    uncompressed ones get their new rows in place. The current (partial) chunk is kept in
-    memory, so appending never reads the disk. `codec` compresses the chunks (`store.codecs`;
-    None: raw bytes). `rows` counts the rows on disk; the array's `shape` runs ahead of it
-    (`FIRST_CHUNKS`, `GROWTH`) and is trimmed to `rows` by `finish()`. `dims` are its Zarr v3
-    `dimension_names` (xarray needs them), `attrs` its attributes (units, long_name, ...;
-    `store.cf`).
+    Committed rows' bytes never change (`_put_encoded`, `_put_raw`): compressed chunks are
+    replaced whole, uncompressed ones get their new rows in place. The current (partial)
+    compressed chunk is kept in memory, so appending never reads the disk. `codec` compresses
+    the chunks (`store.codecs`; None: raw bytes). `rows` counts the rows on disk; the array's
+    `shape` runs ahead of it (`FIRST_CHUNKS`, `GROWTH`) and is trimmed to `rows` by `finish()`.
+    `dims` are its Zarr v3 `dimension_names` (xarray needs them), `attrs` its attributes
+    (units, long_name, ...; `store.cf`). Chunk keys are `c.<i>.0...` (`format.chunk_key`).
     """
 
     def __init__(
@@ -77,10 +79,10 @@ class Column:
         )  # fmt: skip
         self._check_codecs()
         self._fill = fill
-        self._tail = np.full((chunk_rows, *row_shape), fill, dtype=self.dtype)
-        self._row_bytes = self._tail[:1].nbytes
+        self._row_bytes = self.dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
+        # The partial compressed chunk (an uncompressed one is appended to on disk).
+        self._tail = np.full((chunk_rows, *row_shape), fill, dtype=self.dtype) if codec else None
         self.rows = initial_rows
-        self._made_dirs: set[Path] = set()
         self._on_disk: int | None = None  # the chunk whose whole file this writer wrote
 
     def _check_codecs(self) -> None:
@@ -110,34 +112,50 @@ class Column:
         self.capacity = rows
 
     def _chunk_path(self, index: int) -> Path:
-        return self.directory.joinpath("c", str(index), *["0"] * len(self.row_shape))
+        return self.directory / chunk_key(index, len(self.row_shape))
 
-    def _write_chunk(self, index: int, first: int, stop: int) -> None:
-        """Put rows `first:stop` of the tail chunk `index` on disk, never changing a byte of
-        the rows before them (every committed row is among those).
+    def _put_encoded(self, index: int, first: int) -> None:
+        """Put the tail chunk `index`, whose new rows start at `first`, on disk whole.
 
-        A compressed chunk, or a new one, is written whole (temporary file + rename: a reader
-        or a crash sees the old chunk or the new one, both holding every committed row). An
-        uncompressed chunk this writer has written before gets only the new rows' bytes, in
-        place: the rows before them stay as they are; the rows being written are past the
-        commit, which no reader reads.
+        A chunk holding earlier rows (committed ones among them) is replaced atomically
+        (temporary file + rename: a reader or a crash sees the old chunk or the new one, both
+        holding every committed row). A chunk starting with the new rows holds no committed
+        row: it is written straight to its file, which no reader opens before the commit.
+        """
+        data = self._encoder.encode(self._tail)
+        if first == 0:
+            _write_file(self._chunk_path(index), data)
+        else:
+            write_atomic(self._chunk_path(index), data, fsync=False)
+        self._on_disk = index
+
+    def _put_raw(self, index: int, first: int, block: np.ndarray) -> None:
+        """Put `block` as rows `first...` of the uncompressed chunk `index`, never changing a
+        byte of the rows before them.
+
+        A chunk this writer made gets the rows in place (the rows being written are past the
+        commit, which no reader reads). A new chunk starting with them is created at its full
+        size (zarr reads whole chunks) and the rows written into it; one whose first rows are
+        the fill (a column added after them) is written whole, atomically.
         """
         path = self._chunk_path(index)
-        if self._encoder is None and self._on_disk == index:
-            fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
-            try:
-                os.lseek(fd, first * self._row_bytes, os.SEEK_SET)
-                left = memoryview(self._tail[first:stop]).cast("B")
-                while left:
-                    left = left[os.write(fd, left) :]
-            finally:
-                os.close(fd)
+        data = memoryview(np.ascontiguousarray(block)).cast("B")
+        if self._on_disk == index:
+            fd = os.open(path, os.O_WRONLY | _BINARY)
+        elif first == 0:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o666)
+        else:
+            chunk = np.full((self.chunk_rows, *self.row_shape), self._fill, self.dtype)
+            chunk[first : first + len(block)] = block
+            write_atomic(path, chunk.tobytes(), fsync=False)
+            self._on_disk = index
             return
-        if path.parent not in self._made_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path.parent)
-        data = self._encoder.encode(self._tail) if self._encoder else self._tail.tobytes()
-        write_atomic(path, data, fsync=False)
+        try:
+            if self._on_disk != index:
+                os.ftruncate(fd, self.chunk_rows * self._row_bytes)
+            _write_at(fd, first * self._row_bytes, data)
+        finally:
+            os.close(fd)
         self._on_disk = index
 
     def write(self, start: int, values: np.ndarray, picks: np.ndarray | None = None) -> None:
@@ -150,27 +168,44 @@ class Column:
         if pos >= n:
             return
         self._ensure_capacity(start + n)
-        gather = picks is not None and values.dtype == self.dtype
         while pos < n:
             index, offset = divmod(self.rows, self.chunk_rows)
             take = min(self.chunk_rows - offset, n - pos)
-            dest = self._tail[offset : offset + take]
-            if gather:  # straight into the chunk, no intermediate copy
-                np.take(values, picks[pos : pos + take], axis=0, out=dest, mode="clip")
-            elif picks is not None:
-                dest[...] = values[picks[pos : pos + take]]
+            chosen = None if picks is None else picks[pos : pos + take]
+            if self._tail is None:
+                rows = values[pos : pos + take] if chosen is None else values[chosen]
+                self._put_raw(index, offset, rows.astype(self.dtype, copy=False))
             else:
-                dest[...] = values[pos : pos + take]
-            self._write_chunk(index, offset, offset + take)
+                dest = self._tail[offset : offset + take]
+                if chosen is not None and values.dtype == self.dtype:  # no intermediate copy
+                    np.take(values, chosen, axis=0, out=dest, mode="clip")
+                else:
+                    dest[...] = values[pos : pos + take] if chosen is None else values[chosen]
+                self._put_encoded(index, offset)
+                if offset + take == self.chunk_rows:
+                    self._tail[...] = self._fill
             self.rows += take
             pos += take
-            if offset + take == self.chunk_rows:
-                self._tail[...] = self._fill
 
     def finish(self) -> None:
         """Trim the array's shape to the rows written."""
         if self.capacity != self.rows:
             self._set_shape(self.rows)
+
+
+_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Create (or truncate) `path` and write `data` to it."""
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _write_at(fd: int, offset: int, data: memoryview) -> None:
+    os.lseek(fd, offset, os.SEEK_SET)
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 #: zarr's metadata of each kind of array made so far (dtype, row shape, chunks, codecs, fill,
@@ -206,7 +241,7 @@ def _array_metadata(
             dtype=dtype,
             compressors=[codec.zarr_codec()] if codec else None,
             filters=None,
-            chunk_key_encoding={"name": "default", "separator": "/"},
+            chunk_key_encoding={"name": "default", "separator": CHUNK_KEY_SEPARATOR},
             fill_value=fill,
             attributes=dict(attrs or {}),
             dimension_names=dims,

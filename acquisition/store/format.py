@@ -34,7 +34,15 @@ EVENT_FIELDS: dict[str, np.dtype] = {
 }
 SUMMARY_FIELDS: tuple[str, ...] = tuple(SUMMARY_DTYPE.names or ())
 CHUNK_BYTES = 512 * 1024  # target size of a records chunk
-EVENT_CHUNK_ROWS = 4096
+#: The most acquired data (bytes) an acquisition's writer buffers before it flushes.
+DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
+#: Rows per chunk of the uncompressed per-record arrays (appended in place: a larger chunk
+#: costs no rewriting, only fewer files).
+EVENT_CHUNK_ROWS = 32768
+#: The separator of the writer's chunk keys (Zarr v3 `default` encoding): "." keeps every chunk
+#: of an array in the array's directory (`c.12.0`), no directory per chunk. Stores written with
+#: "/" (`c/12/0`) read alike.
+CHUNK_KEY_SEPARATOR = "."
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -102,6 +110,12 @@ def software_versions() -> dict[str, str]:
         "numba": _version("numba"),
         "zarr": zarr.__version__,
     }
+
+
+def chunk_key(index: int, tail_dims: int, separator: str = CHUNK_KEY_SEPARATOR) -> str:
+    """The key (file path below the array's directory) of row-chunk `index` of an array whose
+    rows have `tail_dims` dimensions, in Zarr v3's `default` chunk key encoding."""
+    return separator.join(["c", str(index), *["0"] * tail_dims])
 
 
 def channel_group(ch: int) -> str:

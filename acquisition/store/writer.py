@@ -27,6 +27,7 @@ import numpy as np
 from cryodaq.acquisition.store.acquisition_writer import AcquisitionWriter
 from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC, codec_named
 from cryodaq.acquisition.store.format import (
+    DEFAULT_BUFFER_BYTES,
     FORMAT,
     FORMAT_VERSION,
     RunStoreError,
@@ -65,6 +66,7 @@ class RunWriter:
     ) -> None:
         self.path = path
         self.records_codec = codec_named(records_codec, f"{path}: records_codec").name
+        self.buffer_bytes = int(buffer_bytes)
         self._options = {
             "flush_interval_s": flush_interval_s,
             "buffer_bytes": buffer_bytes,
@@ -218,7 +220,7 @@ class RunStore:
         metadata: Mapping[str, Any] | None = None,
         *,
         flush_interval_s: float = 0.5,
-        buffer_bytes: int = 64 * 1024 * 1024,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         compress_records: bool = True,
         background_flush: bool = True,
         records_codec: str = DEFAULT_RECORDS_CODEC,
@@ -259,7 +261,7 @@ class RunStore:
         cryodaq stored them)."""
         options = {
             "flush_interval_s": 0.5,
-            "buffer_bytes": 64 * 1024 * 1024,
+            "buffer_bytes": DEFAULT_BUFFER_BYTES,
             "compress_records": True,
             "background_flush": True,
             "records_codec": DEFAULT_RECORDS_CODEC,

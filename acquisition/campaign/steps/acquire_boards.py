@@ -110,6 +110,7 @@ def board_tasks(
             stop_event,
             getattr(ctx.clock, "epoch_ns", 0),
             ctx.store.records_codec,
+            ctx.store.buffer_bytes,
         )
         for board, (part, duration_s) in todo.items()
     ]
