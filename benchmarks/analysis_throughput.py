@@ -5,8 +5,8 @@ end: a short quickstart run (`config/campaigns/quickstart.yaml`, 8 simulated maX
 55Fe pulses and noise records of 4096 int16 samples, `--source-s` of acquisition) is simulated
 (or `--source`, the store of an existing run, is used), and its records (all channels, pulse and
 noise) are tiled into `--records` records per channel for `--channels` channels, written
-through the run store's own writer (RunStore, with the records codec `--codec`: `zstd`, Zstd
-level 1, what `cryodaq run` writes by default, or `lz4`, Blosc LZ4 with byte shuffle; the JSON's
+through the run store's own writer (RunStore, with the records codec `--codec`: `lz4`, Blosc
+LZ4 with bit shuffle, what `cryodaq run` writes by default, or `zstd`, Zstd level 1; the JSON's
 `run.records_codec`), so that they are read back through the real path. The filter, the
 template and the polarity are learned by the `pulses` pipeline's `learn_filter` on channel 1 of
 the source run (not measured here).
@@ -26,8 +26,8 @@ too); records/s per core = records / CPU seconds of this process:
   the first `--zarr-records` records;
 - `decompression`: why reading costs what it does: decoding the stored chunk bytes (already in
   memory, with the run's codec, `codec`) against a memcpy of the decoded bytes, the compression
-  ratio, and the same chunks encoded by other codecs (`zstd1` is the default records codec,
-  `blosc_lz4_byteshuffle` the `lz4` one);
+  ratio, and the same chunks encoded by other codecs (`blosc_lz4_bitshuffle` is the default
+  records codec `lz4`, `zstd1` the `zstd` one);
 - `cores`, `load_average` (before, after): the host is shared; figures scale with what is free.
 """
 
@@ -53,8 +53,9 @@ from cryodaq.acquisition.campaign.validate import load_campaign
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch
 from cryodaq.acquisition.pipelines.pulses_channel import learn_filter, read_stream
 from cryodaq.acquisition.pipelines.pulses_options import DEFAULTS
-from cryodaq.acquisition.store.codecs import DECODERS, RECORDS_CODECS
-from cryodaq.acquisition.store.format import read_json
+from cryodaq.acquisition.store.chunk_reader import key_separator
+from cryodaq.acquisition.store.codecs import DECODERS, DEFAULT_RECORDS_CODEC, RECORDS_CODECS
+from cryodaq.acquisition.store.format import chunk_key, read_json
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.analysis.record_apply import amplitudes, record_features
@@ -134,10 +135,11 @@ def decompression(store: Path, sample_chunks: int) -> dict[str, Any]:
     """Decoding of stored record chunks (bytes in memory, the run's codec) against memcpy;
     other codecs."""
     array = store / "acquisitions" / "tiled" / "ch001" / "records"
-    codec = read_json(array / "zarr.json")["codecs"][1]
+    meta = read_json(array / "zarr.json")
+    codec = meta["codecs"][1]
     decoder = DECODERS[codec["name"]]
-    files = sorted((array / "c").iterdir(), key=lambda p: int(p.name))[:sample_chunks]
-    stored = [(f / "0").read_bytes() for f in files]
+    files = [array / chunk_key(i, 1, key_separator(meta)) for i in range(sample_chunks)]
+    stored = [f.read_bytes() for f in files if f.exists()]
     raw = [decoder.decode(b) for b in stored]
     nbytes = sum(len(r) for r in raw)
 
@@ -164,6 +166,8 @@ def decompression(store: Path, sample_chunks: int) -> dict[str, Any]:
         "lz4": LZ4(acceleration=1),
         "blosc_zstd1_byteshuffle": Blosc("zstd", 1, Blosc.SHUFFLE, typesize=2),
         "blosc_lz4_byteshuffle": Blosc("lz4", 5, Blosc.SHUFFLE, typesize=2),
+        "blosc_lz4_bitshuffle": Blosc("lz4", 5, Blosc.BITSHUFFLE, typesize=2),
+        "blosc_zstd1_bitshuffle": Blosc("zstd", 1, Blosc.BITSHUFFLE, typesize=2),
     }
     for name, codec in codecs.items():
         enc = [codec.encode(r) for r in raw]
@@ -184,7 +188,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--zarr-records", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=3)
-    ap.add_argument("--codec", choices=list(RECORDS_CODECS), default="zstd",
+    ap.add_argument("--codec", choices=list(RECORDS_CODECS), default=DEFAULT_RECORDS_CODEC,
                     help="the tiled run's records codec")  # fmt: skip
     args = ap.parse_args()
     load_before = os.getloadavg()
@@ -246,7 +250,8 @@ def main() -> None:
                 "record_length": int(block.shape[1]),
                 "dtype": str(block.dtype),
                 "records_codec": args.codec,
-                "stored_MB": sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 1e6,
+                "stored_MB": sum(f.stat().st_blocks * 512 for f in store.rglob("*") if f.is_file())
+                / 1e6,  # allocated: uncompressed chunk files are sparse up to their size
                 "write_s": write_s,
                 "block_rows": args.block,
             },

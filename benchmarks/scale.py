@@ -34,8 +34,8 @@ Prints one JSON object:
   `replay_realtime_factor` of the replayed blocks through the board task's path, its CPU per
   channel-sample, the worker's peak memory and the bytes stored per channel-second
   (`--acquisition-only` skips the stored run and its analysis, `--boards ""` these);
-- `records_codec`: what every run store here compresses its records with (`--codec`: `zstd`,
-  Zstd level 1, the default, or `lz4`, Blosc LZ4 with byte shuffle: `store.codecs`);
+- `records_codec`: what every run store here compresses its records with (`--codec`: `lz4`,
+  Blosc LZ4 with bit shuffle, the default, or `zstd`, Zstd level 1: `store.codecs`);
 - `per_core`: the single-worker figures per core, for docs/scaling.md;
 - `store_filesystem`: the file system the run stores are written to (`--base`): the path's
   cost is mostly file creates and renames, so tmpfs and a disk differ (docs/scaling.md);
@@ -64,7 +64,7 @@ from cryodaq.acquisition.cluster.boards import BoardStore
 from cryodaq.acquisition.cluster.connection import ClusterSpec, connect
 from cryodaq.acquisition.pipelines import PipelineInput
 from cryodaq.acquisition.rig import Rig, load_rig
-from cryodaq.acquisition.store.codecs import RECORDS_CODECS
+from cryodaq.acquisition.store.codecs import DEFAULT_RECORDS_CODEC, RECORDS_CODECS
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
 from cryodaq.acquisition.stream.engine import Acquisition
@@ -246,7 +246,8 @@ def fixed_cost(args: tuple[str, str, str]) -> float:
 def kernel_and_path(args: argparse.Namespace, data_path: Path) -> dict[str, Any]:
     """Channel-samples per CPU second of the kernel alone and of a board task's path on the
     same blocks, in alternating rounds in one worker process; best and median rounds."""
-    store = args.base / "per-core"
+    rounds = args.base / "per-core"  # a new store per round, all deleted at the end: ext4
+    shutil.rmtree(rounds, ignore_errors=True)  # slows file creation after mass deletions
     rates: dict[str, list[float]] = {"kernel": [], "path": []}
     fixed: list[float] = []
     path_cpu: list[float] = []
@@ -257,7 +258,7 @@ def kernel_and_path(args: argparse.Namespace, data_path: Path) -> dict[str, Any]
         for k in range(args.acq_rounds):
             stream_s, cpu_s = client.submit(replay_kernel, kernel, pure=False).result()
             rates["kernel"].append(TONES * stream_s * 250e3 / cpu_s)
-            shutil.rmtree(store, ignore_errors=True)
+            store = rounds / f"path-{k}"
             writer = RunStore.create(store, records_codec=args.codec)
             task = (str(data_path), str(store), f"round-{k}", 0, 250e3, args.repeats, args.codec)
             stream_s, _, cpu_s, _ = client.submit(replay_board, task, pure=False).result()
@@ -265,12 +266,12 @@ def kernel_and_path(args: argparse.Namespace, data_path: Path) -> dict[str, Any]
             rates["path"].append(TONES * stream_s * 250e3 / cpu_s)
             path_cpu.append(cpu_s)
             loads.append(os.getloadavg()[0])
-            shutil.rmtree(store, ignore_errors=True)
+            store = rounds / f"fixed-{k}"
             writer = RunStore.create(store, records_codec=args.codec)
             fixed_args = (str(data_path), str(store), args.codec)
             fixed.append(client.submit(fixed_cost, fixed_args, pure=False).result())
             writer.close()
-    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(rounds, ignore_errors=True)
     out: dict[str, Any] = {"rounds": args.acq_rounds, "stream_s": round(stream_s, 2)}
     for name, values in rates.items():
         out[f"{name}_channel_samples_per_cpu_s"] = round(max(values))
@@ -370,7 +371,7 @@ def measure_stored_run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[s
     parts = reader.acquisitions()
     channels = sorted({c for p in parts for c in reader.channels(p)})
     events = sum(reader.committed(p, c) for p in parts for c in reader.channels(p))
-    store_bytes = sum(f.stat().st_size for f in (run_dir / STORE).rglob("*") if f.is_file())
+    store_bytes = disk_bytes(run_dir / STORE)
     analysis = measure_analysis(run_dir, channels, events, args.rounds)
     run = {
         "rig": "holmes_boards_sim (simulated uMUX, 2 boards x 32 TES)",
@@ -417,12 +418,7 @@ def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
             client.gather(client.map(replay_board, warm, pure=False))  # JIT in every worker
             replay = client.gather(client.map(replay_board, tasks, pure=False))
         writer.close()
-        stored_bytes = sum(
-            f.stat().st_size
-            for t in tasks
-            for f in (store / "acquisitions" / t[2]).rglob("*")
-            if f.is_file()
-        )
+        stored_bytes = sum(disk_bytes(store / "acquisitions" / t[2]) for t in tasks)
         shutil.rmtree(store, ignore_errors=True)
         acquisition[f"{boards}_boards"] = {
             "channels": boards * TONES,
@@ -438,6 +434,12 @@ def measure_acquisition(args: argparse.Namespace) -> dict[str, Any]:
             "store_bytes_per_channel_s": round(stored_bytes / (boards * TONES * replay[0][0])),
         }
     return acquisition
+
+
+def disk_bytes(root: Path) -> int:
+    """Bytes the files under `root` occupy on the disk (allocated blocks: the run store's
+    uncompressed chunk files are sparse up to their full size)."""
+    return sum(f.stat().st_blocks * 512 for f in root.rglob("*") if f.is_file())
 
 
 def filesystem(path: Path) -> str:
@@ -460,7 +462,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
-        "--codec", choices=list(RECORDS_CODECS), default="zstd", help="records codec of the stores"
+        "--codec", choices=list(RECORDS_CODECS), default=DEFAULT_RECORDS_CODEC,
+        help="records codec of the stores",
     )
     parser.add_argument("--duration", type=float, default=2.0, help="stored run, stream s")
     parser.add_argument("--rate", type=float, default=50.0, help="pulses/s per TES")
