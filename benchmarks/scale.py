@@ -471,7 +471,7 @@ def main() -> None:
     parser.add_argument("--replay", type=float, default=0.5, help="simulated s to replay")
     parser.add_argument("--repeats", type=int, default=240, help="times the replay is repeated")
     parser.add_argument(
-        "--acq-rounds", type=int, default=3, help="alternating kernel and path rounds"
+        "--acq-rounds", type=int, default=5, help="alternating kernel and path rounds"
     )
     parser.add_argument(
         "--boards",
