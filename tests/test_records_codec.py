@@ -253,3 +253,26 @@ def test_the_decoded_size_a_frame_declares(size: int) -> None:
     assert zstd_content_size(zstd) == len(Zstd().decode(zstd)) == size
     blosc = RECORDS_CODECS["lz4"].encoder().encode(data)
     assert blosc_sizes(blosc) == (size, len(blosc))
+
+
+def test_uncompressed_rows_are_read_from_their_place_in_the_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uncompressed arrays (raw records, every per-record field) read only the rows asked
+    for, across chunk boundaries, exactly as written."""
+    monkeypatch.setattr(store_columns, "CHUNK_BYTES", 7 * 32 * 2)  # 7 records a chunk
+    monkeypatch.setattr(store_columns, "EVENT_CHUNK_ROWS", 5)
+    path = tmp_path / "run"
+    batches = [make_batch([0] * 12, range(k * 12, k * 12 + 12)) for k in range(3)]
+    with open_writer(path, compress_records=False) as run:
+        acq = run.acquisition("acq", [0], 32, "int16", 250e3, 8)
+        for batch in batches:
+            acq.append(batch)
+    want = rows_of(batches, 0)
+    reader = RunReader(path)
+    for start, stop in ((0, 36), (3, 4), (4, 11), (6, 29), (35, 36)):
+        got = reader.read("acq", 0, list(want), start, stop)
+        for name in want:
+            assert np.array_equal(got[name], want[name][start:stop]), (name, start, stop)
+        direct = read_rows(_records(path, "acq", 0).parent / "sample_index", start, stop)
+        assert direct is not None and np.array_equal(direct, want["sample_index"][start:stop])

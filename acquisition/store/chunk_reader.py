@@ -12,6 +12,7 @@ naming the array and the chunk.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,30 +74,47 @@ def read_rows(path: Path, start: int, stop: int) -> np.ndarray | None:
     chunk: np.ndarray | None = None
     for index in range(start // rows, -(-stop // rows)):
         lo, hi = max(start, index * rows), min(stop, (index + 1) * rows)
+        file = path / chunk_key(index, len(row_shape), separator)
+        if codec is None:  # only the rows asked for, read into `out`
+            try:
+                _read_raw_rows(file, (lo - index * rows) * flat.shape[1], chunk_bytes,
+                               flat[lo - start : hi - start])  # fmt: skip
+            except FileNotFoundError:
+                return None
+            except ValueError as e:
+                raise RunStoreError(f"{path}: chunk {index} is truncated or corrupt: {e}") from None
+            continue
         try:
-            data = (path / chunk_key(index, len(row_shape), separator)).read_bytes()
+            data = file.read_bytes()
         except FileNotFoundError:
             return None
-        if codec is None:
-            if len(data) != chunk_bytes:
-                raise RunStoreError(
-                    f"{path}: chunk {index} is truncated or corrupt: {len(data)} bytes, "
-                    f"not {rows} rows of {flat.shape[1]} bytes"
-                )
-            rows_of = np.frombuffer(data, np.uint8).reshape(rows, -1)
-        elif lo == index * rows and hi == (index + 1) * rows:  # whole: straight into `out`
+        if lo == index * rows and hi == (index + 1) * rows:  # whole: straight into `out`
             rows_of = None
         else:
             if chunk is None:
                 chunk = np.empty(chunk_bytes, np.uint8)
             rows_of = chunk.reshape(rows, -1)
-        if codec is not None:
-            target = flat[lo - start : hi - start] if rows_of is None else rows_of
-            try:
-                decode_chunk(codec, data, target.reshape(-1))
-            except ValueError as e:
-                msg = f"{path}: chunk {index} is truncated or corrupt ({e})"
-                raise RunStoreError(msg) from None
+        target = flat[lo - start : hi - start] if rows_of is None else rows_of
+        try:
+            decode_chunk(codec, data, target.reshape(-1))
+        except ValueError as e:
+            raise RunStoreError(f"{path}: chunk {index} is truncated or corrupt ({e})") from None
         if rows_of is not None:
             flat[lo - start : hi - start] = rows_of[lo - index * rows : hi - index * rows]
     return out
+
+
+def _read_raw_rows(file: Path, offset: int, chunk_bytes: int, out: np.ndarray) -> None:
+    """Bytes `offset...` of the uncompressed chunk `file` into `out` (contiguous rows); a
+    file that is not `chunk_bytes` long is a ValueError."""
+    with open(file, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size != chunk_bytes:
+            raise ValueError(f"{size} bytes, not {chunk_bytes}")
+        f.seek(offset)
+        view = memoryview(out.reshape(-1))
+        while view:
+            got = f.readinto(view)
+            if not got:
+                raise ValueError(f"cut short while reading ({size} bytes)")
+            view = view[got:]

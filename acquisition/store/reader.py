@@ -172,7 +172,7 @@ class RunReader:
     ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """`read` in blocks of `rows` committed rows: (first row, fields) per block, so a
         channel's records are never all in memory at once (use a multiple of the store's
-        chunk rows, 64 for 4096-sample int16 records, 4096 for the event fields)."""
+        chunk rows, 64 for 4096-sample int16 records, 32768 for the event fields)."""
         if rows < 1:
             raise RunStoreError(f"{self.path}: rows per block must be >= 1, got {rows}")
         n = self.committed(acq, ch)
