@@ -120,6 +120,7 @@ class LakeShore372Model(SimModel):
     def _readings(self) -> dict[str, Any]:
         return {
             "KRDG": lambda a: self._read(a, kelvin=True),
+            "RDGK": lambda a: self._read(a, kelvin=True),  # the manual's name; KRDG? the client's
             "RDGR": lambda a: self._read(a, kelvin=False),
             "SRDG": lambda a: self._read(a, kelvin=self._units(a) == "1"),
             "RDGST": lambda a: f"{self._status(a):03d}",
@@ -314,11 +315,22 @@ class LakeShore372Model(SimModel):
         rate = float(self.state["RAMP"][out][1]) if out in self.state["RAMP"] else 0.1
         return {"p": p, "i": i, "d": d, "ramp_rate": rate, "ramp_enabled": self._ramp_on(out)}
 
-    def _take_zone(self, out: str) -> None:
-        """Zone mode: the zone of the setpoint sets PID, manual output, range and ramp rate."""
+    def _zone_setpoint(self, out: str) -> float:
+        """The setpoint that picks the zone: the ramping one while the loop ramps (as of its
+        last cycle, at most one loop period old), else `SETP`'s."""
+        loop = self.loops[out]
+        return loop.ramped_K if loop.active and self._ramp_on(out) else float(
+            self.state["SETP"][out][0])
+
+    def _take_zone(self, out: str, force: bool) -> None:
+        """Zone mode: when the setpoint crosses into another zone (or `force`), that zone sets
+        PID, manual output, range and ramp rate; settings changed by hand stay until then."""
         table = {int(a.split(",")[1]): f for a, f in self.state["ZONE"].items() if a[0] == out}
-        _, p, i, d, mout, heater_range, rate, _, _ = zone_for(
-            float(self.state["SETP"][out][0]), table)
+        k, (_, p, i, d, mout, heater_range, rate, _, _) = zone_for(self._zone_setpoint(out),
+                                                                   table)
+        if k == self._zones[out] and not force:
+            return
+        self._zones[out] = k
         self.state["PID"][out] = (p, i, d)
         self.state["MOUT"][out] = (mout,)
         self.state["RANGE"][out] = (heater_range,)
@@ -330,7 +342,7 @@ class LakeShore372Model(SimModel):
             loop = self.loops[o]
             mode, source = int(self.state["OUTMODE"][o][0]), self.state["OUTMODE"][o][1]
             if mode == ZONE:
-                self._take_zone(o)
+                self._take_zone(o, force=self._loop_modes[o] != mode or mnemonic == "ZONE")
             if self._loop_modes[o] != mode:
                 loop.stop()
                 self._loop_modes[o] = mode
@@ -359,6 +371,8 @@ class LakeShore372Model(SimModel):
                 self.world, self._loop_rng)
             bipolar = self.state["OUTMODE"][out][3] == "1"
             return monitor_level(value, float(low), float(high), bipolar)
+        if mode == ZONE:
+            self._take_zone(out, force=False)
         reading = sensor.temperature(self.world, self._loop_rng)
         if mode != WARM_UP:
             return loop.update(t, reading, self._loop_settings(out))
@@ -382,6 +396,7 @@ class LakeShore372Model(SimModel):
             self.state["INSET"][address] = (enabled, *self.state["INSET"][address][1:])
         self.scanner = Scanner(since_s=self.world.now())
         self._loop_modes = dict.fromkeys(self.loops, 0)
+        self._zones: dict[str, int | None] = dict.fromkeys(self.loops)
         for loop in self.loops.values():
             loop.stop()
             loop.level = 0.0

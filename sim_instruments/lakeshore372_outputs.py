@@ -1,11 +1,12 @@
 """How the Model 372's output modes other than PID set an output: the zone table, the warm-up
 heater's rule and the monitor-out scaling.
 
-Zone mode (OUTMODE mode 3): the zone whose range holds the setpoint supplies P, I, D, manual
-output, heater range and ramp rate (`ZONE`); zone k spans (upper bound of the zone below it,
-upper bound k]. Warm-up mode (mode 6, output 1): while the control input reads below the
-setpoint the output applies `WARMUP`'s percentage of its full current; at the setpoint it
-stops, and with auto off (control 0) it switches itself off for good. Monitor out (mode 1):
+Zone mode (OUTMODE mode 3): when the control setpoint (while a ramp runs, the ramping
+setpoint) crosses into a zone, that zone supplies P, I, D, manual output, heater range and
+ramp rate (`ZONE`); zone k spans (upper bound of the zone below it, upper bound k]. Warm-up
+mode (mode 6, output 1): while the control input reads below the setpoint the output applies
+`WARMUP`'s percentage of its full current; at the setpoint it stops, and with auto off
+(control 0) it switches itself off for good. Monitor out (mode 1):
 the output follows the input's data linearly, `ANALOG`'s low value at 0 % (-100 % bipolar)
 and its high value at 100 %.
 """
@@ -15,14 +16,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def zone_for(setpoint_K: float, table: Mapping[int, tuple[str, ...]]) -> tuple[str, ...]:
-    """The zone fields (`ZONE?`'s reply fields) for `setpoint_K`: the lowest zone whose upper
-    bound is at or above it; above every bound, the zone with the highest bound."""
+def zone_for(
+    setpoint_K: float, table: Mapping[int, tuple[str, ...]]
+) -> tuple[int, tuple[str, ...]]:
+    """The zone for `setpoint_K` and its fields (`ZONE?`'s reply fields): the lowest zone whose
+    upper bound is at or above it; above every bound, the zone with the highest bound."""
     ordered = sorted(table.items(), key=lambda item: (float(item[1][0]), item[0]))
-    for _, fields in ordered:
+    for k, fields in ordered:
         if setpoint_K <= float(fields[0]):
-            return fields
-    return ordered[-1][1]
+            return k, fields
+    return ordered[-1]
 
 
 def warmup_level(reading_K: float, setpoint_K: float, percent: float) -> float:

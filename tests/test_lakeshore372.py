@@ -147,6 +147,7 @@ def ask(device: LakeShoreDevice, message: str) -> bytes:
         ("OUTMODE? 0;RANGE? 0;HTRSET? 0", b"0,1,0,0,0,1;0;+1.00000E+02,0,+0.00000E+00,1\r\n"),
         ('INNAME 1,"mixing chamber";INNAME? 1', b'"mixing chamber"\r\n'),
         ("RDGST? 1;RDGST? 5;KRDG? 5", b"000;016;+0.00000E+00\r\n"),  # format nnn
+        ("RDGK? 5;*ESR?", b"+0.00000E+00;0\r\n"),  # the manual's name for KRDG?
         ("FOO 1;*ESR?;*ESR?", b"32;0\r\n"),  # reading clears it
         ("SETP 0,500;*ESR?", b"16\r\n"),  # out of range: execution error
         ("RANGE 1,3;*ESR?", b"16\r\n"),  # the warm-up heater is off (0) or on (1)

@@ -150,6 +150,38 @@ def test_zone_mode_takes_pid_and_range_from_the_setpoint_s_zone(closing: list[An
     assert heater.heater_range == pytest.approx(sample_full_W(5))
 
 
+def test_zone_follows_the_ramping_setpoint_not_the_final_one(closing: list[Any]) -> None:
+    """Ramp 20 -> 70 mK through a zone bound at 30 mK: zone 1 (0.03 K/min) governs until the
+    ramping setpoint crosses 30 mK (20 s), then zone 2's PID, range and 0.06 K/min carry the
+    ramp on (40 mK more: 40 s). Picked by the final setpoint, zone 2 would rule from the start
+    and the ramp would end at 50 s, not 60 s. A PID set by hand stays until the next crossing.
+    (Lake Shore's zone rule, spelled out in the Model 346 manual's "Zone Settings": settings
+    update each time the setpoint, ramping or not, crosses into a new zone.)"""
+    tc, world = fridge(closing)
+    tc.write("ZONE 0,1,0.03,50,5,0,0,2,0.03,0,0")
+    tc.write("ZONE 0,2,0.08,30,3,0,0,4,0.06,0,0")
+    heater = tc.loops[0]
+    heater.input_channel = "2"
+    heater.setpoint = 0.02
+    heater.mode = "ZONE"
+    world.advance(90.0)
+    heater.ramp_enabled = True
+    heater.setpoint = 0.07
+    world.advance(10.0)  # ramping setpoint 25 mK: zone 1
+    assert (heater.p, heater.i, heater.ramp_rate) == (50.0, 5.0, 0.03)
+    assert heater.heater_range == pytest.approx(sample_full_W(2))
+    heater.p = 45.0  # by hand, inside zone 1: kept
+    world.advance(5.0)
+    assert heater.p == 45.0 and heater.ramping
+    world.advance(15.0)  # 30 s: ramping setpoint 40 mK, zone 2
+    assert (heater.p, heater.i, heater.ramp_rate) == (30.0, 3.0, 0.06)
+    assert heater.heater_range == pytest.approx(sample_full_W(4))
+    world.advance(25.0)  # 55 s: 65 mK, still ramping
+    assert heater.ramping
+    world.advance(6.0)
+    assert not heater.ramping
+
+
 def test_warm_up_heats_to_the_setpoint_then_switches_itself_off(closing: list[Any]) -> None:
     """1 mA (user maximum) at 20 % into 25 ohm: 1 uW would hold the stage at 0.14 K; the
     warm-up stops when input 4 reads 0.1 K (within one 0.1 s loop period of heating) and, in

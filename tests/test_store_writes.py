@@ -180,3 +180,20 @@ def test_replay_repeat_continues_the_stream() -> None:
     assert looped.size == 9  # one pulse per channel in each of the three plays
     with pytest.raises(ValueError, match="repeat must be >= 1"):
         ReplaySource(data, 1e5, 1024, repeat=0)
+
+
+def test_a_replay_started_again_loses_the_same_samples() -> None:
+    """A ReplaySource with gaps, started twice, gives the same blocks both times (a gap is
+    used up as it is replayed; `start` brings it back)."""
+    data = np.zeros((1, 90), np.float32)
+    source = ReplaySource(data, 1e5, 15, gaps=((30, 15),))
+
+    def firsts() -> list[int]:
+        source.start()
+        out = []
+        while (block := source.read()) is not None:
+            out.append(block.first_sample)
+        return out
+
+    assert firsts() == [0, 15, 45, 60, 75, 90]  # samples 30-44 lost: the counter jumps
+    assert firsts() == [0, 15, 45, 60, 75, 90]

@@ -76,8 +76,8 @@ def serve_sim(
         if spec.simulated and not keep_seed:
             base = spec.world.get("seed", 0)
             spec.world["seed"] = derived_seed(base, f"served{time.time_ns()}")
+        _compile_streams(rig)  # first: the served World's clock starts when it is opened
         opened = Rig(spec, realtime=True)
-        _compile_streams(rig)
     except (CryodaqError, InstrumentError) as exc:
         raise fail(str(exc)) from None
     if opened.library is None:

@@ -163,6 +163,7 @@ class ReplaySource:
         self.units_per_value = units_per_value
         self.unit = unit
         self._first = first_sample
+        self._given_gaps = dict(gaps)
         self._gaps = dict(gaps)
         self._repeat = int(repeat)
         self._pos = 0
@@ -171,6 +172,7 @@ class ReplaySource:
     def start(self) -> None:
         self._pos = 0
         self._counter = self._first
+        self._gaps = dict(self._given_gaps)  # a replay started again loses its samples again
 
     def read(self) -> Block | None:
         if self._pos >= self.data.shape[1] * self._repeat:
