@@ -1,7 +1,8 @@
 """What every example campaign's report must show, checked on a stored run of it: the
-pipeline's headline table before the first figure, holding the pipeline's headline quantities
-with the run's own numbers in the physicist's format (`report_numbers`); every figure embedded,
-in the pipeline's order, with a caption; nothing linked outside the page; the problems and then
+pipeline's headline tables before the first figure, naming the pipeline's headline quantities
+(in a column head or a row's first cell) and holding the run's own numbers in the physicist's
+format (`report_numbers`), each the whole text of a cell; every figure embedded, in the
+pipeline's order, with a caption; nothing linked outside the page; the problems and then
 the folded run facts last. Used by the tests that run the campaigns (tests/test_quickstart.py,
 test_ho163_campaign.py, test_haloscope_pipeline.py, test_report_campaigns.py). Also a
 synthetic run's report, for the tests of the renderer itself."""
@@ -13,6 +14,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,7 @@ EXPECT: dict[str, Expect] = {
 
 def _text(html: str) -> str:
     """The page's text (tags dropped, the escaped characters resolved)."""
-    return re.sub(r"<[^>]+>", " ", html).replace("&amp;", "&").replace("&#x27;", "'")
+    return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
 def check_report(run_dir: Path, campaign: str) -> None:
@@ -89,12 +91,20 @@ def check_report(run_dir: Path, campaign: str) -> None:
     first_figure, problems = page.find("<figure"), page.find("<h2>Problems")
     headline = page.find('<table class="headline">')
     assert 0 < headline < problems and (first_figure == -1 or headline < first_figure), campaign
-    before = _text(page[: first_figure if first_figure > 0 else problems])
-    assert f"{pipeline} pipeline" in before
+    # labels and numbers are looked for in this analysis' headline tables only (not in the
+    # header, the campaign's description, a caption or another analysis): labels in a column
+    # head or a row's first cell, each number as the whole text of one cell
+    own = re.search(rf'<section class="results"><h2>{re.escape(result)} .*?</section>', page, re.S)
+    assert own and (first_figure == -1 or own.end() < first_figure), (campaign, result)
+    assert f"{pipeline} pipeline" in _text(own[0])
+    tables = "".join(re.findall(r'<table class="headline">.*?</table>', own[0], re.S))
+    heads = [_text(h).strip() for pair in re.findall(r"<th>(.*?)</th>|<tr><td>(.*?)</td>", tables)
+             for h in pair if h]  # fmt: skip
+    cells = {_text(c).strip() for c in re.findall(r"<td>(.*?)</td>", tables)}
     for label in labels:
-        assert label in before, (campaign, label)
+        assert any(label in h for h in heads), (campaign, label, heads)
     for number in numbers(summary["analyze"][result]):
-        assert number != DASH and number in before, (campaign, number)
+        assert number != DASH and number in cells, (campaign, number)
     assert problems < page.find('<section class="facts"><details>')
     step = next(s for s in summary["steps"] if s["kind"] == "analyze")
     order = [Path(f).name for f in step["result"]["figures"]]

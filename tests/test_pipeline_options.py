@@ -11,7 +11,9 @@ import pytest
 
 from cryodaq.acquisition.pipelines import PIPELINES, PipelineError, pipeline_options
 from cryodaq.acquisition.pipelines.mmc_options import CALIBRATION_SOURCES
+from cryodaq.acquisition.pipelines.pulses_options import LINE_SHAPES
 from cryodaq.analysis.calibration_sources import SOURCES
+from cryodaq.analysis.xray_lines import LINE_SHAPES as SHAPES
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))
@@ -30,7 +32,8 @@ def test_options_import_no_analysis() -> None:
         "import sys\n"
         "from cryodaq.acquisition.pipelines import PIPELINES, pipeline_options\n"
         "for name in PIPELINES: pipeline_options(name)\n"
-        "heavy = [m for m in ('matplotlib', 'scipy.signal', 'xraydb') if m in sys.modules]\n"
+        "heavy = ('matplotlib', 'scipy.signal', 'scipy.optimize', 'numba', 'xraydb')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -39,3 +42,7 @@ def test_options_import_no_analysis() -> None:
 
 def test_mmc_knows_the_calibration_sources_the_analysis_has() -> None:
     assert tuple(SOURCES) == CALIBRATION_SOURCES
+
+
+def test_pulses_knows_the_line_shapes_the_analysis_has() -> None:
+    assert tuple(SHAPES) == LINE_SHAPES

@@ -96,3 +96,56 @@ def test_a_one_line_mmc_calibration_reports_no_nonlinearity() -> None:
     rows = dict(row for table in tables({**results, "calibration_lines": two})
                 for row in table.rows if len(row) == 2)  # fmt: skip
     assert rows["nonlinearity at 13\u2009946 eV"] == "0.400 ± 0.030 %"
+
+
+def test_each_pipeline_states_its_problems_past_their_thresholds_only() -> None:
+    """Every headline's problem, fired just past its threshold and silent just short of it:
+    a renamed result key or a wrong comparison would leave a problem never reported."""
+    from cryodaq.acquisition.pipelines import (
+        haloscope_headline,
+        ho163_headline,
+        holmes_headline,
+        mmc_headline,
+        yfactor_headline,
+    )
+
+    def fired(module: object, bad: dict, good: dict, text: str) -> None:
+        assert any(text in p for p in module.problems(bad)), (text, module.problems(bad))
+        assert not module.problems(good), module.problems(good)
+
+    dof = 200  # chi2 is 5 sigma (sqrt(2 dof) = 20) above its dof at 300
+    fired(haloscope_headline, {"fit": {"chi2": 310.0, "dof": dof}},
+          {"fit": {"chi2": 290.0, "dof": dof}}, "Eq 9 does not describe")
+    fired(haloscope_headline, {"fit": {"A1": 1.05, "A1_err": 0.02}},
+          {"fit": {"A1": 1.03, "A1_err": 0.02}}, "A1 = 1.050 ± 0.020 exceeds 1")
+    fired(haloscope_headline, {"ripple": {"drift_percent": -1.2}},
+          {"ripple": {"drift_percent": 0.9}}, "drifted by −1.20 %")
+    fired(yfactor_headline, {"yfactor": {"y": 0.98, "y_err": 0.01}},
+          {"yfactor": {"y": 1.02, "y_err": 0.01}}, "Y factor is 0.980 ± 0.010")
+    fired(ho163_headline, {"pileup": {"ratio_to_a_tau_R": 5.5}},
+          {"pileup": {"ratio_to_a_tau_R": 4.5}}, "5.5 times A τ_R")
+    slew = {"max_slew_phi0_per_us": 0.31, "slew_limit_phi0_per_us": 0.3}
+    fired(holmes_headline, {"channels": {"2": slew}},
+          {"channels": {"2": {**slew, "max_slew_phi0_per_us": 0.29}}}, "detector 2: the pulse "
+          "slews at 0.310 Φ₀/µs, above the flux ramp's limit of 0.300")  # fmt: skip
+    fired(holmes_headline, {"resonator_collisions": [[1, 2]]}, {"resonator_collisions": []},
+          "1 resonator pairs are closer")
+    ellipse = 3 * mmc_headline.ELLIPSE_EXPECTED
+    fired(mmc_headline, {"cuts": {"calibration_ellipse_rejected_fraction": ellipse * 1.1}},
+          {"cuts": {"calibration_ellipse_rejected_fraction": ellipse * 0.9}},
+          "ellipse cut removed 3.30 %")
+    fired(mmc_headline, {"cuts": {"unshielded": {"burst": {"live_time_fraction_lost": 0.11}}}},
+          {"cuts": {"unshielded": {"burst": {"live_time_fraction_lost": 0.09}}}},
+          "background unshielded: the burst cut dropped 11.0 %")
+
+
+def test_a_haloscope_parameter_without_an_error_is_not_called_fixed() -> None:
+    """Losses fixed to their specs carry no error entry; a fitted one whose error came out
+    non-finite (null in summary.json) is fitted all the same and must not read as fixed."""
+    from cryodaq.acquisition.pipelines.haloscope_headline import tables
+
+    results = {"fit": {"A1": 0.951, "A1_err": None, "A2": 0.9412, "A2_err": 0.0031},
+               "fixed_loss_fit": {"A1": 0.96}}  # fmt: skip
+    rows = {row[0]: row[1:] for row in tables(results)[0].rows}
+    assert rows["transmission A1"] == ("0.951 (no error)", "–", "0.960 (fixed)")
+    assert rows["transmission A2"][0] == "0.9412 ± 0.0031"

@@ -62,4 +62,5 @@ def test_a_run_still_running_is_said_so(tmp_path: Path) -> None:
     code, output = _report(tmp_path)
     assert code == 0 and output.count("\n") == 1
     assert "(the run is running: the report shows it so far)" in output
-    assert "The run did not complete (running)" in (tmp_path / "report.html").read_text()
+    header = (tmp_path / "report.html").read_text().partition("</header>")[0]
+    assert "The run has not finished (still running, or it died)." in header

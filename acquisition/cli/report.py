@@ -21,7 +21,8 @@ def report(
     """Rebuild RUN_DIR/report.html from its summary.json, campaign.json and figures (no
     analysis is run; nothing else in the run directory changes)."""
     if not run_dir.is_dir():
-        raise fail(f"{run_dir}: no such directory")
+        what = "not a directory" if run_dir.exists() else "no such directory"
+        raise fail(f"{run_dir}: {what}")
     path = run_dir / SUMMARY
     if not path.is_file():
         raise fail(f"{run_dir}: not a cryodaq run directory (no {SUMMARY})")

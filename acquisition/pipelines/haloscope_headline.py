@@ -34,11 +34,15 @@ FITS = (("fit", "ripple-corrected"), ("fit_uncorrected", "without ripple"),
         ("fixed_loss_fit", "losses fixed"))  # fmt: skip
 
 
-def _cell(fit: Mapping[str, Any], key: str, unit: str = "") -> str:
+def _cell(fit: Mapping[str, Any], key: str) -> str:
+    """A fitted parameter with its error; a fixed one (no `_err` entry) marked so, and a fitted
+    one whose error is null (not finite: the fit did not constrain it) said so."""
     if key not in fit:
         return "–"
-    err = fit.get(f"{key}_err")
-    return fmt(fit[key], err, unit) if err is not None else f"{fmt(fit[key], digits=3)} (fixed)"
+    if f"{key}_err" not in fit:
+        return f"{fmt(fit[key], digits=3)} (fixed)"
+    err = fit[f"{key}_err"]
+    return fmt(fit[key], err) if err is not None else f"{fmt(fit[key], digits=3)} (no error)"
 
 
 def _chain(results: Mapping[str, Any]) -> Table:

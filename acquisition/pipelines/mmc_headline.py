@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cryodaq.acquisition.pipelines.mmc_options import DEFAULTS
 from cryodaq.acquisition.pipelines.report_headline import Table, column, failed_entries, ok_entries
 from cryodaq.acquisition.pipelines.report_numbers import count, fmt, percent
 
-#: The calibration's ellipse cut (k sigma in chi2 and zeta) should remove about this share of
-#: Kα events; a larger share is reported.
-ELLIPSE_EXPECTED = 0.01
+#: The calibration's ellipse cut is learned to remove this share of the Kα events (the
+#: default `reject_fraction`); more than three times it is reported.
+ELLIPSE_EXPECTED = float(DEFAULTS["reject_fraction"])
 #: A background cut that costs more than this share of the live time is reported.
 LIVE_LOST_HIGH = 0.10
 

@@ -7,12 +7,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from cryodaq.acquisition.pipelines.pulses_options import DEFAULTS
 from cryodaq.acquisition.pipelines.report_headline import Table, failed_entries, ok_entries
 from cryodaq.acquisition.pipelines.report_numbers import count, fmt, percent
 
 #: The pipeline's default isolation (decay times with no other trigger before a pulse): with
-#: it, a Poisson rate r keeps exp(-r * ISOLATION_DECAYS * decay) of the pulse triggers.
-ISOLATION_DECAYS = 8.0
+#: it, a Poisson rate r keeps exp(-r * ISOLATION_DECAYS * decay) of the pulse triggers. An
+#: upper bound: the isolation also spans the record after the trigger, whose length the
+#: results do not hold (at r * record length > 0.36 the check below fires on sound cuts).
+ISOLATION_DECAYS = float(DEFAULTS["isolation_decays"])
 #: Cuts keeping less than this share of what the isolation alone keeps are reported.
 KEPT_LOW = 0.7
 

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
-from cryodaq.analysis.xray_lines import LINE_SHAPES
+
+#: Natural line shapes the pipeline can fit (`cryodaq.analysis.xray_lines.LINE_SHAPES`, which
+#: imports the fitting code; a test keeps the two equal).
+LINE_SHAPES = ("AlKa", "ClKa", "CaKa", "MnKa", "MnKb")
 
 DEFAULTS: dict[str, Any] = {
     "line_eV": 5898.75,
@@ -21,7 +24,6 @@ DEFAULTS: dict[str, Any] = {
     "channels": None,
     "save_filter": True,
 }
-
 
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:

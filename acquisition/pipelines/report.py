@@ -99,7 +99,9 @@ def _header(summary: Mapping[str, Any], campaign: Mapping[str, Any] | None,
     ]
     if status != "completed":
         error = summary.get("error")
-        out.append(f'<p class="problem">The run did not complete ({_e(status)})'
+        state = "has not finished (still running, or it died)" if status == "running" else (
+            f"did not complete ({_e(status)})")  # fmt: skip
+        out.append(f'<p class="problem">The run {state}'
                    + (f": {_e(error)}" if error else ".") + "</p>")  # fmt: skip
     if problems:
         out.append(f'<p class="muted">{count(problems)} problem(s): see Problems below.</p>')
