@@ -46,8 +46,8 @@ class RecordFeatures:
 
 def _records(records: np.ndarray) -> np.ndarray:
     x = np.asarray(records)
-    if x.ndim != 2:
-        raise ValueError(f"records must be (n, L), got shape {x.shape}")
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValueError(f"records must be (n, L) with L >= 1, got shape {x.shape}")
     if x.dtype.kind not in "iuf":
         raise ValueError(f"records must be numeric, got dtype {x.dtype}")
     return np.ascontiguousarray(x)
@@ -62,6 +62,14 @@ def _weights(weights: np.ndarray, length: int, what: str) -> np.ndarray:
     if w.shape != (length,):
         raise ValueError(f"{what} must have {length} samples (the record length), got {w.shape}")
     return w
+
+
+def _per_record(values: np.ndarray, n: int, what: str, dtype: type = np.float64) -> np.ndarray:
+    """One value per record, contiguous (the kernels do not check bounds)."""
+    v = np.ascontiguousarray(values, dtype=dtype)
+    if v.shape != (n,):
+        raise ValueError(f"{what} must have one value per record ({n}), got shape {v.shape}")
+    return v
 
 
 @numba.njit(cache=True, fastmath=_FAST)
@@ -322,8 +330,10 @@ def rising_edges(records: np.ndarray, base: np.ndarray, sign: float, start: int)
     """First index >= start where `sign * (record - base)` reaches half its maximum after
     `start`, per record; -1 where that maximum is not > 0."""
     rec = _records(records)
+    if not 0 <= start < rec.shape[1]:
+        raise ValueError(f"start must be in 0 .. {rec.shape[1] - 1}, got {start}")
     out = np.empty(rec.shape[0], np.int64)
-    _edges(rec, np.ascontiguousarray(base, np.float64), float(sign), int(start), out)
+    _edges(rec, _per_record(base, rec.shape[0], "base"), float(sign), int(start), out)
     return out
 
 
@@ -342,9 +352,8 @@ def baseline_subtracted_sum(records: np.ndarray, base: np.ndarray, keep: np.ndar
     """Sum over the records with `keep` of `record - base`, float64 (L,), row after row."""
     rec = _records(records)
     out = np.zeros(rec.shape[1])
-    return _sum_rows(
-        rec, np.ascontiguousarray(base, np.float64), np.ascontiguousarray(keep, np.bool_), out
-    )
+    n = rec.shape[0]
+    return _sum_rows(rec, _per_record(base, n, "base"), _per_record(keep, n, "keep", np.bool_), out)
 
 
 @numba.njit(cache=True)
@@ -359,7 +368,7 @@ def template_residuals(records: np.ndarray, base: np.ndarray, template: np.ndarr
     rec = _records(records)
     out = np.empty(rec.shape[0])
     t = _weights(template, rec.shape[1], "template")
-    _residual_rows(rec, np.ascontiguousarray(base, np.float64), t, out)
+    _residual_rows(rec, _per_record(base, rec.shape[0], "base"), t, out)
     return out
 
 

@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 import yaml
 
-from cryodaq.acquisition.pipelines import PipelineInput, get_pipeline
+from cryodaq.acquisition.pipelines import (
+    PipelineError,
+    PipelineInput,
+    get_pipeline,
+    pipeline_options,
+)
 from cryodaq.acquisition.pipelines.report import write_report
 from cryodaq.acquisition.pipelines.report_numbers import fmt
 from cryodaq.acquisition.rig import Rig, load_rig
@@ -219,3 +224,14 @@ def test_channels_without_enough_records_are_reported(run: dict[str, Any]) -> No
     for ch in out.results["channels"].values():
         assert "need 10000" in ch["error"]
     assert out.results["mean"]["channels"] == 0 and out.figures == []
+
+
+def test_an_option_that_must_be_a_number_is_one_clear_line() -> None:
+    """What `cryodaq validate` and the analyze step say about `line_eV: [1, 2]` (before: the
+    float() TypeError, naming no option); null stays allowed (`artefact_hz: null`: none)."""
+    line = r"^pulses: option line_eV must be a number, got \[1, 2\]$"
+    with pytest.raises(PipelineError, match=line):
+        pipeline_options("pulses")({"line_eV": [1, 2]})
+    with pytest.raises(PipelineError, match="holmes: option smooth_samples must be a number"):
+        pipeline_options("holmes")({"smooth_samples": "two"})
+    assert pipeline_options("holmes")({"artefact_hz": None, "pairs": 30})["artefact_hz"] is None

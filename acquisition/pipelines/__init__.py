@@ -93,7 +93,8 @@ class PipelineError(CryodaqError):
 def with_defaults(
     given: Mapping[str, Any] | None, defaults: Mapping[str, Any], pipeline: str
 ) -> dict[str, Any]:
-    """A step's `options` over `defaults`; `PipelineError` names any unknown option."""
+    """A step's `options` over `defaults`; `PipelineError` names any unknown option, and any
+    option whose default is a number given as something other than a number or null."""
     given = dict(given or {})
     unknown = set(given) - set(defaults)
     if unknown:
@@ -102,7 +103,14 @@ def with_defaults(
             f"{pipeline}: unknown option(s) {', '.join(sorted(unknown))}{hint}; "
             f"allowed: {', '.join(sorted(defaults))}"
         )
+    for key, value in given.items():
+        if value is not None and _number(defaults[key]) and not _number(value):
+            raise PipelineError(f"{pipeline}: option {key} must be a number, got {value!r}")
     return {**defaults, **given}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class UnknownPipeline(KeyError):

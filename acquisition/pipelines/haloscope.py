@@ -52,8 +52,6 @@ FIT_KEYS = ("gain_dB", "added_noise_K", *LOSSES)
 CHAIN_MODULE = "cryodaq.analysis.chain_fit"
 
 
-
-
 def cavity_results(fit: ReflectionFit) -> dict[str, float]:
     c = fit.cavity
     return {

@@ -63,7 +63,6 @@ from cryodaq.analysis.xray_lines import LINE_SHAPES
 KA_EV = {"AlKa": 1486.7, "ClKa": 2622.4, "CaKa": 3691.7, "MnKa": 5898.853, "MnKb": 6490.89}
 
 
-
 def known_line(name: str) -> KnownLine:
     """A calibration line by name: its natural shape if `xray_lines` has one, else a Gaussian
     at its Ka1 energy."""
@@ -75,8 +74,6 @@ def known_line(name: str) -> KnownLine:
             f"holmes: unknown line {name!r}; known: {', '.join(sorted({*KA_EV, *LINE_SHAPES}))}"
         )
     return KnownLine(name, KA_EV[name])
-
-
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:

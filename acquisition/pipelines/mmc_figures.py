@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from cryodaq.acquisition.pipelines.mmc_pixel import PixelOutcome
 
 
-
 def figure_jobs(
     ok: dict[str, PixelOutcome],
     spectra: dict[str, tuple[np.ndarray, float]],
