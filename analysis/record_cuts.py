@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from cryodaq.analysis.record_apply import noise_stats, rises_after_peak
@@ -15,16 +17,37 @@ def robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
+@dataclass(frozen=True)
+class Band:
+    """A robust cut as numbers: x passes when x - median is at most `width` (and, unless
+    `upper_only`, at least -width), so it can be applied to records seen later."""
+
+    median: float
+    width: float
+    upper_only: bool
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        """True where x passes the cut."""
+        dev = np.asarray(x, dtype=np.float64) - self.median
+        return dev <= self.width if self.upper_only else np.abs(dev) <= self.width
+
+
+def robust_band(x: np.ndarray, k: float, *, upper_only: bool = False) -> Band:
+    """The band of k robust sigmas about x's median (width 0 when the sigma is 0: then only
+    the median passes, or with `upper_only` everything not above it); x must not be empty."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("a robust band needs at least one value")
+    sig = robust_sigma(x)
+    return Band(float(np.median(x)), float(k * sig) if sig != 0 else 0.0, upper_only)
+
+
 def within(x: np.ndarray, k: float, *, upper_only: bool = False) -> np.ndarray:
     """True where x is within k robust sigmas of the median (or only not above it)."""
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
         return np.zeros(0, dtype=bool)
-    med, sig = np.median(x), robust_sigma(x)
-    if sig == 0:
-        return x <= med if upper_only else x == med
-    dev = x - med
-    return dev <= k * sig if upper_only else np.abs(dev) <= k * sig
+    return robust_band(x, k, upper_only=upper_only).contains(x)
 
 
 def isolated(

@@ -18,6 +18,9 @@ too); records/s per core = records / CPU seconds of this process:
 - `apply`: reading plus the per-record kernel `record_features` (baseline, optimal-filter
   amplitude, rms and largest deviation, rise after the peak, residual from the scaled template,
   arrival phase), what a streaming apply pass costs; `apply_over_read` = read / apply speed;
+- `pipeline_apply`: the `pulses` pipeline's own apply pass (`pulses_apply.apply_pass`: reading,
+  the trigger kinds and times, isolation, `record_features`, the learned cuts, the first
+  filter on noise records) over every record of each channel;
 - `kernel`: `record_features` alone on records in memory, and `amplitude_kernel` (the filter
   only);
 - `matmul`: the other in-run reference, one NumPy matrix product `records @ weights` of a block
@@ -51,6 +54,7 @@ from numcodecs import LZ4, Blosc, Zstd
 from cryodaq.acquisition.campaign.runner import CampaignRunner
 from cryodaq.acquisition.campaign.validate import load_campaign
 from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch
+from cryodaq.acquisition.pipelines.pulses_apply import apply_pass
 from cryodaq.acquisition.pipelines.pulses_channel import learn_filter, read_stream
 from cryodaq.acquisition.pipelines.pulses_options import DEFAULTS
 from cryodaq.acquisition.store.chunk_reader import key_separator
@@ -85,12 +89,10 @@ def learned(store: Path) -> dict[str, Any]:
            "fs": info["sample_rate_hz"]}  # fmt: skip
     ln = learn_filter(read_stream(reader, [part], 1), geo, dict(DEFAULTS))
     return {"weights": ln.filt.weights, "template": ln.avg.template, "sign": ln.avg.sign,
-            "pre": geo["pre"], "fs": geo["fs"]}  # fmt: skip
+            "pre": geo["pre"], "fs": geo["fs"], "learned": ln, "geo": geo}  # fmt: skip
 
 
-def tiled_run(
-    source: Path, out: Path, channels: int, records: int, codec: str
-) -> tuple[Path, str]:
+def tiled_run(source: Path, out: Path, channels: int, records: int, codec: str) -> tuple[Path, str]:
     """`records` records per channel for `channels` channels, tiled from every record of the
     source run, written through the run store's writer with records codec `codec`."""
     reader = RunReader(source)
@@ -218,6 +220,10 @@ def main() -> None:
                     n += record_features(b["records"], w, t, pre, sign).amplitude.size
             return n
 
+        def pipeline_apply() -> int:
+            ln, geo = filt["learned"], filt["geo"]
+            return sum(apply_pass(reader, [part], ch, ln, geo).records for ch in chans)
+
         block = reader.read(part, 1, ["records"], 0, args.block)["records"]
         x = block.astype(np.float64)
         reps = max(1, args.records // args.block)
@@ -227,10 +233,11 @@ def main() -> None:
             "matmul_float64": lambda: (x @ w).size,
             "matmul_int16": lambda: (block @ w).size,
         }
-        rounds: dict[str, list[dict[str, float]]] = {k: [] for k in ("read", "apply", *in_memory)}
+        streamed = {"read": read, "apply": apply, "pipeline_apply": pipeline_apply}
+        rounds: dict[str, list[dict[str, float]]] = {k: [] for k in (*streamed, *in_memory)}
         for _ in range(args.rounds):
-            rounds["read"].append(timed(read))
-            rounds["apply"].append(timed(apply))
+            for name, fn in streamed.items():
+                rounds[name].append(timed(fn))
             for name, fn in in_memory.items():
                 times = max(1, reps // 4) if name == "matmul_int16" else reps  # NumPy's slow one
                 rounds[name].append(
@@ -257,6 +264,8 @@ def main() -> None:
             },
             "records_per_s_per_core": {k: v["per_core"] for k, v in figures.items()},
             "apply_over_read": figures["read"]["per_core"] / figures["apply"]["per_core"],
+            "pipeline_apply_over_read": figures["read"]["per_core"]
+            / figures["pipeline_apply"]["per_core"],
             "goal": {"records_per_s_per_core": 1e5, "apply_over_read_at_most": 2.0},
             "figures": figures,
             "decompression": decompression(store, 400),

@@ -25,9 +25,12 @@ from cryodaq.acquisition.pipelines import (
     PipelineInput,
     get_pipeline,
     pipeline_options,
+    pulses_channel,
 )
+from cryodaq.acquisition.pipelines.pulses_apply import apply_pass
 from cryodaq.acquisition.pipelines.report import write_report
 from cryodaq.acquisition.pipelines.report_numbers import fmt
+from cryodaq.acquisition.pipelines.stored_runs import geometry
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
@@ -36,7 +39,10 @@ from cryodaq.acquisition.stream.online_analysis import StoredFilter
 from cryodaq.acquisition.stream.sources import AdcSource
 from cryodaq.acquisition.stream.trigger import ChannelTrigger, TriggerConfig
 from cryodaq.analysis.noise_models import white_plus_one_over_f
+from cryodaq.analysis.optimal_filter import apply_weights
 from cryodaq.analysis.pulse_shapes import peak_norm
+from cryodaq.analysis.record_apply import row_means, template_residuals
+from cryodaq.analysis.record_cuts import noise_record_stats, rise_after_peak
 from cryodaq.sim_instruments.adc_model import FULL_SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,3 +241,78 @@ def test_an_option_that_must_be_a_number_is_one_clear_line() -> None:
     with pytest.raises(PipelineError, match="holmes: option smooth_samples must be a number"):
         pipeline_options("holmes")({"smooth_samples": "two"})
     assert pipeline_options("holmes")({"artefact_hz": None, "pairs": 30})["artefact_hz"] is None
+
+
+def learned_channel(
+    run: dict[str, Any], ch: int, limit: int | None
+) -> tuple[pulses_channel.Stream, pulses_channel.Stream, pulses_channel.Learned, dict]:
+    """Channel `ch`'s whole stream, the stream the learn step holds with `limit`, what it
+    learned from that, and the geometry."""
+    reader = run["reader"]
+    inp = PipelineInput(run["dir"], reader, ("calib",), {}, run["dir"] / "unused")
+    geo = geometry(inp, ["calib"], "pulses")
+    opts = pipeline_options("pulses")({"line_eV": LINE_EV})
+    whole = pulses_channel.read_stream(reader, ["calib"], ch)
+    held = pulses_channel.read_stream(reader, ["calib"], ch, limit)
+    return whole, held, pulses_channel.learn_filter(held, geo, opts), geo
+
+
+@pytest.mark.parametrize("ch", [1, 6])
+def test_streamed_apply_pass_equals_the_in_memory_one(run: dict[str, Any], ch: int) -> None:
+    """Every record streamed from the store through the learned cuts and filter gives the
+    records and amplitudes the learn step's own selection gives in memory (up to rounding)."""
+    whole, _, ln, geo = learned_channel(run, ch, None)
+    applied = apply_pass(run["reader"], ["calib"], ch, ln, geo)
+    expected_p = ln.filt.apply(whole.pulses[ln.p_ok])
+    expected_n = ln.filt.apply(whole.noise[ln.n_ok])
+    assert 150 < applied.pulses.size == expected_p.size < whole.pulses.shape[0]
+    assert 1500 < applied.noise.size == expected_n.size < whole.noise.shape[0]
+    scale = np.abs(expected_p).max()
+    np.testing.assert_allclose(applied.pulses, expected_p, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(applied.noise, expected_n, rtol=0, atol=1e-12 * scale)
+
+
+def test_learning_from_the_first_records_applies_its_cuts_to_all(run: dict[str, Any]) -> None:
+    """With `learn_records` below the channel's records, the learn step holds only the first
+    ones (every pulse trigger still counts for isolation), and the apply pass keeps exactly the
+    records of the whole run that pass the learned cuts, computed here in memory."""
+    whole, held, ln, geo = learned_channel(run, 2, 80)
+    assert held.pulses.shape[0] == held.noise.shape[0] == 80
+    np.testing.assert_array_equal(held.pulses, whole.pulses[:80])
+    np.testing.assert_array_equal(held.noise, whole.noise[:80])
+    assert held.edge_triggers == whole.edge_triggers
+    c, pre = ln.cuts, geo["pre"]
+    iso_p, iso_n = whole.isolation(c.guard, pre, geo["length"])
+    x = whole.pulses
+    resid = template_residuals(x, row_means(x, 0, pre), c.pileup.template)
+    p_ok = iso_p & c.pileup.rise.contains(rise_after_peak(x, c.pileup.sign))
+    p_ok &= c.pileup.residual.contains(resid)
+    rms, dev = noise_record_stats(whole.noise)
+    n_ok = iso_n & c.noise.passed(rms, dev)
+    n_ok[n_ok] = c.noise_amplitude.contains(apply_weights(whole.noise[n_ok], c.first_weights))
+    applied = apply_pass(run["reader"], ["calib"], 2, ln, geo)
+    assert p_ok.sum() > 150 and n_ok.sum() > 1500  # far more than the 80 learned from
+    np.testing.assert_allclose(applied.pulses, ln.filt.apply(x[p_ok]), rtol=1e-9)
+    np.testing.assert_allclose(applied.noise, ln.filt.apply(whole.noise[n_ok]), rtol=0,
+                               atol=1e-9 * np.abs(applied.pulses).max())  # fmt: skip
+    assert applied.records == run["reader"].committed("calib", 2)
+
+
+def test_a_pipeline_learning_from_few_records_resolves_the_line(run: dict[str, Any]) -> None:
+    """The pipeline with `learn_records: 100` counts every clean pulse of the run, and its
+    resolution stays near the one learned from all records."""
+    inp = PipelineInput(run["dir"], run["reader"], ("calib",),
+                        {"line_eV": LINE_EV, "learn_records": 100, "channels": [3],
+                         "save_filter": False}, run["dir"] / "figures-learn")  # fmt: skip
+    few = get_pipeline("pulses")(inp).results["channels"]["3"]
+    full = run["out"].results["channels"]["3"]
+    assert few["pulses"] >= 0.95 * full["pulses"]
+    assert few["fwhm_eV"] == pytest.approx(full["fwhm_eV"], rel=0.1)
+    assert few["baseline_fwhm_eV"] == pytest.approx(full["baseline_fwhm_eV"], rel=0.1)
+
+
+@pytest.mark.parametrize("value", [5, 20.5, "all"])
+def test_learn_records_out_of_range_is_one_line(value: Any) -> None:
+    with pytest.raises(PipelineError, match=r"^pulses: .*learn_records") as err:
+        pipeline_options("pulses")({"learn_records": value})
+    assert "\n" not in str(err.value)

@@ -14,7 +14,9 @@ Options (all optional): `line_eV` (5898.75, Mn Ka), `line_shape` ("gaussian" or 
 `background` (flat term in the line fit), `min_pulses` (20), `min_noise` (20),
 `isolation_decays` (8: no other pulse trigger within this many decay times before a record),
 `channels` (subset), `save_filter` (True: the filters and calibrations as an online
-`StoredFilter` file under `<run>/filters/`).
+`StoredFilter` file under `<run>/filters/`), `learn_records` (20000: the filter and the cuts are
+learned from each channel's first this many pulse and noise records, null: from all; every
+record is then filtered, streamed from the store in blocks, `pulses_apply`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from cryodaq.acquisition.pipelines import (
     PipelineResult,
     run_plan,
 )
+from cryodaq.acquisition.pipelines.pulses_apply import apply_pass
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelResult,
     ChannelSkipped,
-    analyze_channel,
+    calibrate,
+    learn_filter,
     read_stream,
 )
 from cryodaq.acquisition.pipelines.pulses_figures import figure_jobs
@@ -117,9 +121,14 @@ def channel_plan(
 
 
 def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
-    """One channel, read from the run store by whoever runs it (this process or a worker)."""
-    reader = RunReader(shared.store)
-    return analyze_channel(read_stream(reader, list(shared.parts), ch), shared.geo, shared.opts)
+    """One channel, read from the run store by whoever runs it (this process or a worker):
+    learned from its first `learn_records` pulse and noise records, applied to all of them
+    streamed from the store (`pulses_apply`); raises ChannelSkipped."""
+    reader, parts, geo, opts = RunReader(shared.store), list(shared.parts), shared.geo, shared.opts
+    stream = read_stream(reader, parts, ch, opts["learn_records"])
+    learned = learn_filter(stream, geo, opts)
+    applied = apply_pass(reader, parts, ch, learned, geo)
+    return calibrate(stream, geo, opts, learned, applied.pulses, applied.noise)
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:

@@ -28,11 +28,12 @@ from cryodaq.analysis.optimal_filter import (
 from cryodaq.analysis.pulse_fit import PulseFit, fit_pulse
 from cryodaq.analysis.record_apply import row_means, template_residuals
 from cryodaq.analysis.record_cuts import (
+    Band,
     isolated,
     noise_record_stats,
     rise_after_peak,
+    robust_band,
     robust_sigma,
-    within,
 )
 from cryodaq.analysis.xray_lines import LINE_SHAPES
 
@@ -49,22 +50,42 @@ class ChannelSkipped(Exception):
 
 @dataclass
 class Stream:
-    """The records of one channel over all parts of the acquisitions, by trigger kind."""
+    """The records of one channel over all parts of the acquisitions, by trigger kind: all of
+    them, or the first ones (`read_stream`'s `limit`) while every pulse trigger is counted."""
 
     pulses: np.ndarray  # EDGE records
     noise: np.ndarray  # AUTO records
     pulse_at: list[np.ndarray] = field(default_factory=list)  # per part: trigger samples
     noise_at: list[np.ndarray] = field(default_factory=list)
     edge_triggers: int = 0
+    edges_at: list[np.ndarray] = field(default_factory=list)  # per part: every pulse trigger
 
     def isolation(self, before: int, pre: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks of pulse and noise records with no other pulse trigger from `before` samples
         ahead of the record's start to its end (per part: counters are per acquisition)."""
         p, n = [], []
-        for edges, autos in zip(self.pulse_at, self.noise_at, strict=True):
-            p.append(isolated(edges, edges, before + pre, length - pre, own=True))
-            n.append(isolated(autos, edges, before + pre, length - pre))
+        for edges, autos, every in zip(self.pulse_at, self.noise_at, self.edges_at, strict=True):
+            iso_p, iso_n = isolation_masks(edges, autos, every, before, pre, length)
+            p.append(iso_p)
+            n.append(iso_n)
         return _cat(p, bool), _cat(n, bool)
+
+
+def isolation_masks(
+    pulse_at: np.ndarray,
+    noise_at: np.ndarray,
+    edges: np.ndarray,
+    before: int,
+    pre: int,
+    length: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pulse and noise records triggered at `pulse_at`, `noise_at` (samples of one acquisition)
+    with none of the pulse triggers `edges` from `before` samples ahead of their start to their
+    end (a pulse record's own trigger aside)."""
+    return (
+        isolated(pulse_at, edges, before + pre, length - pre, own=True),
+        isolated(noise_at, edges, before + pre, length - pre),
+    )
 
 
 @dataclass
@@ -87,12 +108,21 @@ def _cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
 
-def read_stream(reader: RunReader, parts: list[str], ch: int) -> Stream:
-    """Edge and auto records of channel `ch` in acquisitions `parts` (skipping parts without it).
+def _first(mask: np.ndarray, n: int) -> np.ndarray:
+    """`mask` with only its first `n` True entries left."""
+    out = mask.copy()
+    out[np.flatnonzero(mask)[n:]] = False
+    return out
+
+
+def read_stream(reader: RunReader, parts: list[str], ch: int, limit: int | None = None) -> Stream:
+    """Edge and auto records of channel `ch` in acquisitions `parts` (skipping parts without it):
+    all of them, or with `limit` the first `limit` of each kind (all triggers still counted).
 
     Records are read in blocks of `BLOCK_ROWS` and sorted into the edge and auto arrays as
-    they come, so the channel's records are in memory once, not twice."""
-    pulses, noise, p_at, n_at, n_edge = [], [], [], [], 0
+    they come, so the records held are in memory once, not twice."""
+    pulses, noise, p_at, n_at, every, n_edge = [], [], [], [], [], 0
+    left_p = left_n = np.iinfo(np.int64).max if limit is None else int(limit)
     for part in parts:
         if ch not in reader.channels(part):
             continue
@@ -100,12 +130,17 @@ def read_stream(reader: RunReader, parts: list[str], ch: int) -> Stream:
         kind, at = d["trigger_kind"], d["sample_index"]
         edge, auto = kind == TriggerKind.EDGE, kind == TriggerKind.AUTO
         n_edge += int(edge.sum())
+        every.append(at[edge])
+        edge, auto = _first(edge, left_p), _first(auto, left_n)
+        left_p, left_n = left_p - int(edge.sum()), left_n - int(auto.sum())
         info = reader.info(part)
         shape, dtype = (info["record_length"],), np.dtype(info["dtype"])
         pulses.append(np.empty((int(edge.sum()), *shape), dtype))
         noise.append(np.empty((int(auto.sum()), *shape), dtype))
+        held = np.flatnonzero(edge | auto)
         ip = ia = 0
-        for first, block in reader.iter_rows(part, ch, ["records"], BLOCK_ROWS, stop=kind.size):
+        stop = int(held[-1]) + 1 if held.size else 0
+        for first, block in reader.iter_rows(part, ch, ["records"], BLOCK_ROWS, stop=stop):
             rec = block["records"]
             e, a = edge[first : first + len(rec)], auto[first : first + len(rec)]
             pulses[-1][ip : ip + e.sum()] = rec[e]
@@ -115,22 +150,35 @@ def read_stream(reader: RunReader, parts: list[str], ch: int) -> Stream:
         n_at.append(at[auto])
     if not pulses:
         raise ChannelSkipped("channel not in these acquisitions")
-    return Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge)
+    return Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge, every)
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def clean_noise(records: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """`mask` narrowed by robust upper cuts on each record's rms and largest deviation."""
+@dataclass(frozen=True)
+class NoiseCuts:
+    """The upper cuts on noise records' rms and largest deviation (`clean_noise`)."""
+
+    rms: Band
+    max_dev: Band
+
+    def passed(self, rms: np.ndarray, max_dev: np.ndarray) -> np.ndarray:
+        return self.rms.contains(rms) & self.max_dev.contains(max_dev)
+
+
+def clean_noise(records: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, NoiseCuts]:
+    """`mask` narrowed by robust upper cuts on each record's rms and largest deviation, and
+    those cuts; raises ChannelSkipped when `mask` selects no record."""
     out = mask.copy()
-    if mask.any():
-        rms, dev = noise_record_stats(records[mask])
-        out[mask] = within(rms, CUT_SIGMAS, upper_only=True) & within(
-            dev, CUT_SIGMAS, upper_only=True
-        )
-    return out
+    if not mask.any():
+        raise ChannelSkipped("no noise record is isolated from pulses")
+    rms, dev = noise_record_stats(records[mask])
+    cuts = NoiseCuts(robust_band(rms, CUT_SIGMAS, upper_only=True),
+                     robust_band(dev, CUT_SIGMAS, upper_only=True))  # fmt: skip
+    out[mask] = cuts.passed(rms, dev)
+    return out, cuts
 
 
 def need(what: str, n: int, minimum: int) -> None:
@@ -138,23 +186,53 @@ def need(what: str, n: int, minimum: int) -> None:
         raise ChannelSkipped(f"only {n} {what} (need {minimum})")
 
 
-def without_pileup(records: np.ndarray, ok: np.ndarray, pre: int, fs: float) -> AveragePulse:
+@dataclass(frozen=True)
+class PileupCuts:
+    """The upper cuts on pulses' largest rise after the peak (`sign` times the record) and on
+    their rms residual from `template` scaled to them (`without_pileup`)."""
+
+    sign: float
+    rise: Band
+    template: np.ndarray
+    residual: Band
+
+
+def without_pileup(
+    records: np.ndarray, ok: np.ndarray, pre: int, fs: float
+) -> tuple[AveragePulse, PileupCuts]:
     """Narrow `ok` to pulses without a second pulse in the record (none is triggered during
     the holdoff): robust cuts on the largest step after the peak and on the rms residual from
-    the scaled average pulse; returns the average of the pulses left."""
+    the scaled average pulse; returns the average of the pulses left, and the cuts."""
     sign = average_pulse(records[ok], pre, fs).sign
-    ok[ok] = within(rise_after_peak(records[ok], sign), CUT_SIGMAS, upper_only=True)
+    rise = rise_after_peak(records[ok], sign)
+    rise_band = robust_band(rise, CUT_SIGMAS, upper_only=True)
+    ok[ok] = rise_band.contains(rise)
     template = average_pulse(records[ok], pre, fs).template
     x = records[ok]
     resid = template_residuals(x, row_means(x, 0, pre), template)
-    ok[ok] = within(resid, CUT_SIGMAS, upper_only=True)
-    return average_pulse(records[ok], pre, fs)
+    resid_band = robust_band(resid, CUT_SIGMAS, upper_only=True)
+    ok[ok] = resid_band.contains(resid)
+    return average_pulse(records[ok], pre, fs), PileupCuts(sign, rise_band, template, resid_band)
+
+
+@dataclass(frozen=True)
+class RecordCuts:
+    """The learned selection of clean records as numbers, to apply to records not held in
+    memory (`pulses_apply`): isolation `guard` (samples before a record with no other pulse
+    trigger), the pile-up and noise cuts, and the noise cut on the amplitude through the first
+    filter (`first_weights`)."""
+
+    guard: int
+    pileup: PileupCuts
+    noise: NoiseCuts
+    first_weights: np.ndarray
+    noise_amplitude: Band
 
 
 @dataclass
 class Learned:
     """What a channel's (or a pixel's) clean records teach: the average pulse and its fit, the
-    optimal filter, and which pulse and noise records were clean."""
+    optimal filter, which pulse and noise records were clean, and the cuts that chose them."""
 
     avg: AveragePulse
     fit: PulseFit
@@ -162,6 +240,7 @@ class Learned:
     p_ok: np.ndarray  # bool per pulse record of the stream
     n_ok: np.ndarray  # bool per noise record
     noise_rms: float  # per sample, record units
+    cuts: RecordCuts
 
 
 def learn_filter(
@@ -178,49 +257,44 @@ def learn_filter(
     p_ok, _ = stream.isolation(length, pre, length)
     p_ok &= chosen
     need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
-    avg = without_pileup(stream.pulses, p_ok, pre, fs)
+    avg, _ = without_pileup(stream.pulses, p_ok, pre, fs)
     fit = fit_pulse(avg.sign * avg.average, pre, fs)
     # Pass 2: isolation by `isolation_decays` decay times, so no earlier tail is left.
     guard = max(length, int(np.ceil(opts["isolation_decays"] * fit.decay_s * fs)))
     p_ok, n_ok = stream.isolation(guard, pre, length)
     p_ok &= chosen
-    n_ok = clean_noise(stream.noise, n_ok)
+    n_ok, noise_cuts = clean_noise(stream.noise, n_ok)
     need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
     need("clean noise records", int(n_ok.sum()), opts["min_noise"])
-    avg = without_pileup(stream.pulses, p_ok, pre, fs)
+    avg, pileup = without_pileup(stream.pulses, p_ok, pre, fs)
     need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
-    filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
+    first = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
     # Noise records holding a pulse below the trigger threshold; then the final filter.
-    amp_n = filt.apply(stream.noise[n_ok])
-    n_ok[n_ok] = within(amp_n, NOISE_AMPLITUDE_SIGMAS)
+    amp_n = first.apply(stream.noise[n_ok])
+    amp_band = robust_band(amp_n, NOISE_AMPLITUDE_SIGMAS)
+    n_ok[n_ok] = amp_band.contains(amp_n)
     need("clean noise records", int(n_ok.sum()), opts["min_noise"])
     filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
     noise_rms = float(np.sqrt(np.median(noise_record_stats(stream.noise[n_ok])[0] ** 2)))
     fit = fit_pulse(
         avg.sign * avg.average, pre, fs, sigma=max(noise_rms, 1e-12) / np.sqrt(avg.n_records)
     )
-    return Learned(avg, fit, filt, p_ok, n_ok, noise_rms)
+    cuts = RecordCuts(guard, pileup, noise_cuts, first.weights, amp_band)
+    return Learned(avg, fit, filt, p_ok, n_ok, noise_rms, cuts)
 
 
-def analyze_channel(stream: Stream, geo: dict[str, Any], opts: dict[str, Any]) -> ChannelResult:
-    """The whole per-channel analysis (see module docstring); raises ChannelSkipped."""
-    ln = learn_filter(stream, geo, opts)
-    amp_p = ln.filt.apply(stream.pulses[ln.p_ok])
-    amp_p = amp_p[amp_p > 0]
-    amp_n = ln.filt.apply(stream.noise[ln.n_ok])
-    return _calibrate(stream, geo, opts, ln.avg, ln.fit, ln.filt, amp_p, amp_n)
-
-
-def _calibrate(
+def calibrate(
     stream: Stream,
     geo: dict[str, Any],
     opts: dict[str, Any],
-    avg: AveragePulse,
-    fit: PulseFit,
-    filt: OptimalFilter,
+    learned: Learned,
     amp_p: np.ndarray,
     amp_n: np.ndarray,
 ) -> ChannelResult:
+    """Calibration, line fit and resolutions from the filtered amplitudes of the clean pulses
+    (positive ones) and noise records; raises ChannelSkipped."""
+    avg, fit, filt = learned.avg, learned.fit, learned.filt
+    amp_p = amp_p[amp_p > 0]
     line_eV = float(opts["line_eV"])
     gain = line_eV / dominant_peak(amp_p)
     pred_eV = gain * filt.predicted_fwhm

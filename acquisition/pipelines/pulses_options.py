@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "isolation_decays": 8.0,
     "channels": None,
     "save_filter": True,
+    "learn_records": 20000,
 }
 
 
@@ -33,6 +34,12 @@ def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
         raise PipelineError(
             f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
             + ", ".join(LINE_SHAPES)
+        )
+    learn, least = opts["learn_records"], max(opts["min_pulses"], 1)
+    if learn is not None and not (float(learn).is_integer() and learn >= least):
+        raise PipelineError(
+            f"pulses: learn_records must be null (all) or a whole number >= min_pulses "
+            f"({opts['min_pulses']}), got {learn}"
         )
     if not float(opts["line_eV"]) > 0:
         raise PipelineError(f"pulses: line_eV must be > 0, got {opts['line_eV']}")
