@@ -222,7 +222,10 @@ def main() -> None:
 
         def pipeline_apply() -> int:
             ln, geo = filt["learned"], filt["geo"]
-            return sum(apply_pass(reader, [part], ch, ln, geo).records for ch in chans)
+            n = 0
+            for ch in chans:  # the trigger kinds and times, no record held
+                n += apply_pass(reader, read_stream(reader, [part], ch, 0), ch, ln, geo).records
+            return n
 
         block = reader.read(part, 1, ["records"], 0, args.block)["records"]
         x = block.astype(np.float64)

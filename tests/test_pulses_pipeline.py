@@ -262,14 +262,14 @@ def test_streamed_apply_pass_equals_the_in_memory_one(run: dict[str, Any], ch: i
     """Every record streamed from the store through the learned cuts and filter gives the
     records and amplitudes the learn step's own selection gives in memory (up to rounding)."""
     whole, _, ln, geo = learned_channel(run, ch, None)
-    applied = apply_pass(run["reader"], ["calib"], ch, ln, geo)
+    applied = apply_pass(run["reader"], whole, ch, ln, geo)
     expected_p = ln.filt.apply(whole.pulses[ln.p_ok])
     expected_n = ln.filt.apply(whole.noise[ln.n_ok])
-    assert 150 < applied.pulses.size == expected_p.size < whole.pulses.shape[0]
-    assert 1500 < applied.noise.size == expected_n.size < whole.noise.shape[0]
+    assert 150 < applied.clean_pulses().size == expected_p.size < whole.pulses.shape[0]
+    assert 1500 < applied.clean_noise().size == expected_n.size < whole.noise.shape[0]
     scale = np.abs(expected_p).max()
-    np.testing.assert_allclose(applied.pulses, expected_p, rtol=0, atol=1e-12 * scale)
-    np.testing.assert_allclose(applied.noise, expected_n, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(applied.clean_pulses(), expected_p, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(applied.clean_noise(), expected_n, rtol=0, atol=1e-12 * scale)
 
 
 def test_learning_from_the_first_records_applies_its_cuts_to_all(run: dict[str, Any]) -> None:
@@ -290,11 +290,11 @@ def test_learning_from_the_first_records_applies_its_cuts_to_all(run: dict[str, 
     rms, dev = noise_record_stats(whole.noise)
     n_ok = iso_n & c.noise.passed(rms, dev)
     n_ok[n_ok] = c.noise_amplitude.contains(apply_weights(whole.noise[n_ok], c.first_weights))
-    applied = apply_pass(run["reader"], ["calib"], 2, ln, geo)
+    applied = apply_pass(run["reader"], held, 2, ln, geo)
     assert p_ok.sum() > 150 and n_ok.sum() > 1500  # far more than the 80 learned from
-    np.testing.assert_allclose(applied.pulses, ln.filt.apply(x[p_ok]), rtol=1e-9)
-    np.testing.assert_allclose(applied.noise, ln.filt.apply(whole.noise[n_ok]), rtol=0,
-                               atol=1e-9 * np.abs(applied.pulses).max())  # fmt: skip
+    np.testing.assert_allclose(applied.clean_pulses(), ln.filt.apply(x[p_ok]), rtol=1e-9)
+    np.testing.assert_allclose(applied.clean_noise(), ln.filt.apply(whole.noise[n_ok]), rtol=0,
+                               atol=1e-9 * np.abs(applied.clean_pulses()).max())  # fmt: skip
     assert applied.records == run["reader"].committed("calib", 2)
 
 

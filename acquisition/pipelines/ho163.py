@@ -15,9 +15,11 @@ Options (all optional): `lines` (calibration lines; default the end-point-free t
 AlKa, CaKa, MnKa, MnKb), `q_guess_eV`, `fit_from_eV`, `fit_to_eV`, `bin_eV`, `exclude_eV`
 (around each calibration line, left out of the spectrum fit and of the activity),
 `target_m_nu_eV`, `activity_Bq` (per detector for A tau_R; default the measured one),
-`isolation_s` (an earlier trigger this close sets a record aside), `isolation_decays` and
-`min_pulses`, `min_noise` (as in `pulses`), `fwhm_guess_eV`, `pairs` (Monte Carlo pairs per
-separation for tau_R), `channels` (subset), `seed`.
+`isolation_s` (an earlier trigger this close sets a record aside), `isolation_decays`,
+`min_pulses`, `min_noise` and `learn_records` (as in `pulses`: the filter, cuts and pile-up flag
+are learned from the first 20000 records; every record is streamed through them),
+`fwhm_guess_eV`, `pairs` (Monte Carlo pairs per separation for tau_R), `channels` (subset),
+`seed`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 turned into calibrated energies of the events the pile-up flag accepts (a module-level
 function over picklable inputs, so Dask can map it).
 
-Order: the average pulse and optimal filter on the clean, isolated records (`pulses`
-pipeline, `learn_filter`); the filter applied to every pulse record; the second-order
+Order: the average pulse and optimal filter on the clean, isolated records among the first
+`learn_records` (`pulses` pipeline, `learn_filter`); the filter and the learned cuts applied to
+every pulse record, streamed from the store (`pulses_apply`); the second-order
 calibration on the fluorescence lines (`cryodaq.analysis.line_calibration`, fitted on the
 clean records; the 163Ho peaks help identify them, not calibrate); the
 three-exponential fit of the average pulse; the pile-up flag (`cryodaq.analysis.pileup`:
@@ -24,6 +25,7 @@ import numpy as np
 
 from cryodaq.acquisition.pipelines.holmes_detector import line_numbers
 from cryodaq.acquisition.pipelines.pulses import Shared
+from cryodaq.acquisition.pipelines.pulses_apply import apply_pass, pulse_blocks
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
     Stream,
@@ -64,8 +66,11 @@ class Ho163Detector:
 def analyze_stored_ho163_detector(shared: Shared, ch: int) -> Ho163Detector:
     """Detector `ch`, read from the run store by whoever runs it; `shared.opts["lines"]`
     holds the calibration lines as `KnownLine`s."""
-    stream = read_stream(RunReader(shared.store), list(shared.parts), ch)
-    return analyze_ho163_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]))
+    reader = RunReader(shared.store)
+    stream = read_stream(reader, list(shared.parts), ch, shared.opts["learn_records"])
+    return analyze_ho163_detector(
+        reader, stream, ch, shared.geo, shared.opts, tuple(shared.opts["lines"])
+    )
 
 
 #: The 163Ho peaks the fluorescence lines are told apart from (identification only).
@@ -109,22 +114,25 @@ def fwhm_at(lines: list[LineResult], energy_eV: float) -> float:
     return float(np.interp(energy_eV, centres, widths))
 
 
-def analyze_ho163_detector(stream: Stream, geo: dict[str, Any], opts: dict[str, Any],
-                           lines: tuple[KnownLine, ...]) -> Ho163Detector:
-    """The whole per-detector analysis (see module docstring); raises ChannelSkipped."""
+def analyze_ho163_detector(reader: RunReader, stream: Stream, ch: int, geo: dict[str, Any],
+                           opts: dict[str, Any], lines: tuple[KnownLine, ...]) -> Ho163Detector:
+    """The whole per-detector analysis of channel `ch` (see module docstring), learned from
+    the records `stream` holds, applied to every record in the store; raises ChannelSkipped."""
     length, pre, fs, scale = geo["length"], geo["pre"], geo["fs"], geo["scale"]
     ln = learn_filter(stream, geo, opts)
     sign = float(ln.avg.sign)
-    pulses = stream.pulses.astype(np.float64) * scale
     noise = stream.noise[ln.n_ok].astype(np.float64) * scale
     filt = optimal_filter(ln.filt.template, noise_psd(noise, fs))
-    amp = filt.apply(pulses)
+    applied = apply_pass(reader, stream, ch, ln, geo, filt.weights * scale)
+    amp = applied.pulse_amplitude
     try:
-        cal, fits = calibrate_among_ho(amp[ln.p_ok], lines, float(opts["fwhm_guess_eV"]))
+        cal, fits = calibrate_among_ho(applied.clean_pulses(), lines,
+                                       float(opts["fwhm_guess_eV"]))
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise ChannelSkipped(f"calibration failed: {exc}") from None
     energy = cal.energy(amp)
-    rms = float(np.sqrt(np.median(noise_record_stats(pulses[ln.p_ok, :pre])[0] ** 2)))
+    pre_rms = noise_record_stats(stream.pulses[ln.p_ok, :pre])[0] * scale
+    rms = float(np.sqrt(np.median(pre_rms**2)))
     shape = fit_three_exponential(sign * ln.avg.average * scale, pre, fs,
                                   sigma=max(rms, 1e-12) / np.sqrt(ln.avg.n_records))
     peak = shape.height
@@ -136,12 +144,13 @@ def analyze_ho163_detector(stream: Stream, geo: dict[str, Any], opts: dict[str, 
     pair_amp = float(cal.amplitude(q / 2.0))
     rng = np.random.default_rng(int(opts["seed"]) + int(1000 * ln.avg.n_records))
     flag = learn_pileup_flag(pulse, pair_amp, noise, fs, pre, rng=rng)
-    flagged = flag.apply(sign * pulses)
+    flagged = _joined([flag.apply(sign * scale * b.astype(np.float64))
+                       for b in pulse_blocks(reader, stream, ch)], bool)
     seps = np.arange(0.25, 8.01, 0.25) / fs
     pairs = flag_time_resolution(flag, pulse, pair_amp, noise, fs, seps,
                                  n_pairs=int(opts["pairs"]), rng=rng)
     isolation = int(np.ceil(float(opts["isolation_s"]) * fs))
-    quiet, _ = stream.isolation(isolation, pre, length)
+    quiet, _ = stream.every_isolation(isolation, pre, length)
     accepted = quiet & ~flagged & np.isfinite(energy)
     need("accepted events", int(accepted.sum()), int(opts["min_pulses"]))
     live = float(geo["live_s"])
@@ -170,3 +179,7 @@ def analyze_ho163_detector(stream: Stream, geo: dict[str, Any], opts: dict[str, 
         "tau_fast_s": shape.fast_s,
     }
     return Ho163Detector(numbers, energy[accepted], energy[flagged & quiet], cal, fits, pairs)
+
+
+def _joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype)

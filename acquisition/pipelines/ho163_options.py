@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
+from cryodaq.acquisition.pipelines.pulses_options import check_learn_records
 from cryodaq.analysis.ho163 import Q_EV
 
 SPECTRUM_DEFAULTS: dict[str, Any] = {
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "min_noise": 20,
     "channels": None,
     "seed": 0,
+    "learn_records": 20000,
 }
 
 
@@ -42,4 +44,5 @@ def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     if not 0 < float(opts["fit_from_eV"]) < float(opts["q_guess_eV"]):
         raise PipelineError(f"ho163: fit_from_eV must be in (0, q_guess_eV = "
                             f"{opts['q_guess_eV']}), got {opts['fit_from_eV']}")
+    check_learn_records(opts, "ho163")
     return opts

@@ -127,8 +127,8 @@ def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
     reader, parts, geo, opts = RunReader(shared.store), list(shared.parts), shared.geo, shared.opts
     stream = read_stream(reader, parts, ch, opts["learn_records"])
     learned = learn_filter(stream, geo, opts)
-    applied = apply_pass(reader, parts, ch, learned, geo)
-    return calibrate(stream, geo, opts, learned, applied.pulses, applied.noise)
+    applied = apply_pass(reader, stream, ch, learned, geo)
+    return calibrate(stream, geo, opts, learned, applied.clean_pulses(), applied.clean_noise())
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:

@@ -12,68 +12,98 @@ is the learn step's own (`p_ok`, `n_ok`), up to floating-point rounding of the n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cryodaq.acquisition.events import TriggerKind
-from cryodaq.acquisition.pipelines.pulses_channel import (
-    BLOCK_ROWS,
-    Learned,
-    isolation_masks,
-)
+from cryodaq.acquisition.pipelines.pulses_channel import BLOCK_ROWS, Learned, Stream
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.analysis.record_apply import amplitudes, record_features
 
 
+def record_blocks(
+    reader: RunReader, stream: Stream, ch: int
+) -> Iterator[tuple[np.ndarray, slice, np.ndarray]]:
+    """Every record of channel `ch` in the acquisitions of `stream` (`Stream.parts`), in blocks
+    of `BLOCK_ROWS`, in the order of `Stream.kinds`: (trigger kinds, rows over all parts,
+    records) per block."""
+    offset = 0
+    for part, kind in zip(stream.parts, stream.kinds, strict=True):
+        for first, block in reader.iter_rows(part, ch, ["records"], BLOCK_ROWS, stop=kind.size):
+            rec = block["records"]
+            start = offset + first
+            yield kind[first : first + len(rec)], slice(start, start + len(rec)), rec
+        offset += kind.size
+
+
+def pulse_blocks(reader: RunReader, stream: Stream, ch: int) -> Iterator[np.ndarray]:
+    """Every pulse (edge) record of channel `ch`, held in `stream` or not, block after block,
+    in the order of `Stream.pulses`."""
+    for kind, _, rec in record_blocks(reader, stream, ch):
+        yield rec[kind == TriggerKind.EDGE]
+
+
 @dataclass(frozen=True)
 class Applied:
-    """Filtered amplitudes (record units over the template's) of the clean records of every
-    part, in record order: pulses (all signs; the calibration keeps the positive ones) and
-    noise records; and how many records were read."""
+    """Per record of every part (in `Stream.pulses` / `Stream.noise` order, held or not): the
+    filtered amplitude (record units times the weights') and whether the record is clean, for
+    the pulse and for the noise records; and how many records were read."""
 
-    pulses: np.ndarray
-    noise: np.ndarray
+    pulse_amplitude: np.ndarray
+    pulse_clean: np.ndarray
+    noise_amplitude: np.ndarray
+    noise_clean: np.ndarray
     records: int
+
+    def clean_pulses(self) -> np.ndarray:
+        return self.pulse_amplitude[self.pulse_clean]
+
+    def clean_noise(self) -> np.ndarray:
+        return self.noise_amplitude[self.noise_clean]
+
+
+def isolated_rows(stream: Stream, guard: int, geo: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks over every row of all parts (`Stream.kinds`) of the pulse and of the noise records
+    isolated by `guard` samples (`Stream.every_isolation`)."""
+    kind = np.concatenate(stream.kinds)
+    iso_p, iso_n = stream.every_isolation(guard, int(geo["pre"]), int(geo["length"]))
+    pulse, noise = np.zeros(kind.size, bool), np.zeros(kind.size, bool)
+    pulse[np.flatnonzero(kind == TriggerKind.EDGE)[iso_p]] = True
+    noise[np.flatnonzero(kind == TriggerKind.AUTO)[iso_n]] = True
+    return pulse, noise
 
 
 def apply_pass(
-    reader: RunReader, parts: list[str], ch: int, learned: Learned, geo: dict[str, Any]
+    reader: RunReader,
+    stream: Stream,
+    ch: int,
+    learned: Learned,
+    geo: dict[str, Any],
+    weights: np.ndarray | None = None,
 ) -> Applied:
-    """Every record of channel `ch` in acquisitions `parts` (parts without it skipped) through
-    `learned`'s cuts and filter, block after block (see module docstring)."""
-    length, pre = int(geo["length"]), int(geo["pre"])
-    cuts, weights = learned.cuts, learned.filt.weights
-    amp_p: list[np.ndarray] = []
-    amp_n: list[np.ndarray] = []
+    """Every record of channel `ch` in the acquisitions of `stream` through `learned`'s cuts
+    and filter (or `weights`, e.g. the filter for records in physical units), block after
+    block (see module docstring)."""
+    cuts, pre = learned.cuts, int(geo["pre"])
+    w = learned.filt.weights if weights is None else weights
+    iso_p, iso_n = isolated_rows(stream, cuts.guard, geo)
+    out: dict[str, list[np.ndarray]] = {"amp_p": [], "ok_p": [], "amp_n": [], "ok_n": []}
     read = 0
-    for part in parts:
-        if ch not in reader.channels(part):
-            continue
-        d = reader.read(part, ch, ["trigger_kind", "sample_index"])
-        kind, at = d["trigger_kind"], d["sample_index"]
+    for kind, rows, rec in record_blocks(reader, stream, ch):
+        f = record_features(rec, w, cuts.pileup.template, pre, cuts.pileup.sign)
         edge, auto = kind == TriggerKind.EDGE, kind == TriggerKind.AUTO
-        iso_p, iso_n = isolation_masks(at[edge], at[auto], at[edge], cuts.guard, pre, length)
-        wanted = np.zeros(kind.size, bool)
-        wanted[np.flatnonzero(edge)[iso_p]] = True
-        wanted[np.flatnonzero(auto)[iso_n]] = True
-        for first, block in reader.iter_rows(part, ch, ["records"], BLOCK_ROWS, stop=kind.size):
-            rec = block["records"]
-            rows = slice(first, first + len(rec))
-            f = record_features(rec, weights, cuts.pileup.template, pre, cuts.pileup.sign)
-            p = wanted[rows] & edge[rows]
-            p[p] = cuts.pileup.rise.contains(f.rise_after_peak[p]) & cuts.pileup.residual.contains(
-                f.residual[p]
-            )
-            n = wanted[rows] & auto[rows]
-            n[n] = cuts.noise.passed(f.rms[n], f.max_dev[n])
-            n[n] = cuts.noise_amplitude.contains(amplitudes(rec[n], cuts.first_weights))
-            amp_p.append(f.amplitude[p])
-            amp_n.append(f.amplitude[n])
-            read += len(rec)
-    return Applied(_joined(amp_p), _joined(amp_n), read)
-
-
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(arrays) if arrays else np.zeros(0)
+        p = iso_p[rows] & cuts.pileup.rise.contains(f.rise_after_peak)
+        p &= cuts.pileup.residual.contains(f.residual)
+        n = iso_n[rows] & cuts.noise.passed(f.rms, f.max_dev)
+        n[n] = cuts.noise_amplitude.contains(amplitudes(rec[n], cuts.first_weights))
+        out["amp_p"].append(f.amplitude[edge])
+        out["ok_p"].append(p[edge])
+        out["amp_n"].append(f.amplitude[auto])
+        out["ok_n"].append(n[auto])
+        read += len(rec)
+    cat = {k: np.concatenate(v) if v else np.zeros(0, bool if k[:2] == "ok" else float)
+           for k, v in out.items()}  # fmt: skip
+    return Applied(cat["amp_p"], cat["ok_p"], cat["amp_n"], cat["ok_n"], read)

@@ -51,24 +51,45 @@ class ChannelSkipped(Exception):
 @dataclass
 class Stream:
     """The records of one channel over all parts of the acquisitions, by trigger kind: all of
-    them, or the first ones (`read_stream`'s `limit`) while every pulse trigger is counted."""
+    them, or the first ones (`read_stream`'s `limit`); and every record's trigger kind and
+    sample, per part, whether held or not (`parts`: the acquisitions holding the channel)."""
 
     pulses: np.ndarray  # EDGE records
     noise: np.ndarray  # AUTO records
     pulse_at: list[np.ndarray] = field(default_factory=list)  # per part: trigger samples
     noise_at: list[np.ndarray] = field(default_factory=list)
     edge_triggers: int = 0
-    edges_at: list[np.ndarray] = field(default_factory=list)  # per part: every pulse trigger
+    parts: list[str] = field(default_factory=list)
+    kinds: list[np.ndarray] = field(default_factory=list)  # per part: every record's kind
+    times: list[np.ndarray] = field(default_factory=list)  # per part: every record's sample
+
+    def edges(self) -> list[np.ndarray]:
+        """Per part: the sample of every pulse trigger."""
+        return [t[k == TriggerKind.EDGE] for k, t in zip(self.kinds, self.times, strict=True)]
 
     def isolation(self, before: int, pre: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Masks of pulse and noise records with no other pulse trigger from `before` samples
-        ahead of the record's start to its end (per part: counters are per acquisition)."""
-        p, n = [], []
-        for edges, autos, every in zip(self.pulse_at, self.noise_at, self.edges_at, strict=True):
-            iso_p, iso_n = isolation_masks(edges, autos, every, before, pre, length)
-            p.append(iso_p)
-            n.append(iso_n)
-        return _cat(p, bool), _cat(n, bool)
+        """Masks of the held pulse and noise records with no other pulse trigger from `before`
+        samples ahead of the record's start to its end (per part: counters are per
+        acquisition)."""
+        return _isolation(self.pulse_at, self.noise_at, self.edges(), before, pre, length)
+
+    def every_isolation(self, before: int, pre: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """`isolation` of every pulse and noise record, held or not."""
+        edges = self.edges()
+        autos = [t[k == TriggerKind.AUTO] for k, t in zip(self.kinds, self.times, strict=True)]
+        return _isolation(edges, autos, edges, before, pre, length)
+
+
+def _isolation(
+    pulse_at: list[np.ndarray], noise_at: list[np.ndarray], edges: list[np.ndarray],
+    before: int, pre: int, length: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    p, n = [], []
+    for at_p, at_n, every in zip(pulse_at, noise_at, edges, strict=True):
+        iso_p, iso_n = isolation_masks(at_p, at_n, every, before, pre, length)
+        p.append(iso_p)
+        n.append(iso_n)
+    return _cat(p, bool), _cat(n, bool)
 
 
 def isolation_masks(
@@ -121,7 +142,8 @@ def read_stream(reader: RunReader, parts: list[str], ch: int, limit: int | None 
 
     Records are read in blocks of `BLOCK_ROWS` and sorted into the edge and auto arrays as
     they come, so the records held are in memory once, not twice."""
-    pulses, noise, p_at, n_at, every, n_edge = [], [], [], [], [], 0
+    pulses, noise, p_at, n_at, n_edge = [], [], [], [], 0
+    held_parts, kinds, times = [], [], []
     left_p = left_n = np.iinfo(np.int64).max if limit is None else int(limit)
     for part in parts:
         if ch not in reader.channels(part):
@@ -130,7 +152,9 @@ def read_stream(reader: RunReader, parts: list[str], ch: int, limit: int | None 
         kind, at = d["trigger_kind"], d["sample_index"]
         edge, auto = kind == TriggerKind.EDGE, kind == TriggerKind.AUTO
         n_edge += int(edge.sum())
-        every.append(at[edge])
+        held_parts.append(part)
+        kinds.append(kind)
+        times.append(at)
         edge, auto = _first(edge, left_p), _first(auto, left_n)
         left_p, left_n = left_p - int(edge.sum()), left_n - int(auto.sum())
         info = reader.info(part)
@@ -150,7 +174,7 @@ def read_stream(reader: RunReader, parts: list[str], ch: int, limit: int | None 
         n_at.append(at[auto])
     if not pulses:
         raise ChannelSkipped("channel not in these acquisitions")
-    return Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge, every)
+    return Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge, held_parts, kinds, times)
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:

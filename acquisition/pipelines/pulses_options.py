@@ -35,12 +35,18 @@ def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
             f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
             + ", ".join(LINE_SHAPES)
         )
-    learn, least = opts["learn_records"], max(opts["min_pulses"], 1)
-    if learn is not None and not (float(learn).is_integer() and learn >= least):
-        raise PipelineError(
-            f"pulses: learn_records must be null (all) or a whole number >= min_pulses "
-            f"({opts['min_pulses']}), got {learn}"
-        )
+    check_learn_records(opts, "pulses")
     if not float(opts["line_eV"]) > 0:
         raise PipelineError(f"pulses: line_eV must be > 0, got {opts['line_eV']}")
     return opts
+
+
+def check_learn_records(opts: Mapping[str, Any], pipeline: str) -> None:
+    """`learn_records` (records held per channel for the learn steps) is null (all) or a whole
+    number >= `min_pulses` (`PipelineError` otherwise)."""
+    learn, least = opts["learn_records"], max(opts["min_pulses"], 1)
+    if learn is not None and not (float(learn).is_integer() and learn >= least):
+        raise PipelineError(
+            f"{pipeline}: learn_records must be null (all) or a whole number >= min_pulses "
+            f"({opts['min_pulses']}), got {learn}"
+        )
