@@ -33,12 +33,16 @@ from cryodaq.acquisition.clock import WorldClock
 from cryodaq.acquisition.pipelines import PipelineInput, draw_serially
 from cryodaq.acquisition.pipelines.holmes import plan
 from cryodaq.acquisition.pipelines.holmes_detector import analyze_stored_detector
+from cryodaq.acquisition.pipelines.holmes_records import Filtering, detector_records
+from cryodaq.acquisition.pipelines.pulses_channel import learn_filter, read_stream
 from cryodaq.acquisition.rig import Rig, load_rig
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.acquisition.store.writer import RunStore
+from cryodaq.analysis.arrival_phase import rising_phase
 from cryodaq.analysis.optimal_filter import FWHM_PER_SIGMA
 from cryodaq.analysis.pulse_fit import ThreeExponentialFit, fit_three_exponential
 from cryodaq.analysis.resonator import channel_budget, guard_factor
+from cryodaq.analysis.slew import find_slips
 from cryodaq.sim_instruments.tes_signal import TesSignal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +90,7 @@ def _campaign(tmp: Path, seed: int, detectors: dict[str, dict[str, Any]], design
     results = {ch: analyze_stored_detector(pieces.shared, ch) for ch in pieces.keys}
     out = pieces.combine(results, draw_serially)
     return {"out": out, "truth": truth, "params": params, "tuned": tuned, "start": start,
-            "rate": rate, "detectors": results, "array": array}
+            "rate": rate, "detectors": results, "array": array, "input": inp}
 
 
 @pytest.fixture(scope="module")
@@ -314,3 +318,42 @@ def test_time_constants_on_mn_ka(wide_run: dict[str, Any]) -> None:
     ref = noise_free_fit(wide_run, 1, 5898.853)
     for key, value in (("tau_rise_s", ref.rise_s), ("tau_fast_s", ref.fast_s)):
         assert n[key] == pytest.approx(value, rel=0.05), (key, n[key], value)
+
+
+def test_streamed_records_equal_the_in_memory_ones(run: dict[str, Any]) -> None:
+    """Learned on a third of design (c)'s records, the streamed pass gives for every pulse
+    record of the store what the in-memory formulas give on all of them: the slip flag, the
+    filtered amplitude, the arrival phase and the baseline; and the pipeline learning from a
+    third counts the same slips and nearly the same clean pulses, with the same line widths
+    and centres (within their errors)."""
+    inp = run["input"]
+    pieces = plan(inp)
+    geo, scale = pieces.shared.geo, pieces.shared.geo["scale"]
+    whole = read_stream(inp.reader, ["calib"], 3)
+    n = whole.pulses.shape[0]
+    held = read_stream(inp.reader, ["calib"], 3, n // 3)
+    assert held.pulses.shape[0] == n // 3
+    ln = learn_filter(held, geo, pieces.shared.opts)
+    x = whole.pulses.astype(np.float64) * scale
+    template = ln.avg.template  # any unit-peak template serves the comparison
+    how = Filtering(template, ln.filt, 1, scale, 1000)
+    rec = detector_records(inp.reader, held, 3, ln, how, geo)
+    assert np.array_equal(rec.slipped, find_slips(x, geo["pre"], template).slipped)
+    np.testing.assert_allclose(rec.amplitude, ln.filt.apply(x), rtol=1e-12)
+    np.testing.assert_array_equal(rec.phase, rising_phase(x, geo["pre"], ln.avg.sign))
+    np.testing.assert_allclose(rec.baseline, x[:, : geo["pre"]].mean(axis=1), rtol=1e-12)
+    assert rec.noise_baseline.size == whole.noise.shape[0]
+    assert n // 3 < rec.clean.sum() < n
+    few = plan(PipelineInput(inp.run_dir, inp.reader, ("calib",),
+                             {**inp.options, "learn_records": n // 3}, inp.figures_dir))
+    part = analyze_stored_detector(few.shared, 3).numbers
+    full = numbers(run, 3)
+    assert part["slipped_flagged"] == full["slipped_flagged"] > 0
+    assert part["pulse_triggers"] == full["pulse_triggers"] == whole.edge_triggers
+    assert part["pulses"] == pytest.approx(full["pulses"], rel=0.03)
+    assert part["noise_fwhm_eV"] == pytest.approx(full["noise_fwhm_eV"], rel=0.2)
+    assert set(part["lines"]) == set(full["lines"]) and len(full["lines"]) >= 3
+    for name, line in full["lines"].items():  # the same events: far closer than their errors
+        other = part["lines"][name]
+        assert abs(other["fwhm_eV"] - line["fwhm_eV"]) < 2 * line["fwhm_err_eV"], name
+        assert abs(other["centre_eV"] - line["centre_eV"]) < 0.2 * line["fwhm_eV"], name

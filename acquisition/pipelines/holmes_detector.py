@@ -19,12 +19,14 @@ equal-energy pairs on the measured noise and the pile-up fraction A tau_R.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from cryodaq.acquisition.events import TriggerKind
+from cryodaq.acquisition.pipelines.holmes_records import Filtering, detector_records, gather_pulses
 from cryodaq.acquisition.pipelines.pulses import Shared
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
@@ -35,7 +37,7 @@ from cryodaq.acquisition.pipelines.pulses_channel import (
     read_stream,
 )
 from cryodaq.acquisition.store.reader import RunReader
-from cryodaq.analysis.arrival_phase import learn_phase_correction, no_phase_correction, rising_phase
+from cryodaq.analysis.arrival_phase import learn_phase_correction, no_phase_correction
 from cryodaq.analysis.line_calibration import Calibration, KnownLine, LineResult, calibrate
 from cryodaq.analysis.mmc_calibration import learn_temperature
 from cryodaq.analysis.moving_average import moving_average
@@ -101,8 +103,10 @@ def line_numbers(cal: Calibration, fits: Sequence[LineResult]) -> dict[str, Any]
 def analyze_stored_detector(shared: Shared, ch: int) -> DetectorResult:
     """Detector `ch`, read from the run store by whoever runs it (this process or a worker);
     `shared.opts["lines"]` holds the calibration lines as `KnownLine`s."""
-    stream = read_stream(RunReader(shared.store), list(shared.parts), ch)
-    return analyze_detector(stream, shared.geo, shared.opts, tuple(shared.opts["lines"]), ch)
+    reader = RunReader(shared.store)
+    stream = read_stream(reader, list(shared.parts), ch, shared.opts["learn_records"])
+    lines = tuple(shared.opts["lines"])
+    return analyze_detector(reader, stream, ch, shared.geo, shared.opts, lines)
 
 
 def _baseline_weights(b: np.ndarray, is_noise: np.ndarray) -> np.ndarray:
@@ -117,7 +121,7 @@ def _baseline_weights(b: np.ndarray, is_noise: np.ndarray) -> np.ndarray:
     return w
 
 
-def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, pre: int,
+def _baselines(stream: Stream, base_n: np.ndarray, base_p: np.ndarray,
                quiet: tuple[np.ndarray, np.ndarray], window: int) -> np.ndarray:
     """Bath signal at each pulse record: the baselines (Phi0) of the quiet pulse records
     (pretrigger mean) and noise records (whole-record mean, ~3x less noisy), weighted by
@@ -125,12 +129,12 @@ def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, 
     own pretrigger mean); `quiet`: no earlier tail in them. One pretrigger holds ~100x the
     bath's drift in noise, which would both scatter the corrected heights and dilute the
     learned slope; the bath drifts over seconds. Whole quanta are taken out first
-    (`cryodaq.analysis.slew.unwrap_quanta`, per part)."""
-    base_p = pulses_phi0[:, :pre].mean(axis=1)
-    base_n = noise_phi0.mean(axis=1)
+    (`cryodaq.analysis.slew.unwrap_quanta`, per part). Every record of `stream`, held or not:
+    `base_p` per pulse record (pretrigger mean), `base_n` per noise record (whole mean)."""
     out = np.empty(base_p.size)
     start_p = start_n = 0
-    for at_p, at_n in zip(stream.pulse_at, stream.noise_at, strict=True):
+    for kind, times in zip(stream.kinds, stream.times, strict=True):
+        at_p, at_n = times[kind == TriggerKind.EDGE], times[kind == TriggerKind.AUTO]
         sl_p, sl_n = slice(start_p, start_p + at_p.size), slice(start_n, start_n + at_n.size)
         b = unwrap_quanta(np.concatenate([base_p[sl_p], base_n[sl_n]]))
         out[sl_p] = b[:at_p.size]
@@ -150,10 +154,11 @@ def _baselines(stream: Stream, noise_phi0: np.ndarray, pulses_phi0: np.ndarray, 
 
 
 def analyze_detector(
-    stream: Stream, geo: dict[str, Any], opts: dict[str, Any], lines: tuple[KnownLine, ...],
-    channel: int = -1,
+    reader: RunReader, stream: Stream, ch: int, geo: dict[str, Any], opts: dict[str, Any],
+    lines: tuple[KnownLine, ...],
 ) -> DetectorResult:
-    """The whole per-detector analysis (see module docstring); raises ChannelSkipped."""
+    """The whole per-detector analysis of channel `ch` (see module docstring), learned from
+    the records `stream` holds, applied to every record in the store; raises ChannelSkipped."""
     length, pre, fs, scale = geo["length"], geo["pre"], geo["fs"], geo["scale"]
     need("pulse (edge) triggers", len(stream.pulses), opts["min_pulses"])
     pulses = stream.pulses.astype(np.float64) * scale  # Phi0
@@ -178,13 +183,19 @@ def analyze_detector(
     if smooth > 1:  # the filter for the smoothed records, learned on the same clean records
         sp, sn = moving_average(pulses, smooth), moving_average(noise, smooth)
         filt = optimal_filter(average_pulse(sp[clean], pre, fs).template, noise_psd(sn, fs))
-        amp, amp_n = filt.apply(sp[clean]), filt.apply(sn)
+        amp_n = filt.apply(sn)
     else:
         filt = optimal_filter(filt.template, noise_psd(noise, fs))  # the same filter, in Phi0
-        amp, amp_n = filt.apply(pulses[clean]), filt.apply(noise)
+        amp_n = filt.apply(noise)
+    # Every record of the store through what the held ones taught.
+    rec = detector_records(reader, stream, ch, ln,
+                           Filtering(small.template, filt, smooth, scale, guard), geo)  # fmt: skip
+    clean, slipped = rec.clean, rec.slipped
+    p_iso, _ = stream.every_isolation(length, pre, length)
+    amp = rec.amplitude[clean]
     window = int(round(float(opts["baseline_window_s"]) * fs))
-    base = _baselines(stream, stream.noise.astype(np.float64) * scale, pulses, pre,
-                      (quiet, quiet_noise), window)[clean][:, None]  # one signal per event
+    base = _baselines(stream, rec.noise_baseline, rec.baseline,
+                      stream.every_isolation(guard, pre, length), window)[clean][:, None]
     # Provisional calibration, drift correction on the most intense line, final calibration.
     fwhm_guess = float(opts["fwhm_guess_eV"])
     try:
@@ -194,7 +205,7 @@ def analyze_detector(
         near = np.abs(energy - strongest.fit.centre) < max(3.0 * strongest.fit.fwhm, 10.0)
         drift = learn_temperature(amp[near], base[near])
         amp = drift.apply(amp, base)
-        phase = rising_phase(pulses[clean], pre, ln.avg.sign)
+        phase = rec.phase[clean]
         arrival = no_phase_correction()
         if opts["phase_correction"]:  # learned on the events of every line found
             found = [(r.line, r.fit.fwhm) for r in fits if np.isfinite(r.fit.fwhm)
@@ -209,8 +220,10 @@ def analyze_detector(
     energy = cal.energy(amp)
     by_name = {r.line.name: r for r in fits}
     main = by_name.get(opts["resolution_line"])
-    shape, shape_pulse, example = _shape_fit(pulses, clean, energy, pre, fs, ln.avg.sign, opts,
-                                             by_name, base_fit.fwhm)
+    shape, shape_pulse, example = _shape_fit(
+        lambda sel: gather_pulses(reader, stream, ch, sel, scale), clean, energy, pre, fs,
+        ln.avg.sign, opts, by_name, base_fit.fwhm,
+    )  # fmt: skip
     numbers: dict[str, Any] = {
         "fwhm_eV": main.fit.fwhm if main else None,
         "fwhm_err_eV": main.fit.fwhm_err if main else None,
@@ -232,7 +245,7 @@ def analyze_detector(
     numbers.update(_shape_numbers(shape, fs, opts))
     # Components of the unsmoothed noise; what the artefact lines cost the (unsmoothed) filter.
     raw = noise_psd(noise, fs)
-    comps = _noise_components(raw, shape, opts, channel)
+    comps = _noise_components(raw, shape, opts, ch)
     numbers["noise_components_phi0_per_rthz"] = comps.band_rms
     numbers["noise_component_scales"] = comps.scales
     numbers["artefact_lines_hz"] = [float(h) for h in comps.harmonics_hz[comps.line_found]]
@@ -253,16 +266,18 @@ def analyze_detector(
         "activity_Bq": activity,
         "pileup_fraction": pileup_fraction(activity, tau) if np.isfinite(tau) else None,
     })  # fmt: skip
-    at = np.concatenate(stream.pulse_at)
+    at = np.concatenate(stream.edges())
     return DetectorResult(numbers, amp, cal, fits, comps, shape, shape_pulse, example, pairs,
                           {"slipped_at": at[slipped], "clean_at": at[clean], "pulse_at": at})
 
 
 def _shape_fit(
-    pulses: np.ndarray, clean: np.ndarray, energy: np.ndarray, pre: int, fs: float, sign: float,
-    opts: dict[str, Any], by_name: dict[str, LineResult], noise_fwhm: float,
+    pulses: Callable[[np.ndarray], np.ndarray], clean: np.ndarray, energy: np.ndarray, pre: int,
+    fs: float, sign: float, opts: dict[str, Any], by_name: dict[str, LineResult],
+    noise_fwhm: float,
 ) -> tuple[ThreeExponentialFit | None, np.ndarray | None, np.ndarray | None]:
-    """Three-exponential fit of the average pulse of the shape line (or None without it)."""
+    """Three-exponential fit of the average pulse of the shape line (or None without it);
+    `pulses(indices)` gives those pulse records (Phi0), at most `learn_records` of them."""
     line = by_name.get(opts["shape_line"])
     if line is None:
         return None, None, None
@@ -270,11 +285,12 @@ def _shape_fit(
     sel = np.flatnonzero(clean)[np.abs(energy - line.fit.centre) < width]
     if sel.size < 5:
         return None, None, None
-    avg: AveragePulse = average_pulse(pulses[sel], pre, fs)
+    x = pulses(sel[: opts["learn_records"]])
+    avg: AveragePulse = average_pulse(x, pre, fs)
     y = sign * avg.average
-    rms = float(np.sqrt(np.median(noise_record_stats(pulses[sel, :pre])[0] ** 2)))
+    rms = float(np.sqrt(np.median(noise_record_stats(x[:, :pre])[0] ** 2)))
     fit = fit_three_exponential(y, pre, fs, sigma=max(rms, 1e-12) / np.sqrt(avg.n_records))
-    example = pulses[sel[0]] - pulses[sel[0], :pre].mean()
+    example = x[0] - x[0, :pre].mean()
     return fit, y, example
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
+from cryodaq.acquisition.pipelines.pulses_options import check_learn_records
 from cryodaq.analysis.ho163 import Q_EV
 
 DEFAULTS: dict[str, Any] = {
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "designs": None,
     "tune": "tune",
     "seed": 0,
+    "learn_records": 20000,
 }
 
 
@@ -46,6 +48,7 @@ def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
                             f"{opts['baseline_window_s']}")
     if not float(opts["pair_energy_eV"]) > 0:
         raise PipelineError(f"holmes: pair_energy_eV must be > 0, got {opts['pair_energy_eV']}")
+    check_learn_records(opts, "holmes")
     if opts["designs"] is not None:
         opts["designs"] = {int(k): str(v) for k, v in dict(opts["designs"]).items()}
     return opts
