@@ -135,7 +135,7 @@ def _channel(fwhm: float, err: float) -> dict[str, Any]:
     return {"fwhm_eV": fwhm, "fwhm_err_eV": err, "baseline_fwhm_eV": 4.9,
             "baseline_fwhm_err_eV": 0.21, "predicted_fwhm_eV": 5.0, "rise_s": 1e-5,
             "decay_s": 3e-3, "rate_hz": 5.0, "rate_err_hz": 0.4, "counts": 117,
-            "pulses": 131, "pulse_triggers": 151}  # fmt: skip
+            "pulses": 131, "isolated_pulses": 140, "pulse_triggers": 151}  # fmt: skip
 
 
 def synthetic_summary(**changes: Any) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from report_checks import synthetic_run, synthetic_summary
 
-from cryodaq.acquisition.pipelines.report_numbers import fmt
-
 
 def test_results_first_then_figures_problems_and_folded_facts(tmp_path: Path) -> None:
     _, page = synthetic_run(tmp_path)
@@ -40,7 +38,7 @@ def test_problems_are_stated_plainly(tmp_path: Path) -> None:
     summary = synthetic_summary()
     channels = summary["analyze"]["resolution"]["channels"]
     channels["3"] = {"error": "only 4 pulses (need 20)"}
-    channels["2"]["pulses"] = 40  # of 151 triggers: the cuts removed far more than pile-up
+    channels["2"]["pulses"] = 40  # of 140 isolated: the cuts removed far more than pile-up
     acquisition = {**summary["acquisitions"]["calib"], "gaps": 2, "gap_samples": 4096,
                    "records_lost_to_gaps": 3, "end_reason": "interrupted"}
     _, page = synthetic_run(
@@ -62,8 +60,8 @@ def test_problems_are_stated_plainly(tmp_path: Path) -> None:
         "lost with them.",
         "Acquisition calib ended early: interrupted.",
         "resolution: channel 3 failed: only 4 pulses (need 20)",
-        f"resolution: channel 2: the cuts kept 40 of 151 pulse triggers (26.5 %); isolation "
-        f"from pile-up alone would keep {fmt(100 * 2.718281828 ** -0.12, digits=3)} %.",
+        "resolution: channel 2: the cuts kept 40 of the 140 pulses isolated from pile-up "
+        "(28.6 %; 151 pulse triggers in all).",
         "Figure figures/gone.png is missing from the run directory.",
     ]
     assert [p.replace("&#x27;", "'") for p in problems] == expected
@@ -106,6 +104,7 @@ def test_each_pipeline_states_its_problems_past_their_thresholds_only() -> None:
         ho163_headline,
         holmes_headline,
         mmc_headline,
+        pulses_headline,
         yfactor_headline,
     )
 
@@ -134,6 +133,9 @@ def test_each_pipeline_states_its_problems_past_their_thresholds_only() -> None:
     fired(mmc_headline, {"cuts": {"calibration_ellipse_rejected_fraction": ellipse * 1.1}},
           {"cuts": {"calibration_ellipse_rejected_fraction": ellipse * 0.9}},
           "ellipse cut removed 3.30 %")
+    kept = {"pulse_triggers": 300, "isolated_pulses": 200}  # the cuts after isolation: 70 %
+    fired(pulses_headline, {"channels": {"4": {**kept, "pulses": 139}}},
+          {"channels": {"4": {**kept, "pulses": 141}}}, "channel 4: the cuts kept 139 of the 200")
     fired(mmc_headline, {"cuts": {"unshielded": {"burst": {"live_time_fraction_lost": 0.11}}}},
           {"cuts": {"unshielded": {"burst": {"live_time_fraction_lost": 0.09}}}},
           "background unshielded: the burst cut dropped 11.0 %")

@@ -3,20 +3,14 @@ the baseline (noise) resolution, the optimal filter's prediction, pulse shape, r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-from cryodaq.acquisition.pipelines.pulses_options import DEFAULTS
 from cryodaq.acquisition.pipelines.report_headline import Table, failed_entries, ok_entries
 from cryodaq.acquisition.pipelines.report_numbers import count, fmt, percent
 
-#: The pipeline's default isolation (decay times with no other trigger before a pulse): with
-#: it, a Poisson rate r keeps exp(-r * ISOLATION_DECAYS * decay) of the pulse triggers. An
-#: upper bound: the isolation also spans the record after the trigger, whose length the
-#: results do not hold (at r * record length > 0.36 the check below fires on sound cuts).
-ISOLATION_DECAYS = float(DEFAULTS["isolation_decays"])
-#: Cuts keeping less than this share of what the isolation alone keeps are reported.
+#: Cuts keeping less than this share of the isolated pulses (no other trigger from the
+#: isolation time before the record to its end: `isolated_pulses`) are reported.
 KEPT_LOW = 0.7
 
 CAPTIONS = {
@@ -72,14 +66,13 @@ def problems(results: Mapping[str, Any]) -> list[str]:
     out = failed_entries(results.get("channels"), "channel")
     for ch, c in ok_entries(results.get("channels")).items():
         triggers, kept = c.get("pulse_triggers"), c.get("pulses")
-        rate, decay = c.get("rate_hz"), c.get("decay_s")
-        if not (triggers and kept is not None and rate and decay):
+        isolated = c.get("isolated_pulses")
+        if not (triggers and isolated and kept is not None):
             continue
-        expected = math.exp(-rate * ISOLATION_DECAYS * decay)
-        if kept / triggers < KEPT_LOW * expected:
+        if kept < KEPT_LOW * isolated:
             out.append(
-                f"channel {ch}: the cuts kept {count(kept)} of {count(triggers)} pulse triggers "
-                f"({percent(kept / triggers)}); isolation from pile-up alone would keep "
-                f"{percent(expected)}."
+                f"channel {ch}: the cuts kept {count(kept)} of the {count(isolated)} pulses "
+                f"isolated from pile-up ({percent(kept / isolated)}; {count(triggers)} pulse "
+                "triggers in all)."
             )
     return out
