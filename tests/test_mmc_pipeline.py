@@ -101,7 +101,7 @@ def simulate(tmp: Path, seed: int, detector: dict[str, Any], channels: list[int]
     events = np.load(out.results["events_file"])
     return {"out": out, "truth": truth, "pixels": pixels, "channels": chans,
             "detector": params[0], "background": params[1], "events": events,
-            "model": array.model, "chip_K": array.now_K()}  # fmt: skip
+            "model": array.model, "chip_K": array.now_K(), "input": inp}  # fmt: skip
 
 
 def implied_baseline_fwhm_eV(run: dict[str, Any], name: str) -> float:
@@ -310,3 +310,30 @@ def test_bad_calibration_sources_are_refused_in_one_line(sources: Any) -> None:
     assert "\n" not in str(caught.value)
     assert [ln.name for ln in calibration_lines(
         {"sources": "fe55", "absorber_thickness_um": 20.0})] == ["MnKa", "MnKb"]
+
+
+def test_learning_from_the_first_records_keeps_every_event(
+    run_b: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each pixel learning from the first 1500 records of its channel (of ~4500) and streaming
+    every calibration and background record through what it learned: every record's row is in
+    the event list, and the pixels' Ka resolutions and calibrations agree with learning from all
+    of them within their errors."""
+    inp = run_b["input"]
+    counts = [inp.reader.committed("calib", ch) for ch in inp.reader.channels("calib")]
+    assert min(counts) > 3 * 1500
+    few = PipelineInput(tmp_path, inp.reader, inp.acquisitions,
+                        {**inp.options, "learn_records": 1500, "channels": [5, 6]},
+                        tmp_path / "figures")  # fmt: skip
+    out = get_pipeline("mmc")(few)
+    events = np.load(out.results["events_file"])
+    full = run_b["events"]
+    for group in (0, 1):
+        mine = (full["group"] == group) & np.isin(full["channel"], [5, 6])
+        assert (events["group"] == group).sum() == mine.sum() > 100
+    for name, part in out.results["pixels"].items():
+        whole = run_b["out"].results["pixels"][name]
+        err = np.hypot(part["fwhm_err_eV"], whole["fwhm_err_eV"])
+        assert abs(part["fwhm_eV"] - whole["fwhm_eV"]) < 2 * err, name
+        assert part["pulses"] == whole["pulses"], name
+        assert part["clean_pulses"] == pytest.approx(whole["clean_pulses"], rel=0.03), name

@@ -24,8 +24,10 @@ curve, G and n from the bath-power curve, L, R_L and its temperature, bath, Phi0
 mapping for all channels or {channel: mapping}; alpha, beta and the heat capacities are fitted
 to the measured noise, never given; without it the components take the measured pulse's
 shapes), `artefact_hz` (62.5 kHz), `fwhm_guess_eV`, `min_pulses`, `min_noise`,
-`channels` (subset), `designs` (channel -> design label, for the figures), `tune` (name of
-the tune step whose sweep is plotted), `seed`.
+`learn_records` (as in `pulses`: slip template, cuts, filter and noise are learned from the
+first 20000 records; every record is streamed through them), `channels` (subset), `designs`
+(channel -> design label, for the figures), `tune` (name of the tune step whose sweep is
+plotted), `seed`.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from cryodaq.acquisition.events import TriggerKind
-from cryodaq.acquisition.pipelines.holmes_records import Filtering, detector_records, gather_pulses
+from cryodaq.acquisition.pipelines.holmes_records import Filtering, detector_records
 from cryodaq.acquisition.pipelines.pulses import Shared
+from cryodaq.acquisition.pipelines.pulses_apply import gather_pulses
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
     Stream,

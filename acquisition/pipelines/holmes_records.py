@@ -83,21 +83,3 @@ def detector_records(
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0)
-
-
-def gather_pulses(
-    reader: RunReader, stream: Stream, ch: int, indices: np.ndarray, scale: float
-) -> np.ndarray:
-    """The pulse records at `indices` (ascending, into every pulse record in `Stream.pulses`
-    order), in Phi0."""
-    want = np.asarray(indices, dtype=np.int64)
-    out, seen = [], 0
-    for kind, _, rec in record_blocks(reader, stream, ch):
-        pulses = rec[kind == TriggerKind.EDGE]
-        lo, hi = np.searchsorted(want, [seen, seen + len(pulses)])
-        out.append(pulses[want[lo:hi] - seen])
-        seen += len(pulses)
-        if hi == want.size:
-            break
-    length = int(stream.pulses.shape[1])
-    return np.concatenate(out).astype(np.float64) * scale if out else np.zeros((0, length))

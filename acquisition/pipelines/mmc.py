@@ -15,6 +15,10 @@ the pixels' filters, ellipses and calibrations applied to every record; then per
 acquire step's `coincidence_window`) and the ellipse cut; the rate between `band_eV` per keV,
 cm^2 of absorber area of the analysed pixels and second of live time after the burst cut.
 
+Each pixel learns from its channel's first `learn_records` (20000) calibration records (as in
+`pulses`); every record, calibration and background, is streamed from the store through what
+it learned (`mmc_records`).
+
 Acquisitions hold one ADC each; `wiring` gives the FLL channel of each source's channel 1,
 `layout` the two pixels of each FLL channel (positive-going, negative-going), `thermometers`
 the FLL channels of the non-gradiometric pairs.

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
+from cryodaq.acquisition.pipelines.pulses_options import check_learn_records
 
 ROWS = "ABCDEFGH"
 
@@ -35,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "noisy_factor": 1.5,
     "min_pulses": 30,
     "min_noise": 20,
+    "learn_records": 20000,
     "isolation_decays": 8.0,
     "thermometer_smoothing_s": 0.2,
     "thermometer_guard_s": 0.03,
@@ -83,4 +85,5 @@ def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
             f"mmc: band_eV must be [lo, hi] with 0 <= lo < hi, got {opts['band_eV']}"
         )
     calibration_sources(opts)
+    check_learn_records(opts, "mmc")
     return opts

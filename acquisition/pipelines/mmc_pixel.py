@@ -33,10 +33,16 @@ import numpy as np
 from cryodaq.acquisition.events import TriggerKind
 from cryodaq.acquisition.pipelines.mmc_efficiency import Efficiencies, measure
 from cryodaq.acquisition.pipelines.mmc_lines import KA, calibration_lines, calibration_numbers
+from cryodaq.acquisition.pipelines.mmc_records import (
+    background_pulses,
+    calibration_pulses,
+    calibration_rise_cut,
+    pixel_pulses,
+    record_signs,
+)
+from cryodaq.acquisition.pipelines.pulses_apply import apply_pass, gather_pulses
 from cryodaq.acquisition.pipelines.pulses_channel import (
-    CUT_SIGMAS,
     ChannelSkipped,
-    Learned,
     Stream,
     baseline_fit,
     learn_filter,
@@ -69,7 +75,7 @@ from cryodaq.analysis.optimal_filter import (
     average_pulse,
     optimal_filter,
 )
-from cryodaq.analysis.record_cuts import isolated, rise_after_peak, within
+from cryodaq.analysis.record_cuts import isolated
 
 #: Half-width of the Ka selection around the dominant peak, relative (Ka1-Ka2 is 0.19 %),
 #: after the temperature correction, and before it (chip drifts move the gain by ~0.5 %).
@@ -173,14 +179,6 @@ class PixelOutcome:
     efficiency: Efficiencies | None = None
 
 
-def record_signs(records: np.ndarray, pretrigger: int) -> np.ndarray:
-    """+1 or -1 per record: the sign of its larger excursion from the pretrigger mean."""
-    x = np.asarray(records, dtype=np.float64)
-    x = x - x[:, :pretrigger].mean(axis=1, keepdims=True)
-    post = x[:, pretrigger:]
-    return np.where(post.max(axis=1) >= -post.min(axis=1), 1, -1)
-
-
 def _parts_with(shared: Shared, reader: RunReader, parts: tuple[PartInfo, ...], fll: int
                 ) -> list[tuple[int, PartInfo, int]]:
     out = []
@@ -227,9 +225,11 @@ def _temperatures(series: list[tuple[np.ndarray, np.ndarray]], t: np.ndarray) ->
 
 def _stream_times(stream: Stream, parts: list[tuple[int, PartInfo, int]], fs: float
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(part index, time_s) of each pulse record, and time_s of each noise record."""
+    """(part index, time_s) of each pulse record, and time_s of each noise record: every one,
+    held in `stream` or not."""
     idx, t, tn = [], [], []
-    for (i, part, _), at, at_n in zip(parts, stream.pulse_at, stream.noise_at, strict=True):
+    autos = [tm[k == TriggerKind.AUTO] for k, tm in zip(stream.kinds, stream.times, strict=True)]
+    for (i, part, _), at, at_n in zip(parts, stream.edges(), autos, strict=True):
         idx.append(np.full(at.size, i))
         t.append(part.start_s + at / fs)
         tn.append(part.start_s + at_n / fs)
@@ -256,11 +256,11 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
     parts = _parts_with(shared, reader, shared.calibration, fll)
     if not parts:
         raise ChannelSkipped(f"channel {fll} is in no calibration acquisition")
-    stream = read_stream(reader, [p.name for _, p, _ in parts], parts[0][2])
+    ch = parts[0][2]
+    stream = read_stream(reader, [p.name for _, p, _ in parts], ch, opts["learn_records"])
     signs = record_signs(stream.pulses, pre) if len(stream.pulses) else np.zeros(0, int)
-    mine = signs == sign
-    need(f"pulses of pixel {pixel}", int(mine.sum()), opts["min_pulses"])
-    ln = learn_filter(stream, geo, opts, select=mine)
+    need(f"pulses of pixel {pixel}", int((signs == sign).sum()), opts["min_pulses"])
+    ln = learn_filter(stream, geo, opts, select=signs == sign)
     # The template again from Mn Ka events alone (the paper's average pulse), and its filter.
     amp = ln.filt.apply(stream.pulses)
     peak = dominant_peak(amp[ln.p_ok])
@@ -269,13 +269,17 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
     need(f"clean Ka pulses of pixel {pixel}", int(ka.sum()), opts["min_pulses"])
     avg = average_pulse(stream.pulses[ka], pre, fs)
     filt = optimal_filter(avg.template, ln.filt.noise)
-    amp = filt.apply(stream.pulses)
     amp_n = filt.apply(stream.noise[ln.n_ok])
+    # Every pulse record of the store through what the held ones taught.
+    rise_cut = calibration_rise_cut(stream, ln, geo, opts, signs == sign)
+    applied = apply_pass(reader, stream, ch, ln, geo, filt.weights)
+    amp, p_ok = applied.pulse_amplitude, applied.pulse_clean
+    mine, rise, shape = pixel_pulses(reader, stream, ch, sign, ln, avg, pre)
+    p_ok &= mine
     part_idx, t, _ = _stream_times(stream, parts, fs)
     u = _calib_temperatures(reader, shared, parts, part_idx, t)
-    tc, ka = _temperature(amp, u, ln.p_ok)
+    tc, ka = _temperature(amp, u, p_ok)
     amp_c = tc.apply(amp, u)
-    shape = shape_parameters(stream.pulses, avg.template, pre, ln.noise_rms**2)
     noise = stream.noise[np.flatnonzero(ln.n_ok)[:NOISE_SHAPE_RECORDS]]
     ellipse = learn_ellipse(
         _subset(shape, ka), zeta_noise(noise, avg.template, pre), float(opts["reject_fraction"]),
@@ -284,8 +288,8 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
     inside = ellipse.inside(shape.chi2, shape.zeta, amp)
     # Calibration on every isolated pulse (the ellipse and the filter's residual cut, learned
     # at Ka, would cut the high-energy lines); the Ka resolution on the clean ones inside it.
-    isolated_ok = _calibration_pulses(stream, ln, geo, opts, mine) & (amp_c > 0)
-    use = ln.p_ok & mine & (amp_c > 0) & inside
+    isolated_ok = calibration_pulses(stream, rise_cut, rise, mine) & (amp_c > 0)
+    use = p_ok & (amp_c > 0) & inside
     pred_eV = max(KA.energy_eV * filt.predicted_fwhm / peak, 1.0)  # a start (peak: Ka's)
     lines = calibrate_lines(amp_c[isolated_ok], calibration_lines(opts), pred_eV)
     cal, ka_line = lines.calibration, lines.line(KA.name)
@@ -306,7 +310,7 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
         "predicted_fwhm_eV": slope0 * filt.predicted_fwhm,
         "counts": int(ka_fit.counts.sum()),
         "pulses": int(mine.sum()),
-        "clean_pulses": int((ln.p_ok & mine).sum()),
+        "clean_pulses": int(p_ok.sum()),
         "noise_records": int(amp_n.size),
         "rise_s": ln.fit.rise_s,
         "decay_s": ln.fit.decay_s,
@@ -323,11 +327,11 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
             "rejected_ka_fraction": float(1.0 - inside[calib_ka].mean()),
         },
     }
-    example = stream.pulses[np.flatnonzero(ka)[0]].astype(np.float64)
+    example = gather_pulses(reader, stream, ch, np.flatnonzero(ka)[:1], 1.0)[0]
     example -= example[:pre].mean()
     calib_events = Events(
         part_idx[mine], t[mine], amp_c[mine], energy[mine], shape.chi2[mine], shape.zeta[mine],
-        inside[mine], _coincidence(reader, parts)[mine], (ln.p_ok & ka)[mine],
+        inside[mine], _coincidence(reader, parts)[mine], (p_ok & ka)[mine],
     )  # fmt: skip
     out = PixelOutcome(
         pixel, fll, sign, numbers, avg, filt, ellipse, cal, tc, ka_fit, lines, calib_events,
@@ -347,19 +351,6 @@ def _trigger_of(reader: RunReader, acq: str, ch: int) -> dict[str, Any] | None:
     """The edge trigger acquisition `acq` ran on channel `ch` (None: not stored)."""
     trig = (reader.info(acq).get("metadata") or {}).get("trigger", {})
     return trig.get("channels", {}).get(str(ch))
-
-
-def _calibration_pulses(stream: Stream, ln: Learned, geo: dict[str, Any], opts: dict[str, Any],
-                        mine: np.ndarray) -> np.ndarray:  # fmt: skip
-    """The pixel's pulses for the energy calibration, at any energy: isolated as `learn_filter`
-    isolates them and without a second pulse in the record (no step after the peak), but with
-    no cut on the residual from the template, which grows with the amplitude."""
-    length, pre = geo["length"], geo["pre"]
-    guard = max(length, int(np.ceil(opts["isolation_decays"] * ln.fit.decay_s * geo["fs"])))
-    ok, _ = stream.isolation(guard, pre, length)
-    ok &= mine
-    ok[ok] = within(rise_after_peak(stream.pulses[ok], ln.avg.sign), CUT_SIGMAS, upper_only=True)
-    return ok
 
 
 def _temperature(
@@ -420,18 +411,16 @@ def _apply_background(
     out.adcs[label] = [None] * len(group)
     if not parts:
         return
-    stream = read_stream(reader, [p.name for _, p, _ in parts], parts[0][2])
+    stream = read_stream(reader, [p.name for _, p, _ in parts], parts[0][2], limit=0)
     part_idx, t, _ = _stream_times(stream, parts, fs)
     for i, part, ch in parts:
         out.triggers[label][i] = t[part_idx == i]
         out.adcs[label][i] = part.origin(ch)[0]
-    signs = record_signs(stream.pulses, pre) if len(stream.pulses) else np.zeros(0, int)
-    mine = signs == out.sign
+    mine, amp, shape = background_pulses(
+        reader, stream, parts[0][2], out.sign, out.noise_variance, filt, avg, pre
+    )
     if not mine.any():
         return
-    rec = stream.pulses[mine]
-    amp = filt.apply(rec)
-    shape = shape_parameters(rec, avg.template, pre, out.noise_variance)
     u = _calib_temperatures(reader, shared, parts, part_idx[mine], t[mine])
     amp_c = tc.apply(amp, u) if u.shape[1] == tc.coefficients.size else amp
     out.background[label] = Events(
@@ -439,4 +428,3 @@ def _apply_background(
         ellipse.inside(shape.chi2, shape.zeta, amp), _coincidence(reader, parts)[mine],
         np.ones(int(mine.sum()), bool),
     )  # fmt: skip
-

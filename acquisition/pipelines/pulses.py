@@ -128,7 +128,9 @@ def analyze_stored_channel(shared: Shared, ch: int) -> ChannelResult:
     stream = read_stream(reader, parts, ch, opts["learn_records"])
     learned = learn_filter(stream, geo, opts)
     applied = apply_pass(reader, stream, ch, learned, geo)
-    return calibrate(stream, geo, opts, learned, applied.clean_pulses(), applied.clean_noise())
+    result = calibrate(stream, geo, opts, learned, applied.clean_pulses(), applied.clean_noise())
+    result.numbers["isolated_pulses"] = int(applied.pulse_isolated.sum())
+    return result
 
 
 def plan(inp: PipelineInput) -> ChannelPlan:

@@ -50,10 +50,12 @@ def pulse_blocks(reader: RunReader, stream: Stream, ch: int) -> Iterator[np.ndar
 class Applied:
     """Per record of every part (in `Stream.pulses` / `Stream.noise` order, held or not): the
     filtered amplitude (record units times the weights') and whether the record is clean, for
-    the pulse and for the noise records; and how many records were read."""
+    the pulse and for the noise records, and whether a pulse record is isolated (clean
+    records are, and passed the cuts too); and how many records were read."""
 
     pulse_amplitude: np.ndarray
     pulse_clean: np.ndarray
+    pulse_isolated: np.ndarray
     noise_amplitude: np.ndarray
     noise_clean: np.ndarray
     records: int
@@ -90,7 +92,7 @@ def apply_pass(
     cuts, pre = learned.cuts, int(geo["pre"])
     w = learned.filt.weights if weights is None else weights
     iso_p, iso_n = isolated_rows(stream, cuts.guard, geo)
-    out: dict[str, list[np.ndarray]] = {"amp_p": [], "ok_p": [], "amp_n": [], "ok_n": []}
+    out: dict[str, list[np.ndarray]] = {"amp_p": [], "ok_p": [], "iso": [], "amp_n": [], "ok_n": []}
     read = 0
     for kind, rows, rec in record_blocks(reader, stream, ch):
         f = record_features(rec, w, cuts.pileup.template, pre, cuts.pileup.sign)
@@ -101,9 +103,28 @@ def apply_pass(
         n[n] = cuts.noise_amplitude.contains(amplitudes(rec[n], cuts.first_weights))
         out["amp_p"].append(f.amplitude[edge])
         out["ok_p"].append(p[edge])
+        out["iso"].append(iso_p[rows][edge])
         out["amp_n"].append(f.amplitude[auto])
         out["ok_n"].append(n[auto])
         read += len(rec)
-    cat = {k: np.concatenate(v) if v else np.zeros(0, bool if k[:2] == "ok" else float)
+    cat = {k: np.concatenate(v) if v else np.zeros(0, float if k[:3] == "amp" else bool)
            for k, v in out.items()}  # fmt: skip
-    return Applied(cat["amp_p"], cat["ok_p"], cat["amp_n"], cat["ok_n"], read)
+    return Applied(cat["amp_p"], cat["ok_p"], cat["iso"], cat["amp_n"], cat["ok_n"], read)
+
+
+def gather_pulses(
+    reader: RunReader, stream: Stream, ch: int, indices: np.ndarray, scale: float
+) -> np.ndarray:
+    """The pulse records at `indices` (ascending, into every pulse record in `Stream.pulses`
+    order), in Phi0."""
+    want = np.asarray(indices, dtype=np.int64)
+    out, seen = [], 0
+    for kind, _, rec in record_blocks(reader, stream, ch):
+        pulses = rec[kind == TriggerKind.EDGE]
+        lo, hi = np.searchsorted(want, [seen, seen + len(pulses)])
+        out.append(pulses[want[lo:hi] - seen])
+        seen += len(pulses)
+        if hi == want.size:
+            break
+    length = int(stream.pulses.shape[1])
+    return np.concatenate(out).astype(np.float64) * scale if out else np.zeros((0, length))
