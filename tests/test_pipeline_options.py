@@ -46,3 +46,31 @@ def test_mmc_knows_the_calibration_sources_the_analysis_has() -> None:
 
 def test_pulses_knows_the_line_shapes_the_analysis_has() -> None:
     assert tuple(SHAPES) == LINE_SHAPES
+
+
+@pytest.mark.parametrize(("name", "given", "line"), [
+    ("holmes", {"lines": 5}, "holmes: option lines must be a list, got 5"),
+    ("ho163", {"lines": "MnKa"}, "ho163: option lines must be a list, got 'MnKa'"),
+    ("mmc", {"wiring": [1]}, "mmc: option wiring must be a mapping, got [1]"),
+    ("mmc", {"layout": 5}, "mmc: option layout must be a mapping, got 5"),
+    ("holmes", {"tes": "sheet"}, "holmes: option tes must be a mapping, got 'sheet'"),
+    ("pulses", {"background": "yes"}, "pulses: option background must be true or false, got 'yes'"),
+    ("pulses", {"line_eV": None}, "pulses: option line_eV must be a number, got None"),
+    ("ho163", {"isolation_s": None}, "ho163: option isolation_s must be a number, got None"),
+])  # fmt: skip
+def test_an_option_of_the_wrong_kind_is_one_line(name: str, given: dict, line: str) -> None:
+    """Checked against the kind of each option's default, before any analysis touches it (a
+    list given as a number was a TypeError from deep inside the pipeline)."""
+    with pytest.raises(PipelineError) as err:
+        pipeline_options(name)(given)
+    assert str(err.value) == line
+
+
+@pytest.mark.parametrize(("name", "given"), [
+    ("pulses", {"learn_records": None, "bin_eV": None}),
+    ("holmes", {"artefact_hz": None, "designs": {1: "a"}}),
+    ("haloscope", {"yfactor": None}),
+    ("mmc", {"sources": "fe55"}),
+])  # fmt: skip
+def test_the_nulls_and_shorthands_that_mean_something_stay_allowed(name: str, given: dict) -> None:
+    pipeline_options(name)(given)

@@ -91,10 +91,15 @@ class PipelineError(CryodaqError):
 
 
 def with_defaults(
-    given: Mapping[str, Any] | None, defaults: Mapping[str, Any], pipeline: str
+    given: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any],
+    pipeline: str,
+    nullable: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A step's `options` over `defaults`; `PipelineError` names any unknown option, and any
-    option whose default is a number given as something other than a number or null."""
+    option given as another kind of value than its default: a number, true or false, a list,
+    a mapping; null only for the options in `nullable` (options whose default is null or a
+    string are checked by the pipeline's own options module)."""
     given = dict(given or {})
     unknown = set(given) - set(defaults)
     if unknown:
@@ -104,9 +109,25 @@ def with_defaults(
             f"allowed: {', '.join(sorted(defaults))}"
         )
     for key, value in given.items():
-        if value is not None and _number(defaults[key]) and not _number(value):
-            raise PipelineError(f"{pipeline}: option {key} must be a number, got {value!r}")
+        if value is None and (key in nullable or defaults[key] is None):
+            continue
+        kind = _kind_error(defaults[key], value)
+        if kind:
+            raise PipelineError(f"{pipeline}: option {key} must be {kind}, got {value!r}")
     return {**defaults, **given}
+
+
+def _kind_error(default: Any, value: Any) -> str | None:
+    """What `value` must be to stand for an option whose default is `default` (None: it is)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if _number(default):
+        return None if _number(value) else "a number"
+    if isinstance(default, list | tuple):
+        return None if isinstance(value, list | tuple) else "a list"
+    if isinstance(default, Mapping):
+        return None if isinstance(value, Mapping) else "a mapping"
+    return None
 
 
 def _number(value: Any) -> bool:

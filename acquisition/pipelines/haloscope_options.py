@@ -26,7 +26,7 @@ LOSSES = ("A1", "A_cir", "A2")
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "haloscope")
+    opts = with_defaults(given, DEFAULTS, "haloscope", ("yfactor", "thermometers", "fixed_losses"))
     therm = {**DEFAULTS["thermometers"], **((given or {}).get("thermometers") or {})}
     if set(therm) != {"att", "cav", "mx"}:
         raise PipelineError(f"haloscope: `thermometers` takes att, cav, mx; got {sorted(therm)}")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
-from cryodaq.acquisition.pipelines.pulses_options import check_learn_records
+from cryodaq.acquisition.pipelines.pulses_options import NULLABLE, check_learn_records
 from cryodaq.analysis.ho163 import Q_EV
 
 SPECTRUM_DEFAULTS: dict[str, Any] = {
@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "ho163")
+    opts = with_defaults(given, DEFAULTS, "ho163", NULLABLE)
     for key in ("isolation_s", "exclude_eV", "target_m_nu_eV"):
         if not float(opts[key]) >= 0:
             raise PipelineError(f"ho163: {key} must be >= 0, got {opts[key]}")

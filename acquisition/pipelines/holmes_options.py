@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
-from cryodaq.acquisition.pipelines.pulses_options import check_learn_records
+from cryodaq.acquisition.pipelines.pulses_options import NULLABLE, check_learn_records
 from cryodaq.analysis.ho163 import Q_EV
 
 DEFAULTS: dict[str, Any] = {
@@ -37,7 +37,10 @@ DEFAULTS: dict[str, Any] = {
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "holmes")
+    opts = with_defaults(given, DEFAULTS, "holmes", (*NULLABLE, "artefact_hz"))
+    for key in ("designs", "tes"):
+        if not isinstance(opts[key], Mapping | None):
+            raise PipelineError(f"holmes: option {key} must be a mapping, got {opts[key]!r}")
     for key in ("resolution_line", "shape_line"):
         if opts[key] not in opts["lines"]:
             raise PipelineError(f"holmes: {key} {opts[key]!r} is not among lines {opts['lines']}")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.acquisition.pipelines import PipelineError, with_defaults
-from cryodaq.acquisition.pipelines.pulses_options import check_learn_records
+from cryodaq.acquisition.pipelines.pulses_options import NULLABLE, check_learn_records
 
 ROWS = "ABCDEFGH"
 
@@ -71,7 +71,11 @@ def calibration_sources(opts: Mapping[str, Any]) -> tuple[tuple[str, ...], float
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "mmc")
+    if isinstance((given or {}).get("sources"), str):  # one source: `sources: fe55`
+        given = {**(given or {}), "sources": [given["sources"]]}  # type: ignore[index]
+    opts = with_defaults(given, DEFAULTS, "mmc", NULLABLE)
+    if not isinstance(opts["layout"], Mapping | None):
+        raise PipelineError(f"mmc: option layout must be a mapping, got {opts['layout']!r}")
     opts["layout"] = {str(k): list(v) for k, v in (opts["layout"] or maxs30_layout()).items()}
     if not isinstance(opts["background"], dict):
         raise PipelineError("mmc: option background must map labels to acquisition lists")

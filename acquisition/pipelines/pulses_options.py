@@ -12,6 +12,9 @@ from cryodaq.acquisition.pipelines import PipelineError, with_defaults
 #: imports the fitting code; a test keeps the two equal).
 LINE_SHAPES = ("AlKa", "ClKa", "CaKa", "MnKa", "MnKb")
 
+#: Options of the record pipelines that may be null (`learn_records`: learn from all records).
+NULLABLE = ("learn_records",)
+
 DEFAULTS: dict[str, Any] = {
     "line_eV": 5898.75,
     "line_shape": "gaussian",
@@ -29,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "pulses")
+    opts = with_defaults(given, DEFAULTS, "pulses", NULLABLE)
     if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
         raise PipelineError(
             f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
