@@ -151,3 +151,11 @@ def test_a_haloscope_parameter_without_an_error_is_not_called_fixed() -> None:
     rows = {row[0]: row[1:] for row in tables(results)[0].rows}
     assert rows["transmission A1"] == ("0.951 (no error)", "–", "0.960 (fixed)")
     assert rows["transmission A2"][0] == "0.9412 ± 0.0031"
+
+
+def test_holmes_detectors_in_numeric_order_and_any_name_accepted() -> None:
+    from cryodaq.acquisition.pipelines.holmes_headline import tables
+
+    channels = {k: {"design": "a", "fwhm_eV": 5.0} for k in ("10", "x", "2")}
+    rows = tables({"channels": channels})[0].rows
+    assert [r[1] for r in rows] == ["2", "10", "x"]

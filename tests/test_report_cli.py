@@ -3,6 +3,7 @@ code 2, nothing written; on a run, the report rebuilt from its summary alone."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def _report(run_dir: Path) -> tuple[int, str]:
         ('{"status": "completed"}', "{run}/summary.json: not a cryodaq run summary ("),
         ('{"campaign": "c", "rig": "r", "simulated": true, "run_dir": ".", "versions": {},'
          ' "started": "2026-12-06T06:35:27+00:00", "analyze": [1]}',
-         "{run}/summary.json: not a cryodaq run summary (AttributeError"),
+         "{run}/summary.json: the report could not be built from this summary (AttributeError"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, content: str | None, line: str) -> None:
@@ -64,3 +65,18 @@ def test_a_run_still_running_is_said_so(tmp_path: Path) -> None:
     assert "(the run is running: the report shows it so far)" in output
     header = (tmp_path / "report.html").read_text().partition("</header>")[0]
     assert "The run has not finished (still running, or it died)." in header
+
+
+def test_results_a_headline_cannot_read_leave_the_rest_of_the_report(tmp_path: Path) -> None:
+    """An analysis entry of another kind than its pipeline writes (an edited summary.json):
+    that analysis' headline says so among the problems; the report is still written."""
+    from report_checks import synthetic_summary
+
+    summary = synthetic_summary()
+    summary["analyze"]["resolution"]["channels"]["2"]["isolated_pulses"] = "many"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    code, output = _report(tmp_path)
+    assert code == 0, output
+    page = (tmp_path / "report.html").read_text()
+    assert "the pulses headline could not read these results (TypeError:" in page
+    assert "Run facts" in page

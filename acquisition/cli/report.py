@@ -37,7 +37,10 @@ def report(
     except OSError as exc:
         raise fail(f"{run_dir}: cannot write the report: {exc.strerror or exc}") from None
     except (AttributeError, KeyError, TypeError, ValueError) as exc:  # an entry of the wrong kind
-        raise fail(f"{path}: not a cryodaq run summary ({type(exc).__name__}: {exc})") from None
+        raise fail(
+            f"{path}: the report could not be built from this summary "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     status = summary.status
     note = "" if status == "completed" else f" (the run is {status}: the report shows it so far)"
     console.print(f"report: {written}{note}", highlight=False, soft_wrap=True)

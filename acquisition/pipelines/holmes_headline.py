@@ -62,9 +62,14 @@ def _shape(ch: str, c: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _number(ch: str) -> tuple[bool, int, str]:
+    """Channel names in numeric order ("2" before "10"), names that are not numbers last."""
+    return (not ch.isdigit(), int(ch) if ch.isdigit() else 0, ch)
+
+
 def tables(results: Mapping[str, Any]) -> list[Table]:
     channels = ok_entries(results.get("channels"))
-    order = sorted(channels, key=lambda ch: (str(channels[ch].get("design", "")), int(ch)))
+    order = sorted(channels, key=lambda ch: (str(channels[ch].get("design", "")), _number(ch)))
     line = next((c.get("shape_line") for c in channels.values() if c.get("shape_line")), None)
     resolution = Table(
         "Resolution per detector, by design",

@@ -55,11 +55,17 @@ class HeadlineModule(Protocol):
 
 def headline(pipeline: str | None, results: Any) -> Headline | None:
     """The headline of `results` of `pipeline`; None if the pipeline defines none (or the
-    results are not a mapping: an analysis that failed before producing any)."""
+    results are not a mapping: an analysis that failed before producing any). Results the
+    headline cannot read (an entry of another kind than the pipeline writes, e.g. an edited
+    summary.json) give no tables and one problem saying so; the rest of the report stands."""
     if pipeline not in HEADLINES or not isinstance(results, Mapping):
         return None
     module: HeadlineModule = importlib.import_module(HEADLINES[pipeline])  # type: ignore[assignment]
-    return Headline(module.tables(results), module.problems(results), module.CAPTIONS)
+    try:
+        return Headline(module.tables(results), module.problems(results), module.CAPTIONS)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        why = f"the {pipeline} headline could not read these results ({type(exc).__name__}: {exc})"
+        return Headline([], [why], module.CAPTIONS)
 
 
 def caption(captions: Mapping[str, str], figure: str) -> str:
