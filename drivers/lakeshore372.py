@@ -269,7 +269,8 @@ class LakeShore372(ReadBack, LakeShoreInstrument):
     def warm_up(self, setpoint_K: float, current_pct: float, continuous: bool = False,
                 input_channel: int | str | None = None) -> None:
         """Warm-up heater (output 1) on at `current_pct` of its maximum current until the
-        control input reaches `setpoint_K` (then off for good, or on/off around it)."""
+        control input reaches `setpoint_K` (then off for good, or on/off around it); its range
+        is switched on (`RANGE 1,1`: without it the output sources nothing)."""
         heater = self.loops[1]
         self.warmup_control = "CONTINUOUS" if continuous else "AUTO_OFF"
         self.warmup_current = current_pct
@@ -277,6 +278,7 @@ class LakeShore372(ReadBack, LakeShoreInstrument):
             heater.input_channel = str(input_channel)
         heater.setpoint = setpoint_K
         heater.mode = "WARM_UP"
+        self.write("RANGE 1,1")
 
     def temperature(self, ch: int | str) -> float:
         """Kelvin reading of input `ch`; nan when flagged (open, overload) or not measured."""

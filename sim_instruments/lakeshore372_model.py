@@ -8,7 +8,8 @@ with its pause and dwell times (`lakeshore372_scanner`). Outputs drive plate hea
 the sample heater (a current source: range k gives I_k, 31.6 uA .. 100 mA), output 1 the
 warm-up heater (up to its maximum current), output 2 the analog/still output (0-10 V). An
 output's level u (0..1 of its full current or voltage) is set by its mode: OPEN_LOOP or STILL
-take `MOUT` (%), CLOSED_LOOP runs the PID loop on its control input, ZONE the same with the
+take `MOUT` (%), CLOSED_LOOP runs the PID loop on its control input (`MOUT` added to the PID
+output, as the manual says), ZONE the same with the
 zone table's settings, WARM_UP and MONITOR_OUT follow `lakeshore372_outputs`; the heater gets
 P = (u I)^2 R, or (u 10 V)^2 / R for output 2, with R the heater's true resistance (a sim
 parameter; `HTRSET`'s is only for display).
@@ -313,7 +314,9 @@ class LakeShore372Model(SimModel):
     def _loop_settings(self, out: str) -> dict[str, Any]:
         p, i, d = (float(v) for v in self.state["PID"][out])
         rate = float(self.state["RAMP"][out][1]) if out in self.state["RAMP"] else 0.1
-        return {"p": p, "i": i, "d": d, "ramp_rate": rate, "ramp_enabled": self._ramp_on(out)}
+        manual = float(self.state["MOUT"][out][0]) / 100.0  # added to the PID output
+        return {"p": p, "i": i, "d": d, "ramp_rate": rate, "ramp_enabled": self._ramp_on(out),
+                "manual": manual}
 
     def _zone_setpoint(self, out: str) -> float:
         """The setpoint that picks the zone: the ramping one while the loop ramps (as of its

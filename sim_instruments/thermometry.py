@@ -58,10 +58,12 @@ class Sensor:
 class HeaterLoop:
     """A discrete PID loop driving an output level u in [0, 1] (fraction of full scale).
 
-    u = P e + u_I - P D dT/dt, u_I += P e h / I, with e the error (K) against the (ramped)
-    setpoint and T the reading; P is in 1/K (fraction of full scale per kelvin). Anti-windup:
-    u_I stays in [0, 1] and does not integrate further into a saturated output. What u means
-    (current, voltage) is the output's own business.
+    u = P e + u_I - P D dT/dt + u_M, u_I += P e h / I, with e the error (K) against the
+    (ramped) setpoint, T the reading and u_M the manual output (Lake Shore: "in closed loop
+    control mode, Manual Output is added directly to the output of the PID control equation");
+    P is in 1/K (fraction of full scale per kelvin). Anti-windup: u_M + u_I stays in [0, 1]
+    and u_I does not integrate further into a saturated output. What u means (current,
+    voltage) is the output's own business.
     """
 
     def __init__(self) -> None:
@@ -109,7 +111,8 @@ class HeaterLoop:
 
     def update(self, t: float, reading_K: float, s: Mapping[str, Any]) -> float:
         """One loop cycle at time `t` with settings `s` (`p`, `i`, `d`, `ramp_rate` in K/min,
-        `ramp_enabled`); returns the new output level (fraction of full scale)."""
+        `ramp_enabled`, optional `manual`: fraction of full scale added); returns the new
+        output level (fraction of full scale)."""
         h = 0.0 if self._last is None else t - self._last[0]
         self._advance_ramp(t, s["ramp_rate"] / 60.0, bool(s["ramp_enabled"]))
         p, i_s, d_s = s["p"], s["i"], s["d"]
@@ -117,9 +120,10 @@ class HeaterLoop:
         derivative = 0.0
         if self._last is not None and h > 0:
             derivative = -p * d_s * (reading_K - self._last[1]) / h
-        base = p * error + derivative
-        if i_s > 0:
-            integral = min(max(self._integral + p * error * h / i_s, 0.0), 1.0)
+        manual = float(s.get("manual", 0.0))
+        base = p * error + derivative + manual
+        if i_s > 0:  # the integral about the manual output: u_M + u_I stays in [0, 1]
+            integral = min(max(self._integral + p * error * h / i_s, -manual), 1.0 - manual)
             pushes_up = base + integral > 1.0 and error > 0
             pushes_down = base + integral < 0.0 and error < 0
             if not (pushes_up or pushes_down):

@@ -303,3 +303,39 @@ def test_driver_refuses_a_warm_up_zone_range_before_sending() -> None:
             tc.zone(2, 1)
         with pytest.raises(InstrumentError, match=r"'ZONE 0,11': .*zones 1-10"):
             tc.zone(0, 11)
+
+
+def test_closed_loop_adds_the_manual_output_to_the_pid_output(closing: list[Any]) -> None:
+    """Manual (372 user's manual, 4.6.1.5.5): "In closed loop control mode, Manual Output is
+    added directly to the output of the PID control equation." Two identical fridges (same
+    seed, same readings) in closed loop, one with MOUT 30 %: after one loop period (0.1 s)
+    its output is 30 points higher; then its integral settles 30 points lower (below zero:
+    the integral works about the manual output), so both hold the setpoint with the same
+    output (1.9 %)."""
+    outputs = []
+    for manual in (0.0, 30.0):
+        tc, world = fridge(closing)
+        heater = tc.loops[0]
+        heater.input_channel = "2"
+        tc.write("PID 0,10,5,0")
+        tc.write("RANGE 0,4")
+        heater.manual_output = manual
+        heater.setpoint = 0.03
+        heater.mode = "CLOSED_LOOP"
+        world.advance(0.1)
+        first = heater.output
+        world.advance(120.0)
+        outputs.append((first, heater.output, tc.temperature(2)))
+    (first_0, held_0, t_0), (first_30, held_30, t_30) = outputs
+    assert 0.0 < first_0 < 70.0 and first_30 == pytest.approx(first_0 + 30.0, abs=0.01)
+    assert t_0 == pytest.approx(0.03, abs=5e-4) and t_30 == pytest.approx(0.03, abs=5e-4)
+    assert held_30 == pytest.approx(held_0, abs=0.05)
+
+
+def test_warm_up_switches_the_heater_range_on(closing: list[Any]) -> None:
+    """`warm_up()` from power-on (RANGE 1 is 0, off): the output sources its current."""
+    tc, world = fridge(closing)
+    tc.write("HTRSET 1,1,0,0.001,1")
+    tc.warm_up(0.1, 20.0, input_channel=4)
+    world.advance(0.1)
+    assert tc.heater_power(1) == pytest.approx((0.2e-3) ** 2 * 25.0, rel=1e-3)
