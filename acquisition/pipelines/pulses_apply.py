@@ -5,9 +5,10 @@ Per block of `BLOCK_ROWS` records, one compiled pass (`record_apply.record_featu
 each record's filtered amplitude, rms, largest deviation, rise after the peak and residual from
 the cut template; pulse records pass when isolated (`RecordCuts.guard`, every pulse trigger
 counted) and within the pile-up cuts, noise records when isolated, within the rms and deviation
-cuts and, through the first filter, the amplitude cut. Only the amplitudes that pass are kept:
-memory does not grow with the run. Applied to the records the learn step held, the selection
-is the learn step's own (`p_ok`, `n_ok`), up to floating-point rounding of the numbers cut.
+cuts and, through the first filter, the amplitude cut. What is kept are a few numbers per
+record (`Applied`, ~20 bytes), never the records. Applied to the records the learn step held,
+the selection is the learn step's own (`p_ok`, `n_ok`), up to floating-point rounding of the
+numbers cut.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def gather_pulses(
     reader: RunReader, stream: Stream, ch: int, indices: np.ndarray, scale: float
 ) -> np.ndarray:
     """The pulse records at `indices` (ascending, into every pulse record in `Stream.pulses`
-    order), in Phi0."""
+    order) as float64 times `scale` (e.g. Phi0 per stored unit)."""
     want = np.asarray(indices, dtype=np.int64)
     out, seen = [], 0
     for kind, _, rec in record_blocks(reader, stream, ch):
