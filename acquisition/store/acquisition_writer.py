@@ -3,8 +3,9 @@
 A flush writes the new rows of every array (each chunk file replaced atomically), then
 publishes the commit (`store.commit`) in the acquisition group's `zarr.json`, again atomically;
 readers never look past the commit, so a crash at any moment leaves every committed row
-readable. The chunks are encoded here (`store.columns`), not by zarr, whose per-call machinery
-costs ~1 ms a chunk (most of a core at 32 channels x 12 arrays per flush).
+readable. The chunks are encoded here (records: `store.staging`, written by `store.columns`),
+not by zarr, whose per-call machinery costs ~1 ms a chunk (most of a core at 32 channels x 12
+arrays per flush).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from cryodaq.acquisition.store.format import (
     write_group,
 )
 from cryodaq.acquisition.store.recovery import STORE_FAILED, seal_acquisition
+from cryodaq.acquisition.store.staging import EncodedChunk, StagedRecords
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,12 @@ class AcquisitionWriter:
         self._commit(self._state)
         self._buf_lock = threading.Lock()
         self._io_lock = threading.Lock()
-        self._pending: list[EventBatch] = []
+        self._pending: list[EventBatch] = []  # without their records, which are staged
+        records = self._chans[self.channels[0]].records
+        self._records = StagedRecords(
+            self.channels, records.chunk_rows, (self.record_length,), records.dtype,
+            records.fill, codec.encoder().encode if compress_records else _raw_bytes,
+        )  # fmt: skip
         self._pending_gaps: list[Gap] = []
         self._pending_bytes = 0
         self._drops: dict[str, dict[str, int]] = {}
@@ -182,15 +189,16 @@ class AcquisitionWriter:
     def append(self, batch: EventBatch) -> None:
         """Buffer one engine batch (validated here, so a mismatch fails at its source).
 
-        The batch's arrays are kept by reference until the next flush: the caller must not
-        reuse them for a later block.
+        The records are copied; the batch's other arrays are kept by reference until the
+        next flush: the caller must not reuse them for a later block.
         """
         self._raise_pending_error()
         self._check_open()
         self._validate(batch)
         nbytes = _batch_bytes(batch)
         with self._buf_lock:
-            self._pending.append(batch)
+            self._records.add(batch.channel, batch.records)
+            self._pending.append(replace(batch, records=batch.records[:0]))
             self._pending_bytes += nbytes
             over = self._pending_bytes >= self.buffer_bytes
         if over:
@@ -253,6 +261,7 @@ class AcquisitionWriter:
             self._thread.join()
         with self._buf_lock:
             self._pending, self._pending_gaps, self._pending_bytes = [], [], 0
+            self._records.clear()
         self._closed = True
         with contextlib.suppress(OSError, RunStoreError):  # else sealed on resume
             seal_acquisition(self.directory, STORE_FAILED)
@@ -338,24 +347,31 @@ class AcquisitionWriter:
         with self._io_lock:
             with self._buf_lock:
                 batches, gaps = self._pending, self._pending_gaps
+                full, partial = self._records.take()
                 drops = copy.deepcopy(self._drops)
                 nbytes = self._pending_bytes
                 self._pending, self._pending_gaps, self._pending_bytes = [], [], 0
             try:
-                self._state = self._write(batches, gaps, drops)
+                chunks = full + self._records.encode(partial)  # appends go on meanwhile
+                self._state = self._write(batches, chunks, gaps, drops)
             except BaseException:
                 with self._buf_lock:  # keep the data: a retried flush rewrites it idempotently
                     self._pending[:0] = batches
+                    self._records.put_back([*full, *partial])
                     self._pending_gaps[:0] = gaps
                     self._pending_bytes += nbytes
                 raise
             self._last_flush = time.monotonic()
 
     def _write(
-        self, batches: list[EventBatch], extra_gaps: list[Gap], drops: dict[str, dict[str, int]]
+        self,
+        batches: list[EventBatch],
+        chunks: list[EncodedChunk],
+        extra_gaps: list[Gap],
+        drops: dict[str, dict[str, int]],
     ) -> Commit:
         state = self._state
-        rows = self._write_rows(batches) if batches else state.rows
+        rows = self._write_rows(batches, chunks) if batches else state.rows
         gaps = [g for b in batches for g in b.gaps] + extra_gaps
         if gaps:
             self._gaps.write(state.gaps, np.array([[g.first, g.stop] for g in gaps], "<i8"))
@@ -372,9 +388,13 @@ class AcquisitionWriter:
         self._commit(state)
         return state
 
-    def _write_rows(self, batches: list[EventBatch]) -> dict[str, int]:
-        """Write the rows of `batches` to their channels' arrays; the rows per channel after."""
+    def _write_rows(self, batches: list[EventBatch], chunks: list[EncodedChunk]) -> dict[str, int]:
+        """Write the rows of `batches` (their records: `chunks`) to their channels' arrays;
+        the rows per channel after."""
         rows = dict(self._state.rows)
+        records: dict[int, list[EncodedChunk]] = {}
+        for c in chunks:
+            records.setdefault(c.slot, []).append(c)
         table = _concat(batches, self._extra_specs)
         if table["channel"].size == 0:
             return rows
@@ -388,7 +408,11 @@ class AcquisitionWriter:
             ch = int(channel[lo])
             chan, key, picks = self._chans[ch], channel_group(ch), order[lo:hi]
             start = rows[key]
-            for name, col in chan.columns.items():
+            for c in records.get(self._records.slot(ch), ()):
+                chan.records.put_chunk(c.index, c.data, c.rows)
+            if chan.records.rows != start + hi - lo:
+                raise RunStoreError(f"{chan.records.directory}: records out of step with the rows")
+            for name, col in chan.fields.items():
                 col.write(start, table[name], picks)
             for name, values in extra.items():
                 col = chan.extra_column(name, values.dtype, values.shape[1:], start)
@@ -421,6 +445,10 @@ def _progress(
     }
 
 
+def _raw_bytes(chunk: np.ndarray) -> bytes:
+    return chunk.tobytes()
+
+
 def _batch_bytes(batch: EventBatch) -> int:
     names = (
         "channel",
@@ -438,11 +466,9 @@ def _batch_bytes(batch: EventBatch) -> int:
 def _concat(
     batches: list[EventBatch], extra_specs: Mapping[str, tuple[np.dtype, tuple[int, ...]]]
 ) -> dict[str, Any]:
-    """One table of all rows of `batches`: base fields, summary fields and extra columns."""
-    table: dict[str, Any] = {
-        "channel": np.concatenate([b.channel for b in batches]),
-        "records": np.concatenate([b.records for b in batches]),
-    }
+    """One table of all rows of `batches`: base fields, summary fields and extra columns (the
+    records are staged apart)."""
+    table: dict[str, Any] = {"channel": np.concatenate([b.channel for b in batches])}
     for name in EVENT_FIELDS:
         table[name] = np.concatenate([getattr(b, name) for b in batches])
     summaries = np.concatenate([b.summaries for b in batches])

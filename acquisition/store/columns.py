@@ -41,10 +41,10 @@ GROWTH = 8
 class Column:
     """An append-only Zarr v3 array whose chunks the writer encodes and writes itself.
 
-    Committed rows' bytes never change (`_put_encoded`, `_put_raw`): compressed chunks are
-    replaced whole, uncompressed ones get their new rows in place. The current (partial)
-    compressed chunk is kept in memory, so appending never reads the disk. `codec` compresses
-    the chunks (`store.codecs`; None: raw bytes). `rows` counts the rows on disk; the array's
+    Committed rows' bytes never change: `write` puts the new rows of an uncompressed array in
+    place (`_put_raw`); `put_chunk` puts a chunk whole (the records, whose chunks
+    `store.staging` encodes; `codec` names their compression, `store.codecs`, for the array's
+    metadata). Appending never reads the disk. `rows` counts the rows on disk; the array's
     `shape` runs ahead of it (`FIRST_CHUNKS`, `GROWTH`) and is trimmed to `rows` by `finish()`.
     `dims` are its Zarr v3 `dimension_names` (xarray needs them), `attrs` its attributes
     (units, long_name, ...; `store.cf`). Chunk keys are `c.<i>.0...` (`format.chunk_key`).
@@ -71,17 +71,14 @@ class Column:
         self.row_shape = row_shape
         self.chunk_rows = chunk_rows
         self._codec = codec
-        self._encoder = codec.encoder() if codec else None
         self.capacity = self._grown(initial_rows, FIRST_CHUNKS * chunk_rows)
         self._meta = _array_metadata(
             directory, self.dtype, (self.capacity, *row_shape), chunk_rows, tuple(dims),
             codec, fill, attrs,
         )  # fmt: skip
         self._check_codecs()
-        self._fill = fill
+        self.fill = fill
         self._row_bytes = self.dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
-        # The partial compressed chunk (an uncompressed one is appended to on disk).
-        self._tail = np.full((chunk_rows, *row_shape), fill, dtype=self.dtype) if codec else None
         self.rows = initial_rows
         self._on_disk: int | None = None  # the chunk whose whole file this writer wrote
 
@@ -114,20 +111,31 @@ class Column:
     def _chunk_path(self, index: int) -> Path:
         return self.directory / chunk_key(index, len(self.row_shape))
 
-    def _put_encoded(self, index: int, first: int) -> None:
-        """Put the tail chunk `index`, whose new rows start at `first`, on disk whole.
+    def put_chunk(self, index: int, data: bytes, rows: int) -> None:
+        """Put chunk `index`, encoded whole as `data` (its first `rows` rows, then fill), on
+        disk; skipped if those rows are there already (a retried flush).
 
-        A chunk holding earlier rows (committed ones among them) is replaced atomically
-        (temporary file + rename: a reader or a crash sees the old chunk or the new one, both
-        holding every committed row). A chunk starting with the new rows holds no committed
-        row: it is written straight to its file, which no reader opens before the commit.
+        A compressed chunk holding earlier rows (committed ones among them) is replaced
+        atomically (temporary file + rename: a reader or a crash sees the old chunk or the new
+        one, both holding every committed row); one starting with the new rows holds no
+        committed row: it is written straight to its file, which no reader opens before the
+        commit. An uncompressed chunk gets its new rows as `write` puts them.
         """
-        data = self._encoder.encode(self._tail)
-        if first == 0:
+        start = index * self.chunk_rows
+        if start + rows <= self.rows:
+            return
+        if start > self.rows:
+            raise RunStoreError(f"{self.directory}: row {start} leaves a hole after {self.rows}")
+        self._ensure_capacity(start + rows)
+        if self._codec is None:
+            chunk = np.frombuffer(data, self.dtype).reshape(self.chunk_rows, *self.row_shape)
+            self._put_raw(index, self.rows - start, chunk[self.rows - start : rows])
+        elif start == self.rows:
             _write_file(self._chunk_path(index), data)
         else:
             write_atomic(self._chunk_path(index), data, fsync=False)
         self._on_disk = index
+        self.rows = start + rows
 
     def _put_raw(self, index: int, first: int, block: np.ndarray) -> None:
         """Put `block` as rows `first...` of the uncompressed chunk `index`, never changing a
@@ -145,7 +153,7 @@ class Column:
         elif first == 0:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o666)
         else:
-            chunk = np.full((self.chunk_rows, *self.row_shape), self._fill, self.dtype)
+            chunk = np.full((self.chunk_rows, *self.row_shape), self.fill, self.dtype)
             chunk[first : first + len(block)] = block
             write_atomic(path, chunk.tobytes(), fsync=False)
             self._on_disk = index
@@ -159,8 +167,10 @@ class Column:
         self._on_disk = index
 
     def write(self, start: int, values: np.ndarray, picks: np.ndarray | None = None) -> None:
-        """Write `values` (or `values[picks]`) as rows `start...`; rows already on disk (a
-        retried flush) are skipped."""
+        """Write `values` (or `values[picks]`) as rows `start...` of an uncompressed array;
+        rows already on disk (a retried flush) are skipped."""
+        if self._codec is not None:
+            raise RunStoreError(f"{self.directory}: a compressed array takes whole chunks")
         if start > self.rows:
             raise RunStoreError(f"{self.directory}: row {start} leaves a hole after {self.rows}")
         n = len(values) if picks is None else len(picks)
@@ -171,19 +181,8 @@ class Column:
         while pos < n:
             index, offset = divmod(self.rows, self.chunk_rows)
             take = min(self.chunk_rows - offset, n - pos)
-            chosen = None if picks is None else picks[pos : pos + take]
-            if self._tail is None:
-                rows = values[pos : pos + take] if chosen is None else values[chosen]
-                self._put_raw(index, offset, rows.astype(self.dtype, copy=False))
-            else:
-                dest = self._tail[offset : offset + take]
-                if chosen is not None and values.dtype == self.dtype:  # no intermediate copy
-                    np.take(values, chosen, axis=0, out=dest, mode="clip")
-                else:
-                    dest[...] = values[pos : pos + take] if chosen is None else values[chosen]
-                self._put_encoded(index, offset)
-                if offset + take == self.chunk_rows:
-                    self._tail[...] = self._fill
+            rows = values[pos : pos + take] if picks is None else values[picks[pos : pos + take]]
+            self._put_raw(index, offset, rows.astype(self.dtype, copy=False))
             self.rows += take
             pos += take
 
@@ -283,22 +282,22 @@ class ChannelColumns:
         write_group(directory, group_attrs)
         write_group(directory / "summaries", {})
         write_group(directory / "columns", {})
-        self.columns: dict[str, Column] = {
-            "records": Column(
-                directory / "records",
-                dtype,
-                (record_length,),
-                records_chunk_rows(record_length, dtype),
-                dims=(RECORD, SAMPLE),
-                codec=codec,
-                attrs=field_attrs("records", data),
-            )
-        }
+        self.records = Column(
+            directory / "records",
+            dtype,
+            (record_length,),
+            records_chunk_rows(record_length, dtype),
+            dims=(RECORD, SAMPLE),
+            codec=codec,
+            attrs=field_attrs("records", data),
+        )
+        #: The per-record fields besides the records (event fields, then summaries).
+        self.fields: dict[str, Column] = {}
         for name, dt in EVENT_FIELDS.items():
-            self.columns[name] = self._column(directory / name, dt, data)
+            self.fields[name] = self._column(directory / name, dt, data)
         for name in SUMMARY_FIELDS:
             dt = SUMMARY_DTYPE.fields[name][0]
-            self.columns[name] = self._column(directory / "summaries" / name, dt, data)
+            self.fields[name] = self._column(directory / "summaries" / name, dt, data)
         self.extra: dict[str, Column] = {}
 
     @staticmethod
@@ -330,5 +329,5 @@ class ChannelColumns:
         return self.extra[name]
 
     def finish(self) -> None:
-        for col in (*self.columns.values(), *self.extra.values()):
+        for col in (self.records, *self.fields.values(), *self.extra.values()):
             col.finish()
