@@ -316,3 +316,13 @@ def test_learn_records_out_of_range_is_one_line(value: Any) -> None:
     with pytest.raises(PipelineError, match=r"^pulses: .*learn_records") as err:
         pipeline_options("pulses")({"learn_records": value})
     assert "\n" not in str(err.value)
+
+
+def test_too_few_clean_records_among_those_held_says_learn_records(run: dict[str, Any]) -> None:
+    """A channel failing its minimum only because `learn_records` held too few says so."""
+    inp = PipelineInput(run["dir"], run["reader"], ("calib",),
+                        {"learn_records": 30, "min_pulses": 30, "channels": [1],
+                         "save_filter": False}, run["dir"] / "figures-few")  # fmt: skip
+    error = get_pipeline("pulses")(inp).results["channels"]["1"]["error"]
+    assert re.fullmatch(r"only \d+ clean pulses in the first 30 held \(learn_records\) "
+                        r"\(need 30\)", error), error  # fmt: skip

@@ -62,6 +62,11 @@ class Stream:
     parts: list[str] = field(default_factory=list)
     kinds: list[np.ndarray] = field(default_factory=list)  # per part: every record's kind
     times: list[np.ndarray] = field(default_factory=list)  # per part: every record's sample
+    limit: int | None = None  # `read_stream`'s limit, when it left records out
+
+    def held(self, what: str) -> str:
+        """`what` (e.g. "clean pulses"), saying where from when the limit left records out."""
+        return f"{what} in the first {self.limit} held (learn_records)" if self.limit else what
 
     def edges(self) -> list[np.ndarray]:
         """Per part: the sample of every pulse trigger."""
@@ -174,7 +179,11 @@ def read_stream(reader: RunReader, parts: list[str], ch: int, limit: int | None 
         n_at.append(at[auto])
     if not pulses:
         raise ChannelSkipped("channel not in these acquisitions")
-    return Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge, held_parts, kinds, times)
+    stream = Stream(_joined(pulses), _joined(noise), p_at, n_at, n_edge, held_parts, kinds, times)
+    every = sum(int(np.isin(k, (TriggerKind.EDGE, TriggerKind.AUTO)).sum()) for k in kinds)
+    if len(stream.pulses) + len(stream.noise) < every:
+        stream.limit = limit
+    return stream
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
@@ -275,12 +284,12 @@ def learn_filter(
     of a double meander, while isolation still counts every trigger. Raises ChannelSkipped."""
     length, pre, fs = geo["length"], geo["pre"], geo["fs"]
     chosen = np.ones(len(stream.pulses), bool) if select is None else np.asarray(select, bool)
-    need("pulse (edge) triggers", int(chosen.sum()), opts["min_pulses"])
-    need("noise (auto) records", len(stream.noise), opts["min_noise"])
+    need(stream.held("pulse (edge) triggers"), int(chosen.sum()), opts["min_pulses"])
+    need(stream.held("noise (auto) records"), len(stream.noise), opts["min_noise"])
     # Pass 1: isolation by one record length; a first average pulse gives the decay time.
     p_ok, _ = stream.isolation(length, pre, length)
     p_ok &= chosen
-    need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    need(stream.held("clean pulses"), int(p_ok.sum()), opts["min_pulses"])
     avg, _ = without_pileup(stream.pulses, p_ok, pre, fs)
     fit = fit_pulse(avg.sign * avg.average, pre, fs)
     # Pass 2: isolation by `isolation_decays` decay times, so no earlier tail is left.
@@ -288,16 +297,16 @@ def learn_filter(
     p_ok, n_ok = stream.isolation(guard, pre, length)
     p_ok &= chosen
     n_ok, noise_cuts = clean_noise(stream.noise, n_ok)
-    need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
-    need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    need(stream.held("clean pulses"), int(p_ok.sum()), opts["min_pulses"])
+    need(stream.held("clean noise records"), int(n_ok.sum()), opts["min_noise"])
     avg, pileup = without_pileup(stream.pulses, p_ok, pre, fs)
-    need("clean pulses", int(p_ok.sum()), opts["min_pulses"])
+    need(stream.held("clean pulses"), int(p_ok.sum()), opts["min_pulses"])
     first = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
     # Noise records holding a pulse below the trigger threshold; then the final filter.
     amp_n = first.apply(stream.noise[n_ok])
     amp_band = robust_band(amp_n, NOISE_AMPLITUDE_SIGMAS)
     n_ok[n_ok] = amp_band.contains(amp_n)
-    need("clean noise records", int(n_ok.sum()), opts["min_noise"])
+    need(stream.held("clean noise records"), int(n_ok.sum()), opts["min_noise"])
     filt = optimal_filter(avg.template, noise_psd(stream.noise[n_ok], fs))
     noise_rms = float(np.sqrt(np.median(noise_record_stats(stream.noise[n_ok])[0] ** 2)))
     fit = fit_pulse(
