@@ -34,10 +34,10 @@ from cryodaq.acquisition.events import TriggerKind
 from cryodaq.acquisition.pipelines.mmc_efficiency import Efficiencies, measure
 from cryodaq.acquisition.pipelines.mmc_lines import KA, calibration_lines, calibration_numbers
 from cryodaq.acquisition.pipelines.mmc_records import (
+    PixelPulses,
     background_pulses,
     calibration_pulses,
     calibration_rise_cut,
-    pixel_pulses,
     record_signs,
 )
 from cryodaq.acquisition.pipelines.pulses_apply import apply_pass, gather_pulses
@@ -272,9 +272,10 @@ def analyze_pixel(shared: Shared, key: tuple[int, int]) -> PixelOutcome:
     amp_n = filt.apply(stream.noise[ln.n_ok])
     # Every pulse record of the store through what the held ones taught.
     rise_cut = calibration_rise_cut(stream, ln, geo, opts, signs == sign)
-    applied = apply_pass(reader, stream, ch, ln, geo, filt.weights)
+    per_pulse = PixelPulses(sign, ln, avg, pre)
+    applied = apply_pass(reader, stream, ch, ln, geo, filt.weights, also=per_pulse)
     amp, p_ok = applied.pulse_amplitude, applied.pulse_clean
-    mine, rise, shape = pixel_pulses(reader, stream, ch, sign, ln, avg, pre)
+    mine, rise, shape = per_pulse.result()
     p_ok &= mine
     part_idx, t, _ = _stream_times(stream, parts, fs)
     u = _calib_temperatures(reader, shared, parts, part_idx, t)

@@ -66,24 +66,32 @@ def calibration_pulses(stream: Stream, cut: RiseCut, rise: np.ndarray, mine: np.
     return ok & mine & cut.band.contains(rise)
 
 
-def pixel_pulses(
-    reader: RunReader, stream: Stream, ch: int, sign: int, ln: Learned, avg: AveragePulse,
-    pre: int,
-) -> tuple[np.ndarray, np.ndarray, ShapeParameters]:
-    """Every pulse record of `stream` streamed from the store: whether it is the pixel's (its
-    `sign`), its largest rise after the peak, and for the pixel's records their shape
-    parameters (NaN for the other pixel's)."""
-    mine, rise, shapes = [], [], []
-    for rec in pulse_blocks(reader, stream, ch):
-        m = record_signs(rec, pre) == sign if len(rec) else np.zeros(0, bool)
-        mine.append(m)
-        rise.append(rise_after_peak(rec, ln.avg.sign))
-        own = shape_parameters(rec[m], avg.template, pre, ln.noise_rms**2)
+class PixelPulses:
+    """Per pulse record, block after block (`pulses_apply.apply_pass`'s `also`): whether it is
+    the pixel's (its `sign`), its largest rise after the peak, and for the pixel's records
+    their shape parameters (NaN for the other pixel's)."""
+
+    def __init__(self, sign: int, ln: Learned, avg: AveragePulse, pre: int) -> None:
+        self._sign, self._ln, self._avg, self._pre = sign, ln, avg, pre
+        self._mine: list[np.ndarray] = []
+        self._rise: list[np.ndarray] = []
+        self._shapes: list[ShapeParameters] = []
+
+    def __call__(self, rec: np.ndarray) -> None:
+        pre, ln = self._pre, self._ln
+        m = record_signs(rec, pre) == self._sign if len(rec) else np.zeros(0, bool)
+        self._mine.append(m)
+        self._rise.append(rise_after_peak(rec, ln.avg.sign))
+        own = shape_parameters(rec[m], self._avg.template, pre, ln.noise_rms**2)
         every = ShapeParameters(*(np.full(len(rec), np.nan) for _ in range(3)))
         for field in ("amplitude", "chi2", "zeta"):
             getattr(every, field)[m] = getattr(own, field)
-        shapes.append(every)
-    return _joined(mine, bool), _joined(rise, float), _joined_shapes(shapes)
+        self._shapes.append(every)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, ShapeParameters]:
+        """(mine, rise after the peak, shape parameters) of every pulse record seen."""
+        return (_joined(self._mine, bool), _joined(self._rise, float),
+                _joined_shapes(self._shapes))  # fmt: skip
 
 
 def background_pulses(

@@ -13,7 +13,7 @@ numbers cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,10 +86,12 @@ def apply_pass(
     learned: Learned,
     geo: dict[str, Any],
     weights: np.ndarray | None = None,
+    also: Callable[[np.ndarray], None] | None = None,
 ) -> Applied:
     """Every record of channel `ch` in the acquisitions of `stream` through `learned`'s cuts
     and filter (or `weights`, e.g. the filter for records in physical units), block after
-    block (see module docstring)."""
+    block (see module docstring); `also`, if given, gets each block's pulse records too (a
+    pipeline's own numbers from the same read)."""
     cuts, pre = learned.cuts, int(geo["pre"])
     w = learned.filt.weights if weights is None else weights
     iso_p, iso_n = isolated_rows(stream, cuts.guard, geo)
@@ -102,6 +104,8 @@ def apply_pass(
         p &= cuts.pileup.residual.contains(f.residual)
         n = iso_n[rows] & cuts.noise.passed(f.rms, f.max_dev)
         n[n] = cuts.noise_amplitude.contains(amplitudes(rec[n], cuts.first_weights))
+        if also is not None:
+            also(rec[edge])
         out["amp_p"].append(f.amplitude[edge])
         out["ok_p"].append(p[edge])
         out["iso"].append(iso_p[rows][edge])
