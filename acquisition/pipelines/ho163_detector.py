@@ -29,6 +29,7 @@ from cryodaq.acquisition.pipelines.pulses_apply import apply_pass, pulse_blocks
 from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
     Stream,
+    joined,
     learn_filter,
     need,
     read_stream,
@@ -144,7 +145,7 @@ def analyze_ho163_detector(reader: RunReader, stream: Stream, ch: int, geo: dict
     pair_amp = float(cal.amplitude(q / 2.0))
     rng = np.random.default_rng(int(opts["seed"]) + int(1000 * ln.avg.n_records))
     flag = learn_pileup_flag(pulse, pair_amp, noise, fs, pre, rng=rng)
-    flagged = _joined([flag.apply(sign * scale * b.astype(np.float64))
+    flagged = joined([flag.apply(sign * scale * b.astype(np.float64))
                        for b in pulse_blocks(reader, stream, ch)], bool)
     seps = np.arange(0.25, 8.01, 0.25) / fs
     pairs = flag_time_resolution(flag, pulse, pair_amp, noise, fs, seps,
@@ -180,6 +181,3 @@ def analyze_ho163_detector(reader: RunReader, stream: Stream, ch: int, geo: dict
     }
     return Ho163Detector(numbers, energy[accepted], energy[flagged & quiet], cal, fits, pairs)
 
-
-def _joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(arrays) if arrays else np.zeros(0, dtype)

@@ -14,7 +14,7 @@ import numpy as np
 
 from cryodaq.acquisition.events import TriggerKind
 from cryodaq.acquisition.pipelines.pulses_apply import isolated_rows, record_blocks
-from cryodaq.acquisition.pipelines.pulses_channel import Learned, Stream
+from cryodaq.acquisition.pipelines.pulses_channel import Learned, Stream, joined
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.analysis.arrival_phase import rising_phase
 from cryodaq.analysis.moving_average import moving_average
@@ -78,8 +78,5 @@ def detector_records(
         out["phase"].append(rising_phase(x, pre, learned.avg.sign))
         out["baseline"].append(x[:, :pre].mean(axis=1))
         out["noise_baseline"].append((rec[auto].astype(np.float64) * how.scale).mean(axis=1))
-    return DetectorRecords(**{k: _joined(v) for k, v in out.items()})
-
-
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(arrays) if arrays else np.zeros(0)
+    flags = ("slipped", "clean")
+    return DetectorRecords(**{k: joined(v, bool if k in flags else float) for k, v in out.items()})

@@ -17,6 +17,7 @@ from cryodaq.acquisition.pipelines.pulses_channel import (
     ChannelSkipped,
     Learned,
     Stream,
+    joined,
 )
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.analysis.mmc_shape import ShapeParameters, shape_parameters
@@ -90,7 +91,7 @@ class PixelPulses:
 
     def result(self) -> tuple[np.ndarray, np.ndarray, ShapeParameters]:
         """(mine, rise after the peak, shape parameters) of every pulse record seen."""
-        return (_joined(self._mine, bool), _joined(self._rise, float),
+        return (joined(self._mine, bool), joined(self._rise, float),
                 _joined_shapes(self._shapes))  # fmt: skip
 
 
@@ -106,13 +107,9 @@ def background_pulses(
         mine.append(m)
         amp.append(filt.apply(rec[m]))
         shapes.append(shape_parameters(rec[m], avg.template, pre, noise_variance))
-    return _joined(mine, bool), _joined(amp, float), _joined_shapes(shapes)
-
-
-def _joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
+    return joined(mine, bool), joined(amp, float), _joined_shapes(shapes)
 
 
 def _joined_shapes(shapes: list[ShapeParameters]) -> ShapeParameters:
-    return ShapeParameters(*(_joined([getattr(p, f) for p in shapes], float)
+    return ShapeParameters(*(joined([getattr(p, f) for p in shapes], float)
                              for f in ("amplitude", "chi2", "zeta")))  # fmt: skip

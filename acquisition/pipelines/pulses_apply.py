@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from cryodaq.acquisition.events import TriggerKind
-from cryodaq.acquisition.pipelines.pulses_channel import BLOCK_ROWS, Learned, Stream
+from cryodaq.acquisition.pipelines.pulses_channel import BLOCK_ROWS, Learned, Stream, joined
 from cryodaq.acquisition.store.reader import RunReader
 from cryodaq.analysis.record_apply import amplitudes, record_features
 
@@ -112,8 +112,7 @@ def apply_pass(
         out["amp_n"].append(f.amplitude[auto])
         out["ok_n"].append(n[auto])
         read += len(rec)
-    cat = {k: np.concatenate(v) if v else np.zeros(0, float if k[:3] == "amp" else bool)
-           for k, v in out.items()}  # fmt: skip
+    cat = {k: joined(v, float if k[:3] == "amp" else bool) for k, v in out.items()}
     return Applied(cat["amp_p"], cat["ok_p"], cat["iso"], cat["amp_n"], cat["ok_n"], read)
 
 

@@ -94,7 +94,7 @@ def _isolation(
         iso_p, iso_n = isolation_masks(at_p, at_n, every, before, pre, length)
         p.append(iso_p)
         n.append(iso_n)
-    return _cat(p, bool), _cat(n, bool)
+    return joined(p, bool), joined(n, bool)
 
 
 def isolation_masks(
@@ -130,7 +130,8 @@ class ChannelResult:
     energy_scale: float  # final / first calibration (the line was fitted before it)
 
 
-def _cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+def joined(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+    """`arrays` end to end; an empty array of `dtype` when there are none."""
     return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
 
