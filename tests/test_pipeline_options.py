@@ -74,3 +74,27 @@ def test_an_option_of_the_wrong_kind_is_one_line(name: str, given: dict, line: s
 ])  # fmt: skip
 def test_the_nulls_and_shorthands_that_mean_something_stay_allowed(name: str, given: dict) -> None:
     pipeline_options(name)(given)
+
+
+@pytest.mark.parametrize(("name", "given", "line"), [
+    ("pulses", {"channels": "3"}, "pulses: option channels must be a channel number or a list "
+     "of them, got '3'"),
+    ("holmes", {"channels": [1, "a"]}, "holmes: option channels must be a channel number or a "
+     "list of them, got [1, 'a']"),
+    ("pulses", {"bin_eV": "fine"}, "pulses: option bin_eV must be a number, got 'fine'"),
+    ("ho163", {"activity_Bq": "300 Bq"}, "ho163: option activity_Bq must be a number, got "
+     "'300 Bq'"),
+])  # fmt: skip
+def test_channels_and_null_default_numbers_are_checked(name: str, given: dict, line: str) -> None:
+    """`channels: 3` passed validate and then failed the analysis with a traceback."""
+    with pytest.raises(PipelineError) as err:
+        pipeline_options(name)(given)
+    assert str(err.value) == line
+
+
+@pytest.mark.parametrize("name", ["pulses", "holmes", "ho163", "mmc"])
+def test_one_channel_and_a_float_learn_records_are_normalised(name: str) -> None:
+    """`learn_records: 2e4` was kept a float (holmes slices with it); one channel is a list."""
+    opts = pipeline_options(name)({"channels": 3, "learn_records": 2e4})
+    assert opts["channels"] == [3]
+    assert opts["learn_records"] == 20000 and isinstance(opts["learn_records"], int)

@@ -95,11 +95,14 @@ def with_defaults(
     defaults: Mapping[str, Any],
     pipeline: str,
     nullable: Sequence[str] = (),
+    numbers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A step's `options` over `defaults`; `PipelineError` names any unknown option, and any
     option given as another kind of value than its default: a number, true or false, a list,
-    a mapping; null only for the options in `nullable` (options whose default is null or a
-    string are checked by the pipeline's own options module)."""
+    a mapping; null only for the options in `nullable` and those whose default is null, of
+    which `numbers` must be numbers when given. `channels` (a list of channel numbers) may be
+    one number: it becomes a list of one. Other options whose default is null or a string are
+    checked by the pipeline's own options module."""
     given = dict(given or {})
     unknown = set(given) - set(defaults)
     if unknown:
@@ -108,13 +111,21 @@ def with_defaults(
             f"{pipeline}: unknown option(s) {', '.join(sorted(unknown))}{hint}; "
             f"allowed: {', '.join(sorted(defaults))}"
         )
+    if "channels" in defaults and _whole(given.get("channels")):
+        given["channels"] = [given["channels"]]
     for key, value in given.items():
         if value is None and (key in nullable or defaults[key] is None):
             continue
-        kind = _kind_error(defaults[key], value)
+        kind = _kind_error(0.0 if key in numbers else defaults[key], value)
+        if key == "channels" and not (isinstance(value, list) and all(map(_whole, value))):
+            kind = "a channel number or a list of them"
         if kind:
             raise PipelineError(f"{pipeline}: option {key} must be {kind}, got {value!r}")
     return {**defaults, **given}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _kind_error(default: Any, value: Any) -> str | None:

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "ho163", NULLABLE)
+    opts = with_defaults(given, DEFAULTS, "ho163", NULLABLE, ("fit_to_eV", "bin_eV", "activity_Bq"))
     for key in ("isolation_s", "exclude_eV", "target_m_nu_eV"):
         if not float(opts[key]) >= 0:
             raise PipelineError(f"ho163: {key} must be >= 0, got {opts[key]}")

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "holmes", (*NULLABLE, "artefact_hz"))
+    opts = with_defaults(given, DEFAULTS, "holmes", (*NULLABLE, "artefact_hz"), ("activity_Bq",))
     for key in ("designs", "tes"):
         if not isinstance(opts[key], Mapping | None):
             raise PipelineError(f"holmes: option {key} must be a mapping, got {opts[key]!r}")

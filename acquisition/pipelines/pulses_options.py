@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
 
 def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The step's options over DEFAULTS, checked (`PipelineError`)."""
-    opts = with_defaults(given, DEFAULTS, "pulses", NULLABLE)
+    opts = with_defaults(given, DEFAULTS, "pulses", NULLABLE, ("bin_eV", "window_eV"))
     if opts["line_shape"] != "gaussian" and opts["line_shape"] not in LINE_SHAPES:
         raise PipelineError(
             f"pulses: line_shape {opts['line_shape']!r} unknown; allowed: gaussian, "
@@ -44,12 +44,14 @@ def options(given: Mapping[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
-def check_learn_records(opts: Mapping[str, Any], pipeline: str) -> None:
+def check_learn_records(opts: dict[str, Any], pipeline: str) -> None:
     """`learn_records` (records held per channel for the learn steps) is null (all) or a whole
-    number >= `min_pulses` (`PipelineError` otherwise)."""
+    number >= `min_pulses` (`PipelineError` otherwise); `2e4` is taken as 20000."""
     learn, least = opts["learn_records"], max(opts["min_pulses"], 1)
     if learn is not None and not (float(learn).is_integer() and learn >= least):
         raise PipelineError(
             f"{pipeline}: learn_records must be null (all) or a whole number >= min_pulses "
             f"({opts['min_pulses']}), got {learn}"
         )
+    if learn is not None:
+        opts["learn_records"] = int(learn)
