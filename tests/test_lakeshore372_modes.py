@@ -187,8 +187,7 @@ def test_warm_up_heats_to_the_setpoint_then_switches_itself_off(closing: list[An
     warm-up stops when input 4 reads 0.1 K (within one 0.1 s loop period of heating) and, in
     auto off, stays off; continuous, it holds the stage at 0.1 K on and off."""
     tc, world = fridge(closing)
-    tc.write("HTRSET 1,1,0,0.001,1")
-    tc.write("RANGE 1,1")
+    tc.write("HTRSET 1,1,0,0.001,1")  # RANGE 1 stays 0 (off): warm_up() switches it on
     power_W = (0.2e-3) ** 2 * 25.0
     link_W = STAGE["link_W_per_Kn"] * (0.1**2 - BASE_K**2)
     capacity = STAGE["gamma_J_per_K2"] * 0.1  # C = gamma T at 0.1 K
@@ -330,12 +329,3 @@ def test_closed_loop_adds_the_manual_output_to_the_pid_output(closing: list[Any]
     assert 0.0 < first_0 < 70.0 and first_30 == pytest.approx(first_0 + 30.0, abs=0.01)
     assert t_0 == pytest.approx(0.03, abs=5e-4) and t_30 == pytest.approx(0.03, abs=5e-4)
     assert held_30 == pytest.approx(held_0, abs=0.05)
-
-
-def test_warm_up_switches_the_heater_range_on(closing: list[Any]) -> None:
-    """`warm_up()` from power-on (RANGE 1 is 0, off): the output sources its current."""
-    tc, world = fridge(closing)
-    tc.write("HTRSET 1,1,0,0.001,1")
-    tc.warm_up(0.1, 20.0, input_channel=4)
-    world.advance(0.1)
-    assert tc.heater_power(1) == pytest.approx((0.2e-3) ** 2 * 25.0, rel=1e-3)
