@@ -18,9 +18,8 @@ def _decode(chunk: EncodedChunk) -> np.ndarray:
 
 
 def _take(staged: StagedRecords) -> list[EncodedChunk]:
-    """What a flush writes: the full chunks, then the partial ones it encodes itself."""
-    full, partial = staged.take()
-    return full + staged.encode(partial)
+    """What a flush writes: every chunk it took, encoded."""
+    return staged.encode(staged.take())
 
 
 def _on_disk(disk: dict[int, list[np.ndarray]], chunks: list[EncodedChunk]) -> None:
@@ -45,7 +44,9 @@ def test_every_row_reaches_its_channel_once_in_order_through_failed_flushes(seed
     disk: dict[int, list[np.ndarray]] = {}
     counter = 0
     failed: list[EncodedChunk] = []
-    for k in range(60):
+
+    def batch() -> None:
+        nonlocal counter
         n = int(rng.integers(0, 20))  # batches from empty to ~3 chunks of one channel
         chans = rng.choice(channels, n, p=[0.6, 0.3, 0.1]).astype(np.int32)
         records = np.arange(counter, counter + 3 * n, dtype=np.int16).reshape(n, 3)
@@ -53,12 +54,17 @@ def test_every_row_reaches_its_channel_once_in_order_through_failed_flushes(seed
         staged.add(chans, records)
         for ch, row in zip(chans.tolist(), records, strict=True):
             sent[staged.slot(ch)].append(row)
+
+    for k in range(60):
+        batch()
         if k % 5 == 4:
-            chunks = _take(staged)
+            raw = staged.take()
+            batch()  # appends go on while the flush encodes and writes (slabs may fill)
+            chunks = staged.encode(raw)
             if rng.random() < 0.4:  # the flush fails part way: the rest is taken again
                 cut = int(rng.integers(0, len(chunks) + 1))
                 _on_disk(disk, chunks[:cut])
-                staged.put_back(chunks)
+                staged.put_back(raw)
                 failed.extend(chunks[cut:])
             else:
                 _on_disk(disk, chunks)
@@ -73,10 +79,11 @@ def test_every_row_reaches_its_channel_once_in_order_through_failed_flushes(seed
 def test_a_flush_takes_each_partial_chunk_once_and_again_only_with_new_rows() -> None:
     staged = StagedRecords([0, 1], CHUNK, (3,), np.dtype(np.int16), FILL, lambda a: a.tobytes())
     staged.add(np.array([0, 0, 1]), np.ones((3, 3), np.int16))
-    first = _take(staged)
+    raw = staged.take()
+    first = staged.encode(raw)
     assert [(c.slot, c.index, c.rows) for c in first] == [(0, 0, 2), (1, 0, 1)]
     assert _take(staged) == []
-    staged.put_back(first)  # their flush failed: the next one takes them again
+    staged.put_back(raw)  # their flush failed: the next one takes them again
     assert _take(staged) == first
     staged.add(np.array([1] * 8), np.full((8, 3), 2, np.int16))  # fills chunk 0 of slot 1
     assert [(c.slot, c.index, c.rows) for c in _take(staged)] == [(1, 0, 7), (1, 1, 2)]
@@ -92,10 +99,34 @@ def test_a_partial_chunk_is_encoded_as_the_flush_took_it() -> None:
     appended meanwhile to the same slab are not in it, and the next flush takes them."""
     staged = StagedRecords([0], CHUNK, (3,), np.dtype(np.int16), FILL, lambda a: a.tobytes())
     staged.add(np.array([0, 0]), np.full((2, 3), 5, np.int16))
-    full, partial = staged.take()
+    raw = staged.take()
     staged.add(np.array([0]), np.full((1, 3), 6, np.int16))  # appended during the encoding
-    (chunk,) = full + staged.encode(partial)
+    (chunk,) = staged.encode(raw)
     assert chunk.rows == 2
     np.testing.assert_array_equal(_decode(chunk), [[5] * 3] * 2 + [[FILL] * 3] * 5)
     (later,) = _take(staged)
     np.testing.assert_array_equal(_decode(later)[:3], [[5] * 3] * 2 + [[6] * 3])
+
+
+def test_a_buffered_batch_does_not_keep_its_records_alive(tmp_path) -> None:  # noqa: ANN001
+    """The writer keeps a batch's other fields to the flush, not its records array (a
+    zero-row view of it would have kept the whole array allocated)."""
+    import gc
+    import weakref
+
+    from cryodaq.acquisition.events import SUMMARY_DTYPE, EventBatch
+    from cryodaq.acquisition.store.writer import RunStore
+
+    with RunStore.create(tmp_path / "run") as run:
+        acq = run.acquisition("a", [1], 64, np.int16, 1e5, 8)
+        n = 50
+        records = np.ones((n, 64), np.int16)
+        alive = weakref.ref(records)
+        si = np.arange(n, dtype=np.int64) * 64
+        acq.append(EventBatch("a", 1e5, 0, int(si[-1] + 64), 8, np.ones(n, np.int32), si, si,
+                              np.ones(n, np.uint8), np.ones(n, np.uint16), records,
+                              np.zeros(n, SUMMARY_DTYPE)))  # fmt: skip
+        del records
+        gc.collect()
+        assert alive() is None
+        acq.close()

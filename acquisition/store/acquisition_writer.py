@@ -1,6 +1,7 @@
 """One acquisition's writer: buffers event batches, writes their rows, publishes commits.
 
-A flush writes the new rows of every array (each chunk file replaced atomically), then
+A flush writes the new rows of every array (a chunk holding committed rows replaced atomically,
+a new chunk written straight to its file, uncompressed rows appended in place), then
 publishes the commit (`store.commit`) in the acquisition group's `zarr.json`, again atomically;
 readers never look past the commit, so a crash at any moment leaves every committed row
 readable. The chunks are encoded here (records: `store.staging`, written by `store.columns`),
@@ -57,7 +58,8 @@ class RunDirectory(Protocol):
 class AcquisitionWriter:
     """Appends the event batches of one acquisition; flushes and commits them crash-safely.
 
-    `append` only buffers (cheap, thread-safe); a background thread flushes once
+    `append` only buffers (cheap, thread-safe: it copies the records into their channels'
+    chunks, `store.staging`, and keeps the batch's other fields); a background thread flushes once
     `flush_interval_s` has passed since the last flush, and `append` itself flushes when the
     buffer exceeds `buffer_bytes` (so memory stays bounded and a slow disk applies
     back-pressure). Errors of a background flush are raised by the next call. Records are
@@ -150,6 +152,9 @@ class AcquisitionWriter:
             self.channels, records.chunk_rows, (self.record_length,), records.dtype,
             records.fill, codec.encoder().encode if compress_records else _raw_bytes,
         )  # fmt: skip
+        #: What a buffered batch keeps of its records (they are staged): not a view, which
+        #: would keep the batch's whole records array alive to the flush.
+        self._no_records = np.empty((0, self.record_length), records.dtype)
         self._pending_gaps: list[Gap] = []
         self._pending_bytes = 0
         self._drops: dict[str, dict[str, int]] = {}
@@ -198,7 +203,7 @@ class AcquisitionWriter:
         nbytes = _batch_bytes(batch)
         with self._buf_lock:
             self._records.add(batch.channel, batch.records)
-            self._pending.append(replace(batch, records=batch.records[:0]))
+            self._pending.append(replace(batch, records=self._no_records))
             self._pending_bytes += nbytes
             over = self._pending_bytes >= self.buffer_bytes
         if over:
@@ -347,17 +352,17 @@ class AcquisitionWriter:
         with self._io_lock:
             with self._buf_lock:
                 batches, gaps = self._pending, self._pending_gaps
-                full, partial = self._records.take()
+                raw = self._records.take()
                 drops = copy.deepcopy(self._drops)
                 nbytes = self._pending_bytes
                 self._pending, self._pending_gaps, self._pending_bytes = [], [], 0
             try:
-                chunks = full + self._records.encode(partial)  # appends go on meanwhile
+                chunks = self._records.encode(raw)  # appends go on meanwhile
                 self._state = self._write(batches, chunks, gaps, drops)
             except BaseException:
                 with self._buf_lock:  # keep the data: a retried flush rewrites it idempotently
                     self._pending[:0] = batches
-                    self._records.put_back([*full, *partial])
+                    self._records.put_back(raw)
                     self._pending_gaps[:0] = gaps
                     self._pending_bytes += nbytes
                 raise

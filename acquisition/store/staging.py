@@ -1,13 +1,13 @@
 """The records of an acquisition between `append` and the flush that writes them.
 
 Each channel's current records chunk is a slab of one array: a batch's records are copied
-once, straight into their channels' slabs, and the batch's records go back to the allocator at
-once (they used to be held to the flush, then concatenated and gathered into the chunks there:
-two more copies, and fresh memory the system had to fault in every time). A slab that fills is
-encoded at once and kept as its chunk's bytes (less than half the records' size with `lz4`)
-until the flush writes it; a flush also takes every partial chunk with new rows, copied as it
-stands (the rows after its records are the fill, as zarr writes them) and encoded by the flush
-outside the buffer lock, so `append` never waits for an encoder.
+once, straight into their channels' slabs (the batch's own records array is not kept: they
+used to be held to the flush, then concatenated and gathered into the chunks there: two more
+copies, and fresh memory the system had to fault in every time). A slab that fills is copied
+out whole and the slab reused; a flush takes those full chunks and a copy of every partial
+slab with new rows (the rows after its records are the fill, as zarr writes them), and
+encodes them outside the buffer lock: `append` only copies, never encodes. The slabs cost
+`chunk_rows` records per channel (512 KiB) from the start, outside the writer's buffer budget.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ class EncodedChunk:
 
 
 @dataclass(frozen=True)
-class PartialChunk:
-    """A copy of the partial records chunk `index` of slot `slot` as a flush took it (its first
-    `rows` rows records, the rest fill), to be encoded outside the buffer lock."""
+class RawChunk:
+    """A copy of records chunk `index` of slot `slot` as a flush takes it (its first `rows`
+    rows records, the rest fill), encoded by the flush outside the buffer lock."""
 
     slot: int
     index: int
@@ -59,10 +59,10 @@ class PartialChunk:
 
 
 class StagedRecords:
-    """Channel slabs of records not yet flushed, and the full chunks encoded from them.
+    """Channel slabs of records not yet flushed, and the full chunks copied out of them.
 
     `encode` turns a slab (one chunk: `chunk_rows` rows) into its chunk file's bytes. Not
-    thread-safe: the writer calls it under its buffer lock.
+    thread-safe: the writer calls it under its buffer lock (`encode` aside).
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class StagedRecords:
         self._index = np.zeros(n, np.int64)  # the chunk each slab is
         self._handed = np.zeros(n, np.int64)  # rows of each slab a flush has taken already
         self._stale = np.zeros(n, np.int64)  # rows of each slab that may hold an older chunk's
-        self._full: list[EncodedChunk] = []
+        self._full: list[RawChunk] = []
 
     def slot(self, ch: int) -> int:
         """The slot of channel `ch` (its position among the acquisition's channels)."""
@@ -99,40 +99,38 @@ class StagedRecords:
         while done < len(slots):
             done = _place(records, slots, done, self._slabs, self._rows)
             s = int(slots[done - 1])
-            if self._rows[s] == self.chunk_rows:  # a full chunk: encoded, its slab reused
-                data = self._encode(self._slabs[s])
-                self._full.append(EncodedChunk(s, int(self._index[s]), data, self.chunk_rows))
+            if self._rows[s] == self.chunk_rows:  # a full chunk: copied out, its slab reused
+                slab = self._slabs[s].copy()
+                self._full.append(RawChunk(s, int(self._index[s]), slab, self.chunk_rows))
                 self._rows[s] = self._handed[s] = 0
                 self._stale[s] = self.chunk_rows
                 self._index[s] += 1
 
-    def take(self) -> tuple[list[EncodedChunk], list[PartialChunk]]:
-        """Every chunk with rows no flush has taken yet, in order per slot: the full ones
-        (encoded), and a copy of each partial slab as it stands (`encode` them)."""
-        full, self._full = self._full, []
-        partial = []
+    def take(self) -> list[RawChunk]:
+        """Every chunk with rows no flush has taken yet, in order per slot: the full ones,
+        then a copy of each partial slab as it stands (`encode` them)."""
+        chunks, self._full = self._full, []
         for s in np.flatnonzero(self._rows > self._handed).tolist():
             rows = int(self._rows[s])
             if self._stale[s] > rows:  # the rows after the records: fill, as zarr would write
                 self._slabs[s, rows : self._stale[s]] = self._fill
                 self._stale[s] = rows
-            partial.append(PartialChunk(s, int(self._index[s]), self._slabs[s].copy(), rows))
+            chunks.append(RawChunk(s, int(self._index[s]), self._slabs[s].copy(), rows))
         self._handed[:] = self._rows
-        return full, partial
+        return chunks
 
-    def encode(self, partial: Sequence[PartialChunk]) -> list[EncodedChunk]:
-        """The partial chunks `take` copied, encoded (touches no staged state: call it
-        without the buffer lock)."""
-        return [EncodedChunk(p.slot, p.index, self._encode(p.slab), p.rows) for p in partial]
+    def encode(self, chunks: Sequence[RawChunk]) -> list[EncodedChunk]:
+        """The chunks `take` gave, encoded (touches no staged state: call it without the
+        buffer lock)."""
+        return [EncodedChunk(c.slot, c.index, self._encode(c.slab), c.rows) for c in chunks]
 
-    def put_back(self, chunks: Sequence[EncodedChunk | PartialChunk]) -> None:
+    def put_back(self, chunks: Sequence[RawChunk]) -> None:
         """Chunks `take` gave whose flush failed: taken again by the next flush (the writer
         skips the rows it did write)."""
-        self._full[:0] = [c for c in chunks if isinstance(c, EncodedChunk)
-                          and c.rows == self.chunk_rows]  # fmt: skip
+        self._full[:0] = [c for c in chunks if c.rows == self.chunk_rows]
         for c in chunks:
             if c.rows < self.chunk_rows and c.index == self._index[c.slot]:
-                self._handed[c.slot] = 0  # the slab is still that chunk: re-encoded then
+                self._handed[c.slot] = 0  # the slab is still that chunk: copied again then
 
     def clear(self) -> None:
         """Forget every staged record."""
